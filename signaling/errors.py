@@ -1,0 +1,80 @@
+"""Errors that carry their wire code.
+
+Every request the server refuses raises one of these; only the Socket.IO
+adapter turns them into an ack ``{ok: false, error: {code, message}}`` or a
+``rejected`` event. The tree::
+
+    SignalingError                 (code: str)
+    ├── InvalidPayload             invalid-payload
+    ├── PayloadTooLarge            payload-too-large
+    ├── RoomFull                   room-full
+    ├── NotInRoom                  not-in-room
+    ├── UnknownPeer                unknown-peer
+    ├── Unauthorized               unauthorized
+    ├── RateLimited                rate-limited
+    └── ResumeExpired              resume-expired
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class SignalingError(Exception):
+    """A refused request. ``code`` is the contract's error code."""
+
+    code: ClassVar[str] = "internal"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_wire(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+class InvalidPayload(SignalingError):
+    code = "invalid-payload"
+
+
+class PayloadTooLarge(SignalingError):
+    code = "payload-too-large"
+
+
+class RoomFull(SignalingError):
+    code = "room-full"
+
+
+class NotInRoom(SignalingError):
+    code = "not-in-room"
+
+
+class UnknownPeer(SignalingError):
+    code = "unknown-peer"
+
+
+class Unauthorized(SignalingError):
+    code = "unauthorized"
+
+
+class RateLimited(SignalingError):
+    code = "rate-limited"
+
+
+class ResumeExpired(SignalingError):
+    code = "resume-expired"
+
+
+ERROR_CODES: tuple[str, ...] = tuple(
+    cls.code
+    for cls in (
+        InvalidPayload,
+        PayloadTooLarge,
+        RoomFull,
+        NotInRoom,
+        UnknownPeer,
+        Unauthorized,
+        RateLimited,
+        ResumeExpired,
+    )
+)
