@@ -1,0 +1,147 @@
+"""Assembles the server: backend, service, Socket.IO, HTTP; runs it until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from .backends.base import Backend
+from .backends.memory import MemoryBackend
+from .http import BACKEND_KEY, METRICS_KEY, add_routes
+from .metrics import Metrics
+from .service import SignalingService
+from .settings import Settings
+from .socketio_adapter import SignalingSocketServer
+
+log = logging.getLogger("signaling")
+
+SIO_KEY = web.AppKey("sio", SignalingSocketServer)
+ENGINEIO_PATH = "/socket.io/"
+SHUTDOWN_SECONDS = 3.0
+
+
+def make_backend(settings: Settings) -> Backend:
+    if settings.redis_url is None:
+        return MemoryBackend()
+    try:
+        from .backends.redis import RedisBackend
+    except ImportError as exc:  # the optional extra is missing
+        raise SystemExit(
+            f"--redis-url needs the redis package ({exc}): pip install 'rtc-signaling[redis]'"
+        ) from None
+    return RedisBackend(settings.redis_url)
+
+
+def create_app(settings: Settings, backend: Backend | None = None) -> web.Application:
+    backend = backend or make_backend(settings)
+    metrics = Metrics()
+    service = SignalingService(settings, backend, counter=metrics)
+    sio = SignalingSocketServer(settings, service, metrics)
+    app = web.Application(client_max_size=settings.max_http_buffer_size + 1024)
+    app[BACKEND_KEY] = backend
+    app[METRICS_KEY] = metrics
+    app[SIO_KEY] = sio
+    limit = settings.max_http_buffer_size
+
+    async def engineio_endpoint(request: web.Request) -> web.StreamResponse:
+        if request.method == "POST":
+            length = request.content_length
+            if length is None:
+                return web.Response(status=411, text="polling POST needs a Content-Length")
+            if length > limit:
+                sid = request.query.get("sid")
+                if sid is not None and sid in sio.eio.sockets:
+                    await sio.drop(sid, f"polling POST of {length} bytes, over {limit}")
+                return web.Response(status=413, text=f"payload over {limit} bytes")
+        response: web.StreamResponse = await sio.handle_request(request)
+        return response
+
+    for method in ("GET", "POST", "OPTIONS"):
+        app.router.add_route(method, ENGINEIO_PATH, engineio_endpoint)
+    add_routes(app)
+    app.cleanup_ctx.append(_lifecycle(settings, backend, service, sio))
+    return app
+
+
+def _lifecycle(
+    settings: Settings, backend: Backend, service: SignalingService, sio: SignalingSocketServer
+):  # type: ignore[no-untyped-def]
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        await backend.start(sio.deliver)
+        reaper = asyncio.create_task(_reap(service, settings), name="resume-reaper")
+        yield
+        reaper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reaper
+        await sio.close_all()
+        await backend.close()
+
+    return run
+
+
+async def _reap(service: SignalingService, settings: Settings) -> None:
+    """Say goodbye for lost peers whose resume grace has run out."""
+    interval = min(1.0, max(0.05, settings.resume_grace / 4))
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await service.expire()
+        except Exception:  # keep reaping whatever one round hit
+            log.exception("resume reaper round failed")
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGINT or SIGTERM; print the ready line once listening."""
+    app = create_app(settings)
+    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_SECONDS, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    host, port = _bound_address(site, settings)
+    print(f"listening on http://{host}:{port}", flush=True)
+    log.info("serving on http://%s:%s (%s)", host, port,
+             "redis" if settings.redis_url else "memory")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping")
+        await runner.cleanup()
+
+
+def _bound_address(site: web.TCPSite, settings: Settings) -> tuple[str, int]:
+    server = site._server
+    sockets = getattr(server, "sockets", None) or []
+    if sockets:
+        address = sockets[0].getsockname()
+        host = settings.host if settings.host not in ("", "0.0.0.0", "::") else address[0]
+        return host, int(address[1])
+    return settings.host, settings.port
+
+
+def run(settings: Settings) -> int:
+    try:
+        import uvloop
+    except ImportError:
+        uvloop = None  # type: ignore[assignment]
+    try:
+        if uvloop is not None:
+            uvloop.run(serve(settings))
+        else:
+            asyncio.run(serve(settings))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"signaling-server: cannot listen on {settings.host}:{settings.port}: {exc}",
+              file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,1 @@
+"""Where room state lives: in this process (memory) or shared (Redis)."""

@@ -1,0 +1,113 @@
+"""The ``Backend`` protocol: semantic operations on rooms and peers.
+
+Each operation is one decision (``join`` checks capacity and adds the
+member in one step), so a shared backend can make each one atomic. The
+service owns the rules (who may do what); a backend owns the state and the
+routing of deliveries to whichever connection holds a peer right now, or to
+its resume mailbox while the peer's connection is lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A peer as the others in one room see it."""
+
+    peer_id: str
+    meta: dict[str, Any]
+    webrtc: bool
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"peerId": self.peer_id, "meta": self.meta, "webrtc": self.webrtc}
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One server-to-client event for one peer."""
+
+    peer_id: str
+    event: str
+    payload: dict[str, Any]
+    size: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class JoinResult:
+    others: list[Member]
+    already_member: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    """What ``resume`` hands back: the peer, its rooms and its kept mail."""
+
+    peer_id: str
+    rooms: list[str]
+    kept: list[Delivery] = field(default_factory=list)
+    dropped: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Departure:
+    """A peer removed from a room, and who is left to be told."""
+
+    room: str
+    peer_id: str
+    remaining: list[str]
+
+
+Sink = Callable[[Sequence[Delivery]], Awaitable[None]]
+"""Hands deliveries to local connections, in order (set by the adapter)."""
+
+
+class Backend(Protocol):
+    async def start(self, sink: Sink) -> None:
+        """Begin routing deliveries for this node's peers to ``sink``."""
+
+    async def close(self) -> None: ...
+
+    async def unavailable_reason(self) -> str | None:
+        """None when the backend can serve; otherwise why not."""
+
+    # -- peers -----------------------------------------------------------
+    async def register(self, peer_id: str, resume_token: str) -> None:
+        """A new peer is connected on this node."""
+
+    async def rotate_token(self, peer_id: str, resume_token: str) -> None: ...
+
+    async def lose(self, peer_id: str, deadline: float) -> None:
+        """The peer's connection was lost: keep it, and its mail, until deadline."""
+
+    async def resume(self, resume_token: str, new_token: str) -> Resumed:
+        """Reattach a lost peer to this node. Raises ``ResumeExpired``."""
+
+    async def expired(self, now: float) -> list[str]:
+        """Lost peers whose deadline has passed (each returned once)."""
+
+    async def forget(self, peer_id: str) -> list[Departure]:
+        """Remove the peer from every room and drop its record."""
+
+    # -- rooms -----------------------------------------------------------
+    async def join(self, room: str, member: Member, capacity: int) -> JoinResult:
+        """Add ``member`` unless the room is full (``RoomFull``)."""
+
+    async def leave(self, room: str, peer_id: str) -> Departure | None:
+        """Remove the peer from the room; None if it was not in it."""
+
+    async def members(self, room: str) -> list[Member]: ...
+
+    async def is_member(self, room: str, peer_id: str) -> bool: ...
+
+    async def rooms_of(self, peer_id: str) -> list[str]: ...
+
+    async def counts(self) -> tuple[int, int]:
+        """(rooms, peers) for the metrics."""
+
+    # -- delivery --------------------------------------------------------
+    async def deliver(self, deliveries: Sequence[Delivery]) -> None:
+        """Route each delivery, in order, to its peer's node or mailbox."""

@@ -1,0 +1,151 @@
+"""Room state in this process: the default, single-node backend."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..errors import ResumeExpired, RoomFull
+from ..mailbox import Mailbox
+from .base import Delivery, Departure, JoinResult, Member, Resumed, Sink
+
+
+@dataclass(slots=True)
+class _PeerRecord:
+    resume_token: str
+    lost_until: float | None = None
+    mailbox: Mailbox[Delivery] | None = None
+    rooms: dict[str, None] = field(default_factory=dict)  # ordered set
+
+
+class MemoryBackend:
+    """Every operation completes without awaiting, so each is atomic."""
+
+    def __init__(self, *, mailbox_messages: int = 1000, mailbox_bytes: int = 4 * 1024 * 1024):
+        self._rooms: dict[str, dict[str, Member]] = {}
+        self._peers: dict[str, _PeerRecord] = {}
+        self._tokens: dict[str, str] = {}
+        self._sink: Sink | None = None
+        self._mailbox_messages = mailbox_messages
+        self._mailbox_bytes = mailbox_bytes
+
+    async def start(self, sink: Sink) -> None:
+        self._sink = sink
+
+    async def close(self) -> None:
+        self._sink = None
+
+    async def unavailable_reason(self) -> str | None:
+        return None
+
+    # -- peers -----------------------------------------------------------
+    async def register(self, peer_id: str, resume_token: str) -> None:
+        self._peers[peer_id] = _PeerRecord(resume_token=resume_token)
+        self._tokens[resume_token] = peer_id
+
+    async def rotate_token(self, peer_id: str, resume_token: str) -> None:
+        record = self._peers.get(peer_id)
+        if record is None:
+            return
+        self._tokens.pop(record.resume_token, None)
+        record.resume_token = resume_token
+        self._tokens[resume_token] = peer_id
+
+    async def lose(self, peer_id: str, deadline: float) -> None:
+        record = self._peers.get(peer_id)
+        if record is None:
+            return
+        record.lost_until = deadline
+        record.mailbox = Mailbox(max_messages=self._mailbox_messages, max_bytes=self._mailbox_bytes)
+
+    async def resume(self, resume_token: str, new_token: str) -> Resumed:
+        peer_id = self._tokens.pop(resume_token, None)
+        record = self._peers.get(peer_id) if peer_id is not None else None
+        if peer_id is None or record is None:
+            raise ResumeExpired(
+                "this resume token is unknown, used or expired: join again without it"
+            )
+        kept, dropped = record.mailbox.drain() if record.mailbox else ([], 0)
+        record.lost_until = None
+        record.mailbox = None
+        record.resume_token = new_token
+        self._tokens[new_token] = peer_id
+        return Resumed(peer_id=peer_id, rooms=list(record.rooms), kept=kept, dropped=dropped)
+
+    async def expired(self, now: float) -> list[str]:
+        gone = [
+            peer_id
+            for peer_id, record in self._peers.items()
+            if record.lost_until is not None and record.lost_until <= now
+        ]
+        for peer_id in gone:
+            self._peers[peer_id].lost_until = None  # returned once
+        return gone
+
+    async def forget(self, peer_id: str) -> list[Departure]:
+        record = self._peers.pop(peer_id, None)
+        if record is None:
+            return []
+        self._tokens.pop(record.resume_token, None)
+        departures = []
+        for room in list(record.rooms):
+            departure = self._remove(room, peer_id)
+            if departure is not None:
+                departures.append(departure)
+        return departures
+
+    # -- rooms -----------------------------------------------------------
+    async def join(self, room: str, member: Member, capacity: int) -> JoinResult:
+        members = self._rooms.get(room, {})
+        if member.peer_id in members:
+            others = [m for pid, m in members.items() if pid != member.peer_id]
+            return JoinResult(others=others, already_member=True)
+        if len(members) >= capacity:
+            raise RoomFull(f"room {room!r} already holds {capacity} peers")
+        others = list(members.values())
+        self._rooms.setdefault(room, members)[member.peer_id] = member
+        record = self._peers.get(member.peer_id)
+        if record is not None:
+            record.rooms[room] = None
+        return JoinResult(others=others, already_member=False)
+
+    async def leave(self, room: str, peer_id: str) -> Departure | None:
+        record = self._peers.get(peer_id)
+        if record is not None:
+            record.rooms.pop(room, None)
+        return self._remove(room, peer_id)
+
+    def _remove(self, room: str, peer_id: str) -> Departure | None:
+        members = self._rooms.get(room)
+        if members is None or members.pop(peer_id, None) is None:
+            return None
+        if not members:
+            del self._rooms[room]
+        return Departure(room=room, peer_id=peer_id, remaining=list(members))
+
+    async def members(self, room: str) -> list[Member]:
+        return list(self._rooms.get(room, {}).values())
+
+    async def is_member(self, room: str, peer_id: str) -> bool:
+        return peer_id in self._rooms.get(room, ())
+
+    async def rooms_of(self, peer_id: str) -> list[str]:
+        record = self._peers.get(peer_id)
+        return list(record.rooms) if record else []
+
+    async def counts(self) -> tuple[int, int]:
+        return len(self._rooms), len(self._peers)
+
+    # -- delivery --------------------------------------------------------
+    async def deliver(self, deliveries: Sequence[Delivery]) -> None:
+        live: list[Delivery] = []
+        for delivery in deliveries:
+            record = self._peers.get(delivery.peer_id)
+            if record is None:
+                continue
+            if record.mailbox is not None:
+                record.mailbox.put(delivery, delivery.size)
+            else:
+                live.append(delivery)
+        if live and self._sink is not None:
+            await self._sink(live)

@@ -1,0 +1,192 @@
+"""Parsing and validation of client requests: names, shapes and sizes.
+
+Pure functions over already-decoded Socket.IO arguments. Each request
+parses into a frozen dataclass or raises the matching ``SignalingError``;
+nothing here touches state.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from .errors import InvalidPayload, PayloadTooLarge
+
+ROOM_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+MAX_EVENT_NAME = 64
+MAX_META_BYTES = 1024
+MAX_SIGNAL_BYTES = 64 * 1024
+MAX_RESUME_TOKEN = 256
+MAX_PEER_ID = 128
+
+REQUEST_EVENTS = frozenset({"join", "leave", "signal", "relay"})
+
+
+def json_size(value: object) -> int:
+    """Bytes of ``value`` as compact UTF-8 JSON, binary counted as its own length."""
+    binary_total = 0
+    binary_count = 0
+
+    def count_binary(obj: Any) -> None:
+        nonlocal binary_total, binary_count
+        if isinstance(obj, (bytes, bytearray, memoryview)):
+            binary_total += len(obj)
+            binary_count += 1
+            return None
+        raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+
+    try:
+        text = orjson.dumps(value, default=count_binary)
+    except orjson.JSONEncodeError:
+        # orjson refuses integers beyond 64 bits; the stdlib does not.
+        binary_total = binary_count = 0
+        try:
+            text = json.dumps(
+                value, separators=(",", ":"), ensure_ascii=False, default=count_binary
+            ).encode()
+        except (TypeError, ValueError) as exc:
+            raise InvalidPayload(f"data is not a JSON value: {exc}") from None
+    # Each binary value was written as ``null`` (4 bytes) in its place.
+    return len(text) - 4 * binary_count + binary_total
+
+
+def contains_binary(value: object) -> bool:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return True
+    if isinstance(value, dict):
+        return any(contains_binary(v) for v in value.values())
+    if isinstance(value, list):
+        return any(contains_binary(v) for v in value)
+    return False
+
+
+def room_name(value: object, field: str = "room") -> str:
+    if not isinstance(value, str) or not ROOM_PATTERN.fullmatch(value):
+        raise InvalidPayload(
+            f"{field} must be 1-64 characters of A-Z a-z 0-9 _ . - (got {_show(value)})"
+        )
+    return value
+
+
+def event_name(value: object) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_EVENT_NAME:
+        raise InvalidPayload(f"event must be a string of 1-64 characters (got {_show(value)})")
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise InvalidPayload("event must not contain control characters")
+    return value
+
+
+def peer_id(value: object, field: str = "to") -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_PEER_ID:
+        raise InvalidPayload(f"{field} must be a peerId string (got {_show(value)})")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class JoinRequest:
+    room: str
+    meta: dict[str, Any]
+    webrtc: bool
+    resume: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveRequest:
+    room: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignalRequest:
+    room: str
+    to: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RelayRequest:
+    room: str
+    event: str
+    data: Any
+    to: str | None
+    size: int
+
+
+Request = JoinRequest | LeaveRequest | SignalRequest | RelayRequest
+
+
+def parse_request(event: str, args: list[Any], *, max_relay_bytes: int) -> Request:
+    """Parse the arguments of one request event (ack callback excluded)."""
+    if event not in REQUEST_EVENTS:
+        raise InvalidPayload(
+            f"unknown request {_show(event)}: expected one of join, leave, signal, relay"
+        )
+    if len(args) != 1 or not isinstance(args[0], dict):
+        raise InvalidPayload(f"{event} takes exactly one object argument")
+    body: dict[str, Any] = args[0]
+    if event == "join":
+        return _parse_join(body)
+    if event == "leave":
+        return LeaveRequest(room=room_name(body.get("room")))
+    if event == "signal":
+        return _parse_signal(body)
+    return _parse_relay(body, max_relay_bytes)
+
+
+def _parse_join(body: dict[str, Any]) -> JoinRequest:
+    room = room_name(body.get("room"))
+    meta = body.get("meta", {})
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
+        raise InvalidPayload("meta must be a JSON object")
+    if contains_binary(meta):
+        raise InvalidPayload("meta must be JSON, not binary")
+    if json_size(meta) > MAX_META_BYTES:
+        raise PayloadTooLarge(f"meta is larger than {MAX_META_BYTES} bytes as JSON")
+    webrtc = body.get("webrtc", True)
+    if not isinstance(webrtc, bool):
+        raise InvalidPayload("webrtc must be a boolean")
+    resume = body.get("resume")
+    if resume is not None and (
+        not isinstance(resume, str) or not 1 <= len(resume) <= MAX_RESUME_TOKEN
+    ):
+        raise InvalidPayload("resume must be the resumeToken string from an earlier join")
+    return JoinRequest(room=room, meta=meta, webrtc=webrtc, resume=resume)
+
+
+def _parse_signal(body: dict[str, Any]) -> SignalRequest:
+    room = room_name(body.get("room"))
+    to = peer_id(body.get("to"))
+    data = body.get("data")
+    if not isinstance(data, dict):
+        raise InvalidPayload("signal data must be a JSON object")
+    if contains_binary(data):
+        raise InvalidPayload("signal data must be JSON, not binary")
+    if json_size(data) > MAX_SIGNAL_BYTES:
+        raise PayloadTooLarge(f"signal data is larger than {MAX_SIGNAL_BYTES} bytes as JSON")
+    return SignalRequest(room=room, to=to, data=data)
+
+
+def _parse_relay(body: dict[str, Any], max_relay_bytes: int) -> RelayRequest:
+    room = room_name(body.get("room"))
+    event = event_name(body.get("event"))
+    if "data" not in body:
+        raise InvalidPayload("relay needs data (any JSON value or binary)")
+    data = body["data"]
+    to = body.get("to")
+    if to is not None:
+        to = peer_id(to)
+    size = json_size(data)
+    if size > max_relay_bytes:
+        raise PayloadTooLarge(f"relay data is {size} bytes, over the limit of {max_relay_bytes}")
+    return RelayRequest(room=room, event=event, data=data, to=to, size=size)
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -1,0 +1,225 @@
+"""The rules of the contract, applied through a ``Backend``.
+
+Knows nothing of Socket.IO: the adapter hands it parsed requests for a
+``Session`` (one client connection) and gets back the ack to send, plus any
+messages the requester must receive right after that ack. Deliveries to
+other peers go out through the backend, in order, before the call returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .auth import TokenClaims
+from .backends.base import Backend, Delivery, Member
+from .errors import InvalidPayload, NotInRoom, Unauthorized, UnknownPeer
+from .ice import ice_servers
+from .protocol import JoinRequest, LeaveRequest, RelayRequest, Request, SignalRequest, json_size
+from .settings import Settings
+
+log = logging.getLogger("signaling")
+
+
+def new_peer_id() -> str:
+    """128 random bits in URL-safe characters (22 of them)."""
+    return secrets.token_urlsafe(16)
+
+
+def new_resume_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class RelayCounter(Protocol):
+    def relayed(self, kind: str, messages: int, size: int) -> None: ...
+
+
+class _NoCounter:
+    def relayed(self, kind: str, messages: int, size: int) -> None:
+        pass
+
+
+@dataclass(slots=True)
+class Session:
+    """One client connection as the service sees it."""
+
+    peer_id: str
+    claims: TokenClaims | None = None
+    registered: bool = False
+    joined_any: bool = False
+    resume_token: str | None = None
+
+
+@dataclass(slots=True)
+class Outcome:
+    ack: dict[str, Any]
+    then: list[Delivery] = field(default_factory=list)
+
+
+class SignalingService:
+    def __init__(
+        self,
+        settings: Settings,
+        backend: Backend,
+        *,
+        clock: Callable[[], float] = time.time,
+        counter: RelayCounter | None = None,
+    ) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.clock = clock
+        self.counter = counter or _NoCounter()
+
+    def open_session(self, claims: TokenClaims | None = None) -> Session:
+        return Session(peer_id=new_peer_id(), claims=claims)
+
+    async def handle(self, session: Session, request: Request) -> Outcome:
+        if isinstance(request, JoinRequest):
+            return await self._join(session, request)
+        if isinstance(request, LeaveRequest):
+            return await self._leave(session, request)
+        if isinstance(request, SignalRequest):
+            return await self._signal(session, request)
+        return await self._relay(session, request)
+
+    # -- join / leave ----------------------------------------------------
+    async def _join(self, session: Session, request: JoinRequest) -> Outcome:
+        self._check_allowed(session, request.room)
+        if request.resume is not None:
+            return await self._resume(session, request, request.resume)
+        if not session.registered:
+            token = new_resume_token()
+            await self.backend.register(session.peer_id, token)
+            session.registered = True
+            session.resume_token = token
+        member = Member(session.peer_id, request.meta, request.webrtc)
+        result = await self.backend.join(request.room, member, self.settings.max_peers_per_room)
+        session.joined_any = True
+        if not result.already_member:
+            log.info("join %s room=%s", session.peer_id, request.room)
+            announce = {"room": request.room, **member.to_wire()}
+            await self.backend.deliver(
+                [Delivery(other.peer_id, "peer-joined", announce) for other in result.others]
+            )
+        return Outcome(ack=self._join_ack(session, request.room, result.others))
+
+    async def _resume(self, session: Session, request: JoinRequest, resume_token: str) -> Outcome:
+        if session.joined_any:
+            raise InvalidPayload("resume must be the first join on a new connection")
+        token = new_resume_token()
+        resumed = await self.backend.resume(resume_token, token)
+        for room in resumed.rooms:
+            if session.claims is not None and not session.claims.allows(room):
+                raise Unauthorized(f"your token does not allow room {room!r}")
+        if session.registered:
+            await self.backend.forget(session.peer_id)
+        session.peer_id = resumed.peer_id
+        session.registered = True
+        session.joined_any = True
+        session.resume_token = token
+        log.info(
+            "resume %s rooms=%s kept=%d dropped=%d",
+            resumed.peer_id, resumed.rooms, len(resumed.kept), resumed.dropped,
+        )
+        # The usual ack for that room; a room it was not in is joined afresh.
+        outcome = await self._join(session, JoinRequest(request.room, request.meta, request.webrtc, None))
+        rooms = resumed.rooms if request.room in resumed.rooms else [*resumed.rooms, request.room]
+        outcome.ack.update(resumed=True, rooms=rooms, dropped=resumed.dropped)
+        outcome.then = resumed.kept
+        return outcome
+
+    def _join_ack(self, session: Session, room: str, others: list[Member]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "room": room,
+            "peerId": session.peer_id,
+            "peers": [m.to_wire() for m in others],
+            "iceServers": ice_servers(
+                stun=list(self.settings.stun),
+                turn_urls=list(self.settings.turn_url),
+                turn_secret=self.settings.turn_secret,
+                turn_ttl=self.settings.turn_ttl,
+                peer_id=session.peer_id,
+                now=self.clock(),
+            ),
+            "resumeToken": session.resume_token,
+        }
+
+    async def _leave(self, session: Session, request: LeaveRequest) -> Outcome:
+        departure = await self.backend.leave(request.room, session.peer_id)
+        if departure is None:
+            raise NotInRoom(f"you are not in room {request.room!r}")
+        log.info("leave %s room=%s", session.peer_id, request.room)
+        await self._announce_left(departure.room, session.peer_id, departure.remaining, "left")
+        return Outcome(ack={"ok": True})
+
+    async def _announce_left(
+        self, room: str, peer_id: str, remaining: list[str], reason: str
+    ) -> None:
+        payload = {"room": room, "peerId": peer_id, "reason": reason}
+        await self.backend.deliver([Delivery(pid, "peer-left", payload) for pid in remaining])
+
+    # -- messages --------------------------------------------------------
+    async def _signal(self, session: Session, request: SignalRequest) -> Outcome:
+        await self._check_route(session, request.room, request.to)
+        payload = {"room": request.room, "from": session.peer_id, "data": request.data}
+        size = json_size(request.data)
+        await self.backend.deliver([Delivery(request.to, "signal", payload, size)])
+        self.counter.relayed("signal", 1, size)
+        return Outcome(ack={"ok": True})
+
+    async def _relay(self, session: Session, request: RelayRequest) -> Outcome:
+        if request.to is not None:
+            await self._check_route(session, request.room, request.to)
+            targets = [request.to]
+        else:
+            members = [m.peer_id for m in await self.backend.members(request.room)]
+            if session.peer_id not in members:
+                raise NotInRoom(f"you are not in room {request.room!r}: join it first")
+            targets = [pid for pid in members if pid != session.peer_id]
+        payload = {
+            "room": request.room,
+            "from": session.peer_id,
+            "event": request.event,
+            "data": request.data,
+        }
+        await self.backend.deliver([Delivery(pid, "relay", payload, request.size) for pid in targets])
+        self.counter.relayed("relay", len(targets), request.size * len(targets))
+        return Outcome(ack={"ok": True, "delivered": len(targets)})
+
+    async def _check_route(self, session: Session, room: str, to: str) -> None:
+        if not await self.backend.is_member(room, session.peer_id):
+            raise NotInRoom(f"you are not in room {room!r}: join it first")
+        if to == session.peer_id or not await self.backend.is_member(room, to):
+            raise UnknownPeer(f"no peer {to!r} in room {room!r}")
+
+    def _check_allowed(self, session: Session, room: str) -> None:
+        if session.claims is not None and not session.claims.allows(room):
+            raise Unauthorized(f"your token does not allow room {room!r}")
+
+    # -- connection lifecycle --------------------------------------------
+    async def disconnected(self, session: Session, *, lost: bool) -> None:
+        """The connection ended: on purpose (leave everything) or lost (grace)."""
+        if not session.registered:
+            return
+        if lost and self.settings.resume_grace > 0:
+            log.info("lost %s: kept for %ss", session.peer_id, self.settings.resume_grace)
+            await self.backend.lose(session.peer_id, self.clock() + self.settings.resume_grace)
+            return
+        await self._depart(session.peer_id, "disconnected" if lost else "left")
+
+    async def expire(self) -> int:
+        """Give up on lost peers past their grace time; returns how many."""
+        gone = await self.backend.expired(self.clock())
+        for peer_id in gone:
+            log.info("gone %s: resume grace over", peer_id)
+            await self._depart(peer_id, "disconnected")
+        return len(gone)
+
+    async def _depart(self, peer_id: str, reason: str) -> None:
+        for departure in await self.backend.forget(peer_id):
+            await self._announce_left(departure.room, peer_id, departure.remaining, reason)

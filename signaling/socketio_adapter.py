@@ -1,0 +1,242 @@
+"""The Socket.IO face of the service: the only module that imports socketio.
+
+Requests are handled in the order each client sent them: the server runs
+with ``async_handlers=False``, so python-engineio hands a connection's
+packets to us one at a time from its read loop (websocket) or POST handler
+(polling), and we finish one request, ack included, before reading the next.
+We answer acks ourselves rather than from a handler's return value, which
+is how we know whether the client asked for one (else failures become
+``rejected``) and how the joiner gets its ack before any event of the room.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import socketio
+from socketio import packet as sio_packet
+
+from . import socketio_fixes
+from .auth import TokenClaims, verify_token
+from .backends.base import Delivery
+from .errors import RateLimited, SignalingError, Unauthorized
+from .metrics import Metrics
+from .protocol import REQUEST_EVENTS, parse_request
+from .rate_limit import ConnectionLimiter, Verdict
+from .service import Session, SignalingService
+from .settings import Settings
+
+log = logging.getLogger("signaling")
+
+RESERVED_EVENTS = frozenset(
+    {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
+)
+NAMESPACE = "/"
+
+
+@dataclass(slots=True)
+class Connection:
+    """One connected Socket.IO client."""
+
+    eio_sid: str
+    sid: str
+    session: Session
+    limiter: ConnectionLimiter
+    held: list[Delivery] | None = None  # deliveries waiting behind an ack
+    closing: bool = False
+    ack_sent_at: float = field(default=0.0)
+
+
+class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
+    def __init__(self, settings: Settings, service: SignalingService, metrics: Metrics) -> None:
+        super().__init__(
+            async_mode="aiohttp",
+            async_handlers=False,
+            cors_allowed_origins=_cors_setting(settings.allowed_origins),
+            ping_interval=settings.ping_interval,
+            ping_timeout=settings.ping_timeout,
+            max_http_buffer_size=settings.max_http_buffer_size,
+            http_compression=False,
+            allow_upgrades=True,
+            transports=["polling", "websocket"],
+            logger=False,
+            engineio_logger=False,
+        )
+        socketio_fixes.install(self.eio, websocket_compression=settings.websocket_compression)
+        self.settings = settings
+        self.service = service
+        self.metrics = metrics
+        self.by_eio_sid: dict[str, Connection] = {}
+        self.by_peer_id: dict[str, Connection] = {}
+        self.on("connect", self._on_connect)
+        self.on("disconnect", self._on_disconnect)
+
+    # -- connection lifecycle --------------------------------------------
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
+        eio_socket = self.eio.sockets.get(eio_sid)
+        if eio_socket is not None:
+            socketio_fixes.adopt(eio_socket)
+        return await super()._handle_eio_connect(eio_sid, environ)
+
+    async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
+        claims = self._authenticate(auth)
+        eio_sid = self.manager.eio_sid_from_sid(sid, NAMESPACE)
+        session = self.service.open_session(claims)
+        conn = Connection(eio_sid, sid, session, ConnectionLimiter(self.settings.rate_limit, time.monotonic()))
+        self.by_eio_sid[eio_sid] = conn
+        self.metrics.connected_clients.inc()
+        log.debug("connect %s", session.peer_id)
+
+    def _authenticate(self, auth: Any) -> TokenClaims | None:
+        secret = self.settings.auth_secret
+        if secret is None:
+            return None
+        token = auth.get("token") if isinstance(auth, dict) else None
+        try:
+            return verify_token(token, secret, now=time.time())
+        except Unauthorized as exc:
+            log.info("refused connection: %s", exc.message)
+            raise socketio.exceptions.ConnectionRefusedError(exc.message, exc.to_wire()) from None
+
+    async def _on_disconnect(self, sid: str, reason: str) -> None:
+        eio_sid = self.manager.eio_sid_from_sid(sid, NAMESPACE)
+        conn = self.by_eio_sid.pop(eio_sid, None)
+        if conn is None:
+            return
+        self.metrics.connected_clients.dec()
+        if self.by_peer_id.get(conn.session.peer_id) is conn:
+            del self.by_peer_id[conn.session.peer_id]
+        lost = self._was_lost(eio_sid, reason)
+        log.info("disconnect %s (%s, %s)", conn.session.peer_id, reason, "lost" if lost else "left")
+        await self.service.disconnected(conn.session, lost=lost)
+
+    def _was_lost(self, eio_sid: str, reason: str) -> bool:
+        """A lost connection keeps its peer for the resume grace; see protocol.md."""
+        if reason == self.reason.TRANSPORT_CLOSE:
+            eio_socket = self.eio.sockets.get(eio_sid)
+            code = getattr(eio_socket, "ws_close_code", None)
+            return code not in socketio_fixes.DELIBERATE_CLOSE_CODES
+        return reason in (self.reason.PING_TIMEOUT, self.reason.TRANSPORT_ERROR)
+
+    # -- requests --------------------------------------------------------
+    async def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None, data: Any) -> None:
+        if (
+            not isinstance(data, list)
+            or not data
+            or not isinstance(data[0], str)
+            or data[0] in RESERVED_EVENTS
+        ):
+            await self.drop(eio_sid, "event packet must be a non-empty array starting with a name")
+            return
+        conn = self.by_eio_sid.get(eio_sid)
+        if conn is None or (namespace or NAMESPACE) != NAMESPACE:
+            return
+        event: str = data[0]
+        then: list[Delivery] = []
+        verdict = conn.limiter.admit(time.monotonic())
+        if verdict is Verdict.DISCONNECT:
+            await self.drop(eio_sid, "far past its rate limit")
+            return
+        if event == "join":
+            conn.held = []
+        try:
+            if verdict is Verdict.REFUSE:
+                raise RateLimited(
+                    f"over {self.settings.rate_limit:g} requests a second: slow down"
+                )
+            request = parse_request(event, data[1:], max_relay_bytes=self.settings.max_relay_bytes)
+            self.by_peer_id.setdefault(conn.session.peer_id, conn)
+            outcome = await self.service.handle(conn.session, request)
+            await self._bind(conn)
+            reply: dict[str, Any] = outcome.ack
+            then = outcome.then
+            self.metrics.request(_event_label(event), "ok")
+        except SignalingError as exc:
+            reply = {"ok": False, "error": exc.to_wire()}
+            self.metrics.request(_event_label(event), exc.code)
+            log.debug("refused %s from %s: %s", event, conn.session.peer_id, exc.message)
+        if id is not None:
+            await self._send_packet(
+                eio_sid, self.packet_class(sio_packet.ACK, namespace=NAMESPACE, data=[reply], id=id)
+            )
+        elif not reply["ok"]:
+            await self._emit_to(eio_sid, "rejected", {"event": event, "error": reply["error"]})
+        held, conn.held = conn.held, None
+        for delivery in [*then, *(held or ())]:
+            await self._emit_to(eio_sid, delivery.event, delivery.payload)
+
+    async def _bind(self, conn: Connection) -> None:
+        """Route the session's peer to ``conn``; a resumed peer's old link goes."""
+        previous = self.by_peer_id.get(conn.session.peer_id)
+        if previous is conn:
+            return
+        self.by_peer_id[conn.session.peer_id] = conn
+        if previous is not None:
+            # The same peer resumed on a new connection before the old one
+            # was seen to die: the old one no longer speaks for it.
+            previous.session.registered = False
+            previous.closing = True
+            await socketio_fixes.force_close(self.eio, previous.eio_sid)
+
+    async def _emit_to(self, eio_sid: str, event: str, payload: dict[str, Any]) -> None:
+        await self._send_packet(
+            eio_sid, self.packet_class(sio_packet.EVENT, namespace=NAMESPACE, data=[event, payload])
+        )
+
+    async def deliver(self, deliveries: Sequence[Delivery]) -> None:
+        """The backend's sink: hand each delivery to the connection holding its peer."""
+        encoded: dict[int, Any] = {}
+        for delivery in deliveries:
+            conn = self.by_peer_id.get(delivery.peer_id)
+            if conn is None or conn.closing:
+                continue
+            if conn.held is not None:
+                conn.held.append(delivery)
+                continue
+            # A room-wide relay shares one payload object: encode it once.
+            key = id(delivery.payload)
+            parts = encoded.get(key)
+            if parts is None:
+                pkt = self.packet_class(
+                    sio_packet.EVENT, namespace=NAMESPACE, data=[delivery.event, delivery.payload]
+                )
+                parts = pkt.encode()
+                encoded[key] = parts
+            for part in parts if isinstance(parts, list) else (parts,):
+                await self.eio.send(conn.eio_sid, part)
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        try:
+            await super()._handle_eio_message(eio_sid, data)
+        except (ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:
+            await self.drop(eio_sid, f"undecodable Socket.IO packet ({type(exc).__name__})")
+
+    async def close_all(self) -> None:
+        """Server shutdown: close every client without waiting for slow readers."""
+        for eio_sid in list(self.eio.sockets):
+            await socketio_fixes.force_close(self.eio, eio_sid)
+
+    async def drop(self, eio_sid: str, why: str) -> None:
+        """Disconnect a client that broke the protocol; no handler runs for it."""
+        conn = self.by_eio_sid.get(eio_sid)
+        if conn is not None:
+            conn.closing = True
+        log.warning("dropping client %s: %s", conn.session.peer_id if conn else eio_sid, why)
+        self._binary_packet.pop(eio_sid, None)
+        await socketio_fixes.force_close(self.eio, eio_sid)
+
+
+def _event_label(event: str) -> str:
+    return event if event in REQUEST_EVENTS else "other"
+
+
+def _cors_setting(allowed: tuple[str, ...] | None) -> Any:
+    if allowed is None:
+        return None  # python-engineio: same origin only
+    if "*" in allowed:
+        return "*"
+    return list(allowed)

@@ -1,0 +1,1 @@
+// Browser Peer client: see docs/protocol.md
