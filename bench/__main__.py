@@ -1,0 +1,151 @@
+"""``python -m bench``: the project's server against Node socket.io, same load.
+
+Each scenario runs ``--repeat`` times against a fresh server process per run
+(pinned to one core), driven by ``bench/loadgen.mjs`` (pinned to another);
+the table shows medians, [min-max] spread and the ratio ours/Node. Results go
+to ``bench/results/``; ``--write-docs`` also regenerates ``docs/benchmarks.md``
+and its plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from . import report, servers
+from .runner import RunResult, run_once
+from .scenarios import Scenario, all_scenarios
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true",
+                   help="short runs, one repeat, fewer connections (under a minute)")
+    p.add_argument("--scenarios", nargs="+", metavar="NAME",
+                   help="only these scenarios (names or prefixes, e.g. windowed latency)")
+    p.add_argument("--repeat", type=int, help="runs per scenario and server (default 3, quick 1)")
+    p.add_argument("--servers", default="ours,node",
+                   help="comma-separated: ours, node (default both)")
+    p.add_argument("--ours-args", default="",
+                   help="extra flags for `python -m signaling`, e.g. '--log-level error'")
+    p.add_argument("--server-core", type=int, default=0, help="core for the server (default 0)")
+    p.add_argument("--loadgen-core", type=int, default=1, help="core for the load generator")
+    p.add_argument("--no-pin", action="store_true", help="do not pin processes with taskset")
+    p.add_argument("--write-docs", action="store_true",
+                   help="regenerate docs/benchmarks.md and docs/img/*.png from this run")
+    p.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    return p.parse_args(argv)
+
+
+def select(scenarios: list[Scenario], wanted: list[str] | None) -> list[Scenario]:
+    """Scenarios whose name equals or starts with one of ``wanted``."""
+    if not wanted:
+        return scenarios
+    names = [w for item in wanted for w in item.split(",") if w]
+    chosen = [s for s in scenarios if any(s.name == n or s.name.startswith(n) for n in names)]
+    if not chosen:
+        raise SystemExit(f"no scenario matches {names}; try --list")
+    return chosen
+
+
+def headline(run: RunResult, scenario: Scenario) -> str:
+    """One progress line for a finished run."""
+    if run.error:
+        return f"ERROR {run.error.splitlines()[0][:200]}"
+    parts = [f"{m.label} {report.fmt(run.metrics.get(m.key))} {m.unit}"
+             for m in scenario.metrics if m.better != "info"]
+    return ", ".join(parts) + ("" if run.ok else "  CORRECTNESS FAILED")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.list:
+        for sc in all_scenarios(args.quick):
+            print(f"{sc.name:14} {sc.title}")
+        return 0
+    scenarios = select(all_scenarios(args.quick), args.scenarios)
+    repeat = args.repeat or (1 if args.quick else 3)
+    server_core = None if args.no_pin else args.server_core
+    loadgen_core = None if args.no_pin else args.loadgen_core
+    specs = {"ours": servers.ours(shlex.split(args.ours_args)), "node": servers.node_reference()}
+    wanted = [s.strip() for s in args.servers.split(",") if s.strip()]
+    unknown = set(wanted) - set(specs)
+    if unknown:
+        raise SystemExit(f"unknown server(s): {', '.join(sorted(unknown))}")
+    servers.ensure_npm_deps()
+
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    results_dir = servers.BENCH_DIR / "results"
+    log_dir = results_dir / f"logs-{stamp}"
+    started = time.monotonic()
+    runs: list[RunResult] = []
+    broken: dict[str, str] = {}
+    total = repeat * len(scenarios) * len(wanted)
+    done = 0
+    for rep in range(repeat):
+        for sc in scenarios:
+            # Alternate which server goes first so slow drift hits both alike.
+            order = wanted if (rep % 2 == 0) else list(reversed(wanted))
+            for name in order:
+                done += 1
+                if name in broken:
+                    continue
+                prefix = f"[{done}/{total}] {sc.name} {name} #{rep + 1}:"
+                try:
+                    server = servers.start(specs[name], server_core, log_dir / f"{sc.name}-{rep}")
+                except servers.ServerError as exc:
+                    broken[name] = str(exc)
+                    print(f"{prefix} server did not start, skipping it:\n{exc}", file=sys.stderr)
+                    continue
+                try:
+                    run = run_once(server, sc, rep, loadgen_core)
+                finally:
+                    run_exit = server.stop()
+                run.samples["server_exit_code"] = float(run_exit if run_exit is not None else -1)
+                runs.append(run)
+                print(f"{prefix} {headline(run, sc)}", file=sys.stderr, flush=True)
+
+    summary = report.summarize(scenarios, runs, wanted)
+    rows = report.table_rows(scenarios, summary)
+    print(report.render_text(rows))
+    elapsed = time.monotonic() - started
+    doc: dict[str, Any] = {
+        "started_utc": stamp,
+        "elapsed_s": round(elapsed, 1),
+        "quick": args.quick,
+        "repeat": repeat,
+        "pinning": {"server_core": server_core, "loadgen_core": loadgen_core},
+        "commands": {k: specs[k].command for k in wanted},
+        "machine": report.machine_info(),
+        "scenarios": {sc.name: {"title": sc.title, "kind": sc.kind, "args": sc.args}
+                      for sc in scenarios},
+        "summary": summary,
+        "server_failures": broken,
+        "runs": [r.to_json() for r in runs],
+    }
+    results_dir.mkdir(parents=True, exist_ok=True)
+    out = results_dir / f"bench-{stamp}.json"
+    text = json.dumps(doc, indent=1)
+    out.write_text(text)
+    (results_dir / "latest.json").write_text(text)
+    all_ok = all(r.ok for r in runs)
+    print(f"\n{len(runs)} runs in {elapsed:.0f} s; correctness "
+          f"{'OK' if all_ok else 'FAILED (see the correct column)'}; results: {out}")
+    if broken:
+        print("not measured: " + ", ".join(sorted(broken)), file=sys.stderr)
+    if args.write_docs:
+        from . import docs
+
+        written = docs.write(doc, scenarios, rows)
+        print("wrote " + ", ".join(str(p) for p in written))
+    return 0 if all_ok and not broken else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
