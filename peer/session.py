@@ -1,0 +1,305 @@
+"""An ordered, exactly-once stream to one remote peer over a switchable path.
+
+Sans-I/O: the session never sends, reads or looks at a clock. The owner:
+
+- calls :meth:`Session.send_message` / :meth:`Session.send` and writes the
+  returned encoded frames to the current path (data channel or relay);
+- feeds every message that arrives from the remote peer, on any path, to
+  :meth:`Session.receive` and hands the returned deliveries to the app;
+- after each ``receive`` and whenever :meth:`Session.next_deadline` passes,
+  writes what :meth:`Session.poll` returns (acks, retransmissions);
+- on a path switch (relay to data channel or back, or a signaling resume)
+  writes what :meth:`Session.resend` returns on the new path.
+
+Rules: ``seq`` starts at 1 and grows by one per sequenced frame. Acks are
+cumulative. The sender keeps every unacked frame (bounded by
+``max_buffered_bytes``: :class:`SendBufferFull` is the backpressure signal)
+and resends them all on a path switch or when no ack made progress for
+``retransmit_after`` seconds (doubling up to ``MAX_RETRANSMIT_AFTER``). The
+receiver delivers in order, holds out-of-order frames up to
+``max_reorder_frames`` ahead and ``max_buffered_bytes`` in all (drops the
+rest, which come back by resend) and drops duplicates.
+
+Ack policy: an ack goes out once ``ack_every`` new frames arrived in order, or
+``ack_delay`` seconds after the first frame not yet acked, and at once after a
+duplicate or out-of-order frame (a sign the sender resent or lost something).
+
+A remote peer that resumes keeps its peerId: keep its session and call
+``resend``. One that comes back with a new peerId is a new peer: start a new
+session for it and drop the old one (its unacked frames are lost with it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from .errors import FrameError, MessageTooLarge, SendBufferFull, SessionError
+from .framing import (
+    DEFAULT_CHUNK_BYTES,
+    Ack,
+    FileBody,
+    FileCancel,
+    FileChunk,
+    FileEnd,
+    FileOffer,
+    FileResult,
+    MessagePart,
+    Sequenced,
+    decode_frames,
+    encode_frame,
+)
+
+JsonValue: TypeAlias = None | bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"]
+
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+"""Largest message payload (JSON text or bytes) a receiver reassembles."""
+MAX_RETRANSMIT_AFTER = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """An application message, whole: ``data`` is a JSON value or bytes."""
+
+    event: str
+    data: JsonValue | bytes
+
+
+Delivery: TypeAlias = Message | FileOffer | FileChunk | FileEnd | FileResult | FileCancel
+
+
+def encode_data(data: JsonValue | bytes | bytearray | memoryview) -> tuple[bytes, bool]:
+    """The payload bytes of ``data`` and whether it is binary."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data), True
+    try:
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return text.encode(), False
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"data is neither bytes nor a JSON value: {exc}") from None
+
+
+def decode_data(payload: bytes, binary: bool) -> JsonValue | bytes:
+    """Inverse of :func:`encode_data`; raises FrameError on bad JSON."""
+    if binary:
+        return payload
+    try:
+        value: JsonValue = json.loads(payload.decode(), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise FrameError(f"message data is not JSON: {exc}") from None
+    return value
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+class Session:
+    """One direction-pair of the exactly-once stream to one remote peer."""
+
+    def __init__(
+        self,
+        *,
+        fragment_bytes: int = DEFAULT_CHUNK_BYTES,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        max_buffered_bytes: int = 2 * MAX_MESSAGE_BYTES,
+        max_reorder_frames: int = 1024,
+        ack_every: int = 16,
+        ack_delay: float = 0.01,
+        retransmit_after: float = 2.0,
+    ) -> None:
+        if max_message_bytes > max_buffered_bytes:
+            raise ValueError("max_message_bytes must fit in max_buffered_bytes")
+        self.fragment_bytes = fragment_bytes
+        self.max_message_bytes = max_message_bytes
+        self.max_buffered_bytes = max_buffered_bytes
+        self.max_reorder_frames = max_reorder_frames
+        self.ack_every = ack_every
+        self.ack_delay = ack_delay
+        self.retransmit_after = retransmit_after
+        # sending
+        self._next_seq = 1
+        self._unacked: OrderedDict[int, bytes] = OrderedDict()
+        self._buffered = 0
+        self._rto = retransmit_after
+        self._retransmit_at: float | None = None
+        # receiving
+        self._delivered = 0
+        self._early: dict[int, Sequenced] = {}
+        self._early_bytes = 0
+        self._pending_ack = 0
+        self._ack_at: float | None = None
+        self._parts: list[MessagePart] = []
+        self._parts_bytes = 0
+        self._failed: SessionError | None = None
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes of encoded frames sent and not yet acked."""
+        return self._buffered
+
+    @property
+    def unacked(self) -> int:
+        """Number of frames sent and not yet acked."""
+        return len(self._unacked)
+
+    @property
+    def delivered(self) -> int:
+        """Highest seq delivered in order (what the next ack acknowledges)."""
+        return self._delivered
+
+    def send_message(self, event: str, data: JsonValue | bytes, now: float) -> list[bytes]:
+        """Sequence one application message (fragmented as needed).
+
+        Returns the encoded frames to write. Raises MessageTooLarge,
+        SendBufferFull (nothing queued) or ValueError for data that is
+        neither bytes nor JSON.
+        """
+        payload, binary = encode_data(data)
+        if len(payload) > self.max_message_bytes:
+            raise MessageTooLarge(f"{len(payload)} bytes over {self.max_message_bytes}")
+        step = self.fragment_bytes
+        pieces = [payload[i : i + step] for i in range(0, len(payload), step)] or [b""]
+        last = len(pieces) - 1
+        bodies = [MessagePart(event, p, binary, i < last) for i, p in enumerate(pieces)]
+        return self._sequence(bodies, now)
+
+    def send(self, body: FileBody, now: float) -> bytes:
+        """Sequence one file-transfer body; returns its encoded frame."""
+        return self._sequence([body], now)[0]
+
+    def resend(self, now: float) -> list[bytes]:
+        """Everything the new path needs: an ack of what arrived, then all unacked."""
+        self._check()
+        frames = [encode_frame(Ack(self._delivered))] if self._delivered else []
+        self._pending_ack, self._ack_at = 0, None
+        frames.extend(self._unacked.values())
+        self._rto = self.retransmit_after
+        self._retransmit_at = now + self._rto if self._unacked else None
+        return frames
+
+    def receive(self, data: bytes, now: float) -> list[Delivery]:
+        """Process one incoming message (one or more frames) from any path.
+
+        Raises FrameError (nothing applied; drop the message) or SessionError
+        (the remote broke the rules; the session is dead).
+        """
+        self._check()
+        frames = decode_frames(data)
+        for frame in frames:
+            if isinstance(frame, Ack) and frame.ack >= self._next_seq:
+                self._fail(f"ack {frame.ack} of a seq never sent")
+        deliveries: list[Delivery] = []
+        for frame in frames:
+            if isinstance(frame, Ack):
+                self._on_ack(frame.ack, now)
+            else:
+                self._on_sequenced(frame, now, deliveries)
+        return deliveries
+
+    def poll(self, now: float) -> list[bytes]:
+        """Frames that are due at ``now``: an ack, or a go-back-N retransmission."""
+        self._check()
+        frames: list[bytes] = []
+        if self._ack_at is not None and now >= self._ack_at:
+            frames.append(encode_frame(Ack(self._delivered)))
+            self._pending_ack, self._ack_at = 0, None
+        if self._retransmit_at is not None and now >= self._retransmit_at:
+            frames.extend(self._unacked.values())
+            self._rto = min(self._rto * 2, MAX_RETRANSMIT_AFTER)
+            self._retransmit_at = now + self._rto
+        return frames
+
+    def next_deadline(self) -> float | None:
+        """When ``poll`` next has something to do, or None."""
+        times = [t for t in (self._ack_at, self._retransmit_at) if t is not None]
+        return min(times) if times else None
+
+    def _sequence(self, bodies: list[MessagePart] | list[FileBody], now: float) -> list[bytes]:
+        self._check()
+        seq = self._next_seq
+        frames = [encode_frame(Sequenced(seq + i, body)) for i, body in enumerate(bodies)]
+        size = sum(map(len, frames))
+        if self._unacked and self._buffered + size > self.max_buffered_bytes:
+            raise SendBufferFull(f"{self._buffered} bytes unacked, {size} more do not fit")
+        for i, frame in enumerate(frames):
+            self._unacked[seq + i] = frame
+        self._next_seq = seq + len(frames)
+        self._buffered += size
+        if self._retransmit_at is None:
+            self._retransmit_at = now + self._rto
+        return frames
+
+    def _on_ack(self, ack: int, now: float) -> None:
+        progressed = False
+        while self._unacked:
+            seq = next(iter(self._unacked))
+            if seq > ack:
+                break
+            self._buffered -= len(self._unacked.pop(seq))
+            progressed = True
+        if progressed:
+            self._rto = self.retransmit_after
+            self._retransmit_at = now + self._rto if self._unacked else None
+
+    def _on_sequenced(self, frame: Sequenced, now: float, out: list[Delivery]) -> None:
+        seq = frame.seq
+        if seq <= self._delivered or seq - self._delivered > self.max_reorder_frames:
+            self._ack_at = now  # duplicate, or too far ahead to hold: tell the sender
+            return
+        if seq > self._delivered + 1:
+            size = _payload_bytes(frame)
+            if seq not in self._early and self._early_bytes + size <= self.max_buffered_bytes:
+                self._early[seq] = frame
+                self._early_bytes += size
+            self._ack_at = now
+            return
+        self._deliver(frame, out)
+        while self._delivered + 1 in self._early:
+            early = self._early.pop(self._delivered + 1)
+            self._early_bytes -= _payload_bytes(early)
+            self._deliver(early, out)
+        if self._pending_ack >= self.ack_every:
+            self._ack_at = now
+        elif self._ack_at is None:
+            self._ack_at = now + self.ack_delay
+
+    def _deliver(self, frame: Sequenced, out: list[Delivery]) -> None:
+        self._delivered = frame.seq
+        self._pending_ack += 1
+        body = frame.body
+        if not isinstance(body, MessagePart):
+            if self._parts:
+                self._fail("file frame inside a fragmented message")
+            out.append(body)
+            return
+        first = self._parts[0] if self._parts else body
+        if (body.event, body.binary) != (first.event, first.binary):
+            self._fail("message fragments disagree on event or type")
+        self._parts_bytes += len(body.payload)
+        if self._parts_bytes > self.max_message_bytes:
+            self._fail(f"message over {self.max_message_bytes} bytes")
+        if body.more:
+            self._parts.append(body)
+            return
+        payload = b"".join([p.payload for p in self._parts] + [body.payload])
+        self._parts, self._parts_bytes = [], 0
+        try:
+            out.append(Message(body.event, decode_data(payload, body.binary)))
+        except FrameError as exc:
+            self._fail(str(exc))
+
+    def _fail(self, reason: str) -> None:
+        self._failed = SessionError(reason)
+        raise self._failed
+
+    def _check(self) -> None:
+        if self._failed is not None:
+            raise SessionError(f"session failed earlier: {self._failed}")
+
+
+def _payload_bytes(frame: Sequenced) -> int:
+    body = frame.body
+    return len(body.payload) if isinstance(body, (MessagePart, FileChunk)) else 0
