@@ -14,7 +14,7 @@ import json
 import shlex
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from . import report, servers
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"unknown server(s): {', '.join(sorted(unknown))}")
     servers.ensure_npm_deps()
 
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     results_dir = servers.BENCH_DIR / "results"
     log_dir = results_dir / f"logs-{stamp}"
     started = time.monotonic()

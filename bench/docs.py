@@ -6,6 +6,7 @@ parts of the page (profiles, decisions, closing notes) survive a new run.
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,7 @@ def _goodness(summary: dict[str, Any], sc: Scenario) -> list[tuple[str, float]]:
 
 def plot_ratios(doc: dict[str, Any], scenarios: list[Scenario], path: Path) -> bool:
     """Horizontal bars: how many times better (or worse) ours is than Node."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # type: ignore[import-not-found,unused-ignore]
 
     pairs = [p for sc in scenarios for p in _goodness(doc["summary"], sc)]
     if not pairs:
@@ -74,7 +75,7 @@ def plot_ratios(doc: dict[str, Any], scenarios: list[Scenario], path: Path) -> b
     ax.set_xscale("log")
     ax.set_xlabel("ours relative to Node socket.io (> 1: ours better, log scale)")
     for y, v in enumerate(values):
-        ax.text(v, y, f" {v:.2f}×", va="center", fontsize=8)
+        ax.text(v, y, f" {v:.3g}×", va="center", fontsize=8)
     ax.set_title("signaling (Python) vs Node socket.io 4.8, same load")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -98,7 +99,7 @@ PANELS: list[tuple[str, list[tuple[str, str]]]] = [
 
 def plot_absolute(doc: dict[str, Any], path: Path) -> bool:
     """Grouped bars of the medians with min-max whiskers, one panel per topic."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # type: ignore[import-not-found,unused-ignore]
 
     summary = doc["summary"]
     fig, axes = plt.subplots(2, 3, figsize=(13, 7))
@@ -124,6 +125,8 @@ def plot_absolute(doc: dict[str, Any], path: Path) -> bool:
                 ax.bar(xs, meds, width=0.38, yerr=[lo, hi], capsize=3,
                        label="ours (Python)" if server == "ours" else "Node socket.io",
                        color="#3b6fb6" if server == "ours" else "#e08a2c")
+        if "latency" in title:
+            ax.set_yscale("log")
         ax.set_xticks(range(len(items)))
         ax.set_xticklabels([f"{s}\n{k}" for s, k in items], fontsize=7)
         ax.legend(fontsize=7)
@@ -138,17 +141,22 @@ def _machine_md(doc: dict[str, Any]) -> str:
     m = doc["machine"]
     py = ", ".join(f"{k} {v}" for k, v in m["python_packages"].items())
     pin = doc["pinning"]
+    other = sorted(r["metrics"]["other_cpu"] for r in doc["runs"]
+                   if r.get("metrics", {}).get("other_cpu") is not None)
+    noise = (f"median {statistics.median(other):.2f}, max {other[-1]:.2f} cores"
+             if other else "not sampled")
     return "\n".join([
-        f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, "
-        f"Linux {m['kernel']}",
+        (f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, "
+         f"Linux {m['kernel']}"),
         f"- Runtimes: Python {m['python']}, Node {m['node']}",
         f"- Node packages: socket.io {m['socket.io']}, socket.io-client {m['socket.io-client']}",
         f"- Python packages: {py}",
         f"- Repository commit: {m['git_commit']}",
-        f"- Pinning: server on core {pin['server_core']}, load generator on core "
-        f"{pin['loadgen_core']}",
-        f"- Run: {doc['started_utc']} UTC, {'quick' if doc['quick'] else 'full'}, "
-        f"{doc['repeat']} run(s) per scenario and server, {doc['elapsed_s']} s in all",
+        (f"- Pinning: server on core {pin['server_core']}, load generator on core "
+         f"{pin['loadgen_core']}"),
+        f"- CPU used by other processes during the measured windows: {noise}",
+        (f"- Run: {doc['started_utc']} UTC, {'quick' if doc['quick'] else 'full'}, "
+         f"{doc['repeat']} run(s) per scenario and server, {doc['elapsed_s']} s in all"),
     ])
 
 
@@ -162,8 +170,8 @@ def _correctness_md(doc: dict[str, Any]) -> str:
         t["failed"] += 0 if run["ok"] else 1
         for key in ("sent", "lost", "duplicates", "reorders"):
             t[key] += int(c.get(key, 0))
-    lines = ["| server | runs | runs failing a check | relays sent | lost | duplicated | "
-             "reordered |", "|---|---|---|---|---|---|---|"]
+    lines = [("| server | runs | runs failing a check | relays sent | lost | duplicated | "
+              "reordered |"), "|---|---|---|---|---|---|---|"]
     for server, t in totals.items():
         lines.append(f"| {server} | {t['runs']} | {t['failed']} | {t['sent']:,} | {t['lost']} | "
                      f"{t['duplicates']} | {t['reorders']} |")
@@ -177,22 +185,23 @@ def generated_block(doc: dict[str, Any], scenarios: list[Scenario],
     info = [r for r in info if r not in rows]
     parts = [
         BEGIN, "", "## Results", "", _machine_md(doc), "",
-        "Each cell is the median of the runs with [min-max]; `ours/Node` is the ratio of the "
-        "medians (`better` says which way is good). Every run uses a fresh server process.", "",
+        ("Each cell is the median of the runs with [min-max]; `ours/Node` is the ratio of the "
+         "medians (`better` says which way is good). Every run uses a fresh server process."),
+        "",
         report.render_markdown(rows), "",
     ]
     parts += [f"![{p}](img/{p})" for p in plots]
     if plots:
         parts.append("")
     parts += ["### Correctness under load", "",
-              "Counted by the load generator: every relay carries a per-sender sequence "
-              "number; a run fails its check if an acknowledged relay never arrived, arrived "
-              "twice or out of order, or a request was refused.", "",
+              ("Counted by the load generator: every relay carries a per-sender sequence "
+               "number; a run fails its check if an acknowledged relay never arrived, arrived "
+               "twice or out of order, or a request was refused."), "",
               _correctness_md(doc), "",
               "### Context numbers", "",
-              "CPU use is sampled from /proc over the measured window (1.00 = one core "
-              "busy); a load generator near 1.00 means the generator, not the server, "
-              "set the pace.", "",
+              ("CPU use is sampled from /proc over the measured window (1.00 = one core "
+               "busy); a load generator near 1.00 means the generator, not the server, "
+               "set the pace."), "",
               report.render_markdown(info), "", END]
     if doc.get("server_failures"):
         parts.insert(-1, "Not measured (did not start): " + ", ".join(doc["server_failures"]))
@@ -204,13 +213,14 @@ def write(doc: dict[str, Any], scenarios: list[Scenario], rows: list[list[str]])
     written: list[Path] = []
     plots: list[str] = []
     try:
-        import matplotlib
+        import matplotlib  # type: ignore[import-not-found,unused-ignore]
 
         matplotlib.use("Agg")
         IMG.mkdir(parents=True, exist_ok=True)
-        for name, fn in (("bench-ratios.png", lambda p: plot_ratios(doc, scenarios, p)),
-                         ("bench-absolute.png", lambda p: plot_absolute(doc, p))):
-            if fn(IMG / name):
+        drawn = {"bench-ratios.png": plot_ratios(doc, scenarios, IMG / "bench-ratios.png"),
+                 "bench-absolute.png": plot_absolute(doc, IMG / "bench-absolute.png")}
+        for name, ok in drawn.items():
+            if ok:
                 plots.append(name)
                 written.append(IMG / name)
     except ImportError:

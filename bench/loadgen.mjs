@@ -208,8 +208,8 @@ function closeAll(sockets) {
   for (const s of sockets) s.disconnect();
 }
 
-/** Sum the correctness counters of all clients into one report. */
-function correctness(clients) {
+/** Sum the correctness counters of all clients; `drained`: all acks and relays came in. */
+function correctness(clients, drained) {
   const sum = (f) => clients.reduce((acc, c) => acc + f(c), 0);
   const errorCodes = {};
   for (const c of clients) {
@@ -228,7 +228,8 @@ function correctness(clients) {
     corrupt: sum((c) => c.rx.corrupt),
   };
   report.lost = report.ack_delivered - report.unique;
-  report.ok =
+  report.drained = drained;
+  report.ok = drained &&
     report.lost === 0 && report.duplicates === 0 && report.reorders === 0 &&
     report.corrupt === 0 && report.ack_errors === 0 && report.sent === report.acked_ok;
   return report;
@@ -303,7 +304,7 @@ async function windowed(opts, window, name) {
     seconds: win.seconds,
     loadgen_cpu_util: win.loadgen_cpu_util,
     drained,
-    correctness: correctness(clients),
+    correctness: correctness(clients, drained),
   };
 }
 
@@ -362,7 +363,7 @@ async function latency(opts) {
     seconds,
     loadgen_cpu_util: (cpu.user + cpu.system) / 1e6 / seconds,
     drained,
-    correctness: correctness(clients),
+    correctness: correctness(clients, drained),
   };
 }
 
@@ -412,7 +413,7 @@ async function bulk(opts) {
     seconds: win.seconds,
     loadgen_cpu_util: win.loadgen_cpu_util,
     drained,
-    correctness: correctness(clients),
+    correctness: correctness(clients, drained),
   };
 }
 

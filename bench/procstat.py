@@ -29,3 +29,22 @@ def rss_kib(pid: int) -> int | None:
     except OSError:
         return None
     return None
+
+
+def machine_busy_seconds() -> float | None:
+    """CPU seconds all cores spent busy since boot (from /proc/stat), or None."""
+    try:
+        first = Path("/proc/stat").read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return None
+    ticks = [int(v) for v in first[1:9]]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    return (sum(ticks) - idle) / _CLK_TCK
+
+
+def loadavg() -> float | None:
+    """The 1-minute load average, or None."""
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None

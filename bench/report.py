@@ -128,10 +128,11 @@ def render_markdown(rows: list[list[str]]) -> str:
 
 def _run(cmd: list[str], cwd: Path = REPO_DIR) -> str:
     try:
-        return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,
-                              timeout=10).stdout.strip()
+        done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=10,
+                              check=False)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+    return done.stdout.strip() or "unknown"
 
 
 def _npm_version(name: str) -> str:

@@ -31,18 +31,22 @@ class Scenario:
 
 _SERVER_CPU = Metric("server_cpu_util", "server CPU", "cores", "info")
 _LOADGEN_CPU = Metric("loadgen_cpu_util", "load generator CPU", "cores", "info")
+_OTHER_CPU = Metric("other_cpu", "CPU of other processes", "cores", "info")
 
 _THROUGHPUT = (
     Metric("msgs_per_s", "relayed msg/s", "msg/s", "higher"),
     Metric("msgs_per_cpu_s", "msg per server CPU-second", "msg/CPU-s", "higher"),
     _SERVER_CPU,
     _LOADGEN_CPU,
+    _OTHER_CPU,
 )
 _LATENCY = (
     Metric("p50_ms", "delivery p50", "ms", "lower"),
     Metric("p99_ms", "delivery p99", "ms", "lower"),
     Metric("achieved_rate", "achieved rate", "msg/s", "info"),
     _SERVER_CPU,
+    _LOADGEN_CPU,
+    _OTHER_CPU,
 )
 _IDLE = (
     Metric("kib_per_conn", "RSS per idle connection", "KiB", "lower"),
@@ -53,6 +57,7 @@ _BULK = (
     Metric("mb_per_cpu_s", "MB per server CPU-second", "MB/CPU-s", "higher"),
     _SERVER_CPU,
     _LOADGEN_CPU,
+    _OTHER_CPU,
 )
 _JOIN = (
     Metric("join_p50_ms", "join ack p50", "ms", "lower"),
@@ -92,8 +97,12 @@ def metrics_from(scenario: Scenario, result: dict[str, Any],
                  samples: dict[str, float]) -> dict[str, float | None]:
     """Turn one loadgen result plus the driver's /proc samples into metric values."""
     cpu = samples.get("server_cpu_util")
-    out: dict[str, float | None] = {"server_cpu_util": cpu,
-                                    "loadgen_cpu_util": result.get("loadgen_cpu_util")}
+    gen = result.get("loadgen_cpu_util")
+    busy = samples.get("machine_busy_cores")
+    out: dict[str, float | None] = {"server_cpu_util": cpu, "loadgen_cpu_util": gen}
+    if busy is not None and cpu is not None and gen is not None:
+        # What else ran on the machine meanwhile: a sign of a noisy run.
+        out["other_cpu"] = max(0.0, busy - cpu - gen)
     kind = scenario.kind
     if kind in ("windowed", "ackpaced"):
         out["msgs_per_s"] = result["msgs_per_s"]
