@@ -1,0 +1,281 @@
+"""One RTCPeerConnection at a time towards one remote peer, glare-free.
+
+The rule both peers compute: the side with the lower peerId (plain string
+comparison) is the *offerer*; it creates the data channel (label
+``rtc-peer``, reliable and ordered) and every offer. The other side, the
+*answerer*, never offers: when it wants a new connection it sends signal data
+``{type: "renegotiate"}``. aiortc has no rollback and no ``restartIce``, so
+every attempt is a fresh RTCPeerConnection; an offer always replaces the
+answerer's previous connection.
+
+Signal data shapes (the server does not read them)::
+
+    {type: "offer" | "answer", sdp}
+    {type: "candidate", candidate: {candidate, sdpMid, sdpMLineIndex}}
+    {type: "renegotiate"}
+
+aiortc gathers every candidate before ``setLocalDescription`` returns, so our
+descriptions carry them all and we send no candidates; browsers trickle, and
+their candidates are added with ``addIceCandidate``.
+
+Everything for one remote peer runs in one owned task, in the order it came
+(signals, timeouts, losses), since aiortc's description calls are async. An
+attempt whose channel does not open within ``connect_timeout`` is closed and
+the pair stays on the relay; the offerer tries again after a growing pause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiortc import (
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.sdp import candidate_from_sdp
+
+from .channel import PathClosed
+from .errors import SignalingError
+from .webrtc_channel import CHANNEL_LABEL
+
+logger = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 10.0
+RETRY_FIRST = 2.0
+RETRY_CAP = 60.0
+
+SendSignal = Callable[[dict[str, Any]], Awaitable[None]]
+ChannelOpened = Callable[[RTCDataChannel], None]
+
+
+def is_offerer(local_id: str, remote_id: str) -> bool:
+    """The lower peerId offers (code-unit order, the same in JavaScript)."""
+    return local_id < remote_id
+
+
+def rtc_configuration(ice_servers: list[dict[str, Any]] | None) -> RTCConfiguration:
+    """An aiortc configuration from the browser's ``RTCIceServer`` dicts."""
+    servers = []
+    for entry in ice_servers or []:
+        if not isinstance(entry, dict) or "urls" not in entry:
+            continue
+        servers.append(
+            RTCIceServer(
+                urls=entry["urls"],
+                username=entry.get("username"),
+                credential=entry.get("credential"),
+            )
+        )
+    return RTCConfiguration(iceServers=servers)
+
+
+class Negotiator:
+    """Keeps trying to give one remote peer an open ``rtc-peer`` data channel."""
+
+    def __init__(
+        self,
+        local_id: str,
+        remote_id: str,
+        *,
+        configuration: RTCConfiguration,
+        send_signal: SendSignal,
+        on_channel: ChannelOpened,
+        connect_timeout: float = CONNECT_TIMEOUT,
+    ) -> None:
+        self.remote_id = remote_id
+        self.offerer = is_offerer(local_id, remote_id)
+        self._configuration = configuration
+        self._send_signal = send_signal
+        self._on_channel = on_channel
+        self._connect_timeout = connect_timeout
+        self._pc: RTCPeerConnection | None = None
+        self._attempt = 0
+        self._established = False
+        self._failures = 0
+        self._timers: list[asyncio.TimerHandle] = []
+        self._inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name=f"negotiation {remote_id[:8]}"
+        )
+        if self.offerer:
+            self._inbox.put_nowait(("attempt", None))
+
+    @property
+    def peer_connection(self) -> RTCPeerConnection | None:
+        return self._pc
+
+    def signal(self, data: dict[str, Any]) -> None:
+        """Signal data from the remote peer, in the order it arrived."""
+        self._inbox.put_nowait(("signal", data))
+
+    def kick(self) -> None:
+        """Try now if there is no working connection (e.g. after a resume)."""
+        self._inbox.put_nowait(("kick", None))
+
+    async def close(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        await self._close_pc()
+
+    # -- the task -------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            kind, arg = await self._inbox.get()
+            try:
+                await self._handle(kind, arg)
+            except (PathClosed, SignalingError) as exc:
+                logger.info("negotiation with %s: signaling failed: %s", self.remote_id, exc)
+                await self._attempt_failed()
+            except (ValueError, TypeError, KeyError, AssertionError, OSError) as exc:
+                # aiortc raises these for SDP it cannot use (it asserts on some).
+                logger.warning("negotiation with %s failed: %r", self.remote_id, exc)
+                await self._attempt_failed()
+
+    async def _handle(self, kind: str, arg: Any) -> None:
+        if kind == "attempt":
+            if self.offerer and self._pc is None:
+                await self._offer()
+        elif kind == "kick":
+            if self._pc is None:
+                if self.offerer:
+                    await self._offer()
+                else:
+                    await self._send_signal({"type": "renegotiate"})
+        elif kind == "signal":
+            await self._on_signal(arg)
+        elif kind == "timeout":
+            if arg == self._attempt and not self._established and self._pc is not None:
+                logger.info("no data channel to %s within %g s: staying on relay",
+                            self.remote_id, self._connect_timeout)
+                await self._attempt_failed()
+        elif kind == "lost":
+            if arg is self._pc:
+                was_established = self._established
+                await self._close_pc()
+                if not was_established:
+                    await self._attempt_failed()
+                elif self.offerer:
+                    await self._offer()
+                else:
+                    await self._send_signal({"type": "renegotiate"})
+
+    async def _on_signal(self, data: dict[str, Any]) -> None:
+        kind = data.get("type")
+        if kind == "offer" and isinstance(data.get("sdp"), str):
+            if self.offerer:
+                logger.warning("%s sent an offer, but we offer to it: ignored", self.remote_id)
+                return
+            await self._answer(data["sdp"])
+        elif kind == "answer" and isinstance(data.get("sdp"), str):
+            pc = self._pc
+            if pc is not None and pc.signalingState == "have-local-offer":
+                await pc.setRemoteDescription(RTCSessionDescription(data["sdp"], "answer"))
+        elif kind == "candidate":
+            await self._add_candidate(data.get("candidate"))
+        elif kind == "renegotiate":
+            if self.offerer and (self._pc is None or self._established):
+                await self._offer()
+        else:
+            logger.debug("ignored signal %.75r from %s", data, self.remote_id)
+
+    async def _offer(self) -> None:
+        pc = await self._new_pc()
+        channel = pc.createDataChannel(CHANNEL_LABEL, ordered=True)
+        self._watch_channel(pc, channel)
+        await pc.setLocalDescription(await pc.createOffer())
+        if pc is self._pc:
+            await self._send_signal({"type": "offer", "sdp": pc.localDescription.sdp})
+
+    async def _answer(self, sdp: str) -> None:
+        pc = await self._new_pc()
+
+        @pc.on("datachannel")
+        def on_datachannel(channel: RTCDataChannel) -> None:
+            if channel.label == CHANNEL_LABEL:
+                self._watch_channel(pc, channel)
+
+        await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        if pc is self._pc:
+            await self._send_signal({"type": "answer", "sdp": pc.localDescription.sdp})
+
+    async def _add_candidate(self, raw: Any) -> None:
+        pc = self._pc
+        if pc is None or pc.remoteDescription is None or not isinstance(raw, dict):
+            return
+        text = raw.get("candidate")
+        if not text:  # end of candidates
+            await pc.addIceCandidate(None)
+            return
+        if not isinstance(text, str):
+            return
+        if text.startswith("candidate:"):
+            text = text[len("candidate:"):]
+        if len(text.split()) < 8:
+            logger.debug("ignored malformed candidate %.75r", text)
+            return
+        candidate = candidate_from_sdp(text)
+        mid, index = raw.get("sdpMid"), raw.get("sdpMLineIndex")
+        candidate.sdpMid = mid if isinstance(mid, str) else None
+        candidate.sdpMLineIndex = index if isinstance(index, int) else None
+        if candidate.sdpMid is None and candidate.sdpMLineIndex is None:
+            candidate.sdpMLineIndex = 0
+        await pc.addIceCandidate(candidate)
+
+    # -- connections ----------------------------------------------------------
+
+    async def _new_pc(self) -> RTCPeerConnection:
+        await self._close_pc()
+        self._attempt += 1
+        attempt = self._attempt
+        pc = RTCPeerConnection(self._configuration)
+        self._pc = pc
+
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            if pc.connectionState == "failed":
+                self._inbox.put_nowait(("lost", pc))
+
+        self._after(self._connect_timeout, ("timeout", attempt))
+        return pc
+
+    def _after(self, delay: float, command: tuple[str, Any]) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self._timers = [t for t in self._timers if t.when() > now]
+        self._timers.append(loop.call_later(delay, self._inbox.put_nowait, command))
+
+    def _watch_channel(self, pc: RTCPeerConnection, channel: RTCDataChannel) -> None:
+        def opened() -> None:
+            if pc is self._pc and not self._established:
+                self._established = True
+                self._failures = 0
+                self._on_channel(channel)
+
+        channel.on("open", opened)
+        channel.on("close", lambda: self._inbox.put_nowait(("lost", pc)))
+        if channel.readyState == "open":
+            opened()
+
+    async def _close_pc(self) -> None:
+        pc, self._pc = self._pc, None
+        self._established = False
+        if pc is not None:
+            await pc.close()
+
+    async def _attempt_failed(self) -> None:
+        await self._close_pc()
+        if not self.offerer:
+            return
+        delay = min(RETRY_CAP, RETRY_FIRST * 2**self._failures)
+        self._failures += 1
+        self._after(delay, ("attempt", None))

@@ -1,0 +1,52 @@
+"""The direct path: frames on one reliable, ordered RTCDataChannel.
+
+``send`` writes at once while the channel's ``bufferedAmount`` is under
+``HIGH_WATER_BYTES`` and otherwise waits for ``bufferedamountlow`` (the
+threshold is ``LOW_WATER_BYTES``), so a large transfer never queues more than
+about ``HIGH_WATER_BYTES`` inside aiortc.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiortc import RTCDataChannel
+from aiortc.exceptions import InvalidStateError
+
+from .channel import PathClosed
+
+CHANNEL_LABEL = "rtc-peer"
+HIGH_WATER_BYTES = 1024 * 1024
+LOW_WATER_BYTES = 256 * 1024
+DATA_CHANNEL_MESSAGE_BYTES = 64 * 1024
+"""What every WebRTC stack accepts (aiortc's default for an unknown peer)."""
+
+
+class WebRTCChannel:
+    """Frames to one remote peer on an open data channel."""
+
+    name = "webrtc"
+    max_message_bytes = DATA_CHANNEL_MESSAGE_BYTES
+
+    def __init__(self, channel: RTCDataChannel) -> None:
+        self.channel = channel
+        self._low = asyncio.Event()
+        self._low.set()
+        channel.bufferedAmountLowThreshold = LOW_WATER_BYTES
+        channel.on("bufferedamountlow", self._low.set)
+        channel.on("close", self._low.set)
+
+    @property
+    def open(self) -> bool:
+        return self.channel.readyState == "open"
+
+    async def send(self, data: bytes) -> None:
+        while self.channel.bufferedAmount > HIGH_WATER_BYTES:
+            if not self.open:
+                raise PathClosed("data channel closed")
+            self._low.clear()
+            await self._low.wait()
+        try:
+            self.channel.send(data)
+        except InvalidStateError:
+            raise PathClosed("data channel closed") from None
