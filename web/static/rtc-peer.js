@@ -1,1 +1,320 @@
-// Browser Peer client: see docs/protocol.md
+// rtc-peer: the browser Peer client of the rtc-signaling server.
+//
+//   import { Peer } from "/static/rtc-peer.js";
+//   const peer = new Peer(location.origin, "lobby", { meta: { name: "Ada" } });
+//   peer.on("chat", (from, text) => console.log(from, text));
+//   await peer.connect();
+//   await peer.emit("chat", "hello");              // everyone else
+//   await peer.sendFile(otherId, file);            // they get event "file"
+//
+// Messages go peer to peer on a WebRTC data channel once it is open, and
+// through the server's `relay` before that, after it is lost, or when either
+// side has no WebRTC; the switch is invisible: in order, exactly once.
+// See docs/browser.md; the Python twin is peer/peer.py.
+
+import { SignalingClient, SignalingError } from "./lib/signaling.js";
+import { Negotiator, hasWebRTC } from "./lib/negotiation.js";
+import { PeerLink } from "./lib/peer-link.js";
+import { RELAY_EVENT } from "./lib/framing.js";
+import { FileTransfers } from "./lib/transfers.js";
+
+export { SignalingError };
+
+/** Events the Peer raises itself; application events are any other name. */
+export const PEER_EVENTS = Object.freeze([
+  "peer-joined", // (peerId, info)
+  "peer-left", // (peerId, reason)
+  "upgrade", // (peerId)            data channel open
+  "downgrade", // (peerId)          data channel lost, relay again
+  "file", // (senderId, File)      whole file arrived, SHA-256 checked (file.sha256)
+  // Extras for user interfaces:
+  "file-offer", // (senderId, {id, name, size})
+  "file-progress", // (peerId, {id, name, size, done, direction: "send"|"receive"})
+  "file-failed", // (peerId, {id, name, direction, error})
+  "track", // (peerId, MediaStream)   remote media (calls)
+  "connection-state", // (peerId, state)  RTCPeerConnection state
+  "signaling", // (state)   "connected" | "reconnecting" | "resumed" | "rejoined" | "closed"
+  "error", // (Error)
+]);
+
+export class Peer {
+  /**
+   * @param {string} serverUrl  e.g. location.origin
+   * @param {string} room
+   * @param {object} [options]
+   * @param {object} [options.meta]        shown to the others (<= 1 KiB JSON)
+   * @param {boolean} [options.webrtc]     false: relay only (default: true when available)
+   * @param {RTCIceServer[]} [options.iceServers]  instead of the server's
+   * @param {string} [options.token]       JWT when the server wants one
+   * @param {boolean} [options.reconnect]  default true
+   * @param {MediaStream} [options.stream] media to send to every peer (calls)
+   * @param {boolean} [options.receiveMedia]  ask every peer for audio and video
+   */
+  constructor(serverUrl, room, options = {}) {
+    const { meta = {}, webrtc = true, iceServers = null, token = null, reconnect = true } = options;
+    this.serverUrl = serverUrl;
+    this.room = room;
+    this.meta = meta;
+    this.webrtc = Boolean(webrtc) && hasWebRTC();
+    this.iceServers = iceServers;
+    this.reconnect = reconnect;
+    this.stream = options.stream ?? null;
+    this.receiveMedia = Boolean(options.receiveMedia ?? options.stream);
+    /** @type {Map<string, {peerId: string, meta: object, webrtc: boolean}>} */
+    this.peers = new Map();
+    this._id = null;
+    this._serverIce = [];
+    this._handlers = new Map();
+    this._links = new Map();
+    this._negotiators = new Map();
+    this._client = new SignalingClient(serverUrl, { token, reconnect });
+    this._transfers = new FileTransfers(this);
+    this._closed = false;
+    this._everJoined = false;
+    this._wire();
+  }
+
+  /** Own peerId (null before connect). */
+  get id() {
+    return this._id;
+  }
+
+  /** "webrtc" when messages to that peer go on a data channel, else "relay". */
+  transport(peerId) {
+    return this._links.get(peerId)?.path ?? "relay";
+  }
+
+  /** RTCPeerConnection state of the pair, or "none" when it has no WebRTC. */
+  connectionState(peerId) {
+    return this._negotiators.get(peerId)?.state ?? "none";
+  }
+
+  /** Listen; returns a function that stops listening. */
+  on(event, handler) {
+    if (!this._handlers.has(event)) this._handlers.set(event, new Set());
+    this._handlers.get(event).add(handler);
+    return () => this.off(event, handler);
+  }
+
+  off(event, handler) {
+    this._handlers.get(event)?.delete(handler);
+  }
+
+  _raise(event, ...args) {
+    for (const handler of this._handlers.get(event) ?? []) {
+      try {
+        const result = handler(...args);
+        if (result && typeof result.catch === "function") {
+          result.catch((err) => console.error(`rtc-peer: "${event}" handler failed`, err));
+        }
+      } catch (err) {
+        console.error(`rtc-peer: "${event}" handler failed`, err);
+      }
+    }
+  }
+
+  /** Connect and join the room; rejects with an Error whose .code is the contract's. */
+  async connect() {
+    await this._client.connect();
+    let ack;
+    try {
+      ack = await this._client.join({ room: this.room, meta: this.meta, webrtc: this.webrtc });
+    } catch (err) {
+      await this._client.close();
+      throw err;
+    }
+    this._joined(ack, false);
+    this._raise("signaling", "connected");
+    return this;
+  }
+
+  /**
+   * Send an application message: `data` is a JSON value, or binary
+   * (Uint8Array / ArrayBuffer / DataView). Without `to`, to everyone else.
+   * Resolves once the message is queued on every path (it then arrives
+   * exactly once, in order, also across path switches).
+   */
+  async emit(event, data, { to } = {}) {
+    if (typeof event !== "string" || !event || event.length > 64) {
+      throw new SignalingError("invalid-payload", "event must be 1-64 characters");
+    }
+    const payload = binaryOf(data) ?? data;
+    const targets = to === undefined || to === null ? [...this._links.keys()] : [to];
+    for (const peerId of targets) {
+      const link = this._links.get(peerId);
+      if (!link) throw new SignalingError("unknown-peer", `${peerId} is not in ${this.room}`);
+      await this._whenRoom(link, () => link.sendMessage(event, payload));
+    }
+  }
+
+  /** Run `write` on `link`, waiting while its send buffer is full. */
+  async _whenRoom(link, write) {
+    for (;;) {
+      if (link.closed) throw new SignalingError("unknown-peer", `${link.remoteId} left`);
+      if (!link.congested) {
+        try {
+          write();
+          return;
+        } catch (err) {
+          if (err?.name !== "SendBufferFull") throw err;
+        }
+      }
+      await link.progress();
+    }
+  }
+
+  /**
+   * Send a File (or Blob, with an optional name) to one peer. Resolves to
+   * {id, name, size, sha256} once the receiver confirmed the SHA-256.
+   */
+  sendFile(peerId, file, { name } = {}) {
+    return this._transfers.send(peerId, file, name ?? file.name ?? "file");
+  }
+
+  /** Media to send to every peer (calls); null stops sending. */
+  setStream(stream) {
+    this.stream = stream;
+    if (stream) this.receiveMedia = true;
+    for (const negotiator of this._negotiators.values()) negotiator.setLocalStream(stream);
+  }
+
+  /** Leave the room and close every connection. */
+  async close() {
+    if (this._closed) return;
+    this._closed = true;
+    for (const peerId of [...this._links.keys()]) this._dropPeer(peerId);
+    await this._client.close();
+    this._raise("signaling", "closed");
+  }
+
+  // -- signaling events ---------------------------------------------------------
+
+  _wire() {
+    const c = this._client;
+    c.on("peer-joined", (p) => {
+      if (p.room !== this.room || p.peerId === this._id) return;
+      this._addPeer(p, true);
+    });
+    c.on("peer-left", (p) => {
+      if (p.room !== this.room || !this.peers.has(p.peerId)) return;
+      this._dropPeer(p.peerId);
+      this._raise("peer-left", p.peerId, p.reason);
+    });
+    c.on("signal", (p) => {
+      if (p.room !== this.room) return;
+      this._negotiators.get(p.from)?.handleSignal(p.data);
+    });
+    c.on("relay", (p) => {
+      if (p.room !== this.room || p.event !== RELAY_EVENT) return;
+      const bytes = binaryOf(p.data);
+      if (bytes) this._links.get(p.from)?.receive(bytes);
+    });
+    c.on("rejected", (p) => this._raise("error", new SignalingError(p.error?.code, p.error?.message)));
+    c.on("disconnected", () => !this._closed && this._raise("signaling", "reconnecting"));
+    c.on("rejoined", ({ ack, resumed }) => this._joined(ack, resumed));
+  }
+
+  _joined(ack, resumed) {
+    this._serverIce = ack.iceServers ?? [];
+    const fresh = this._id !== null && ack.peerId !== this._id;
+    this._id = ack.peerId;
+    if (fresh) {
+      // A new peerId: to the others we are a new peer; every session restarts.
+      for (const peerId of [...this._links.keys()]) this._dropLink(peerId);
+    }
+    const present = new Set(ack.peers.map((p) => p.peerId));
+    for (const peerId of [...this.peers.keys()]) {
+      if (!present.has(peerId)) {
+        this._dropPeer(peerId);
+        this._raise("peer-left", peerId, "disconnected");
+      }
+    }
+    for (const info of ack.peers) {
+      if (!this.peers.has(info.peerId)) this._addPeer({ room: this.room, ...info }, true);
+      else if (!this._links.has(info.peerId)) this._openLink(this.peers.get(info.peerId));
+    }
+    if (resumed) {
+      for (const link of this._links.values()) link.resendOnRelay();
+    }
+    if (this._everJoined && !this._closed) this._raise("signaling", resumed ? "resumed" : "rejoined");
+    this._everJoined = true;
+  }
+
+  _addPeer(p, announce) {
+    const info = { peerId: p.peerId, meta: p.meta ?? {}, webrtc: p.webrtc !== false };
+    this.peers.set(info.peerId, info);
+    this._openLink(info);
+    if (announce) this._raise("peer-joined", info.peerId, info);
+  }
+
+  _openLink(info) {
+    const peerId = info.peerId;
+    const link = new PeerLink({
+      remoteId: peerId,
+      sendRelay: (bytes) => this._client.relay(this.room, RELAY_EVENT, bytes, peerId),
+      onDeliveries: (deliveries) => this._deliver(peerId, deliveries),
+      onPath: (path) => this._raise(path === "webrtc" ? "upgrade" : "downgrade", peerId),
+      onFailure: (err) => {
+        console.warn(`rtc-peer: session with ${peerId} broke, starting over`, err);
+        this._raise("error", err);
+        this._dropLink(peerId);
+        this._openLink(info);
+      },
+    });
+    this._links.set(peerId, link);
+    if (this.webrtc && info.webrtc) {
+      const negotiator = new Negotiator({
+        localId: this._id,
+        remoteId: peerId,
+        iceServers: this.iceServers ?? this._serverIce,
+        sendSignal: (data) => this._client.signal(this.room, peerId, data),
+        onChannel: (channel) => {
+          if (this._links.get(peerId) === link) {
+            link.attachChannel(channel);
+          }
+        },
+        onTrack: (stream) => this._raise("track", peerId, stream),
+        onState: (state) => this._raise("connection-state", peerId, state),
+        localStream: this.stream,
+        receiveMedia: this.receiveMedia,
+      });
+      this._negotiators.set(peerId, negotiator);
+      negotiator.start();
+    }
+  }
+
+  _dropLink(peerId) {
+    this._links.get(peerId)?.close();
+    this._links.delete(peerId);
+    this._negotiators.get(peerId)?.close();
+    this._negotiators.delete(peerId);
+    this._transfers.dropPeer(peerId);
+  }
+
+  _dropPeer(peerId) {
+    this._dropLink(peerId);
+    this.peers.delete(peerId);
+  }
+
+  _deliver(peerId, deliveries) {
+    for (const delivery of deliveries) {
+      if (this._transfers.handles(delivery)) this._transfers.receive(peerId, delivery);
+      else this._raise(delivery.event, peerId, delivery.data);
+    }
+  }
+
+  /** For lib/transfers.js: the link to a peer, or throw unknown-peer. */
+  _link(peerId) {
+    const link = this._links.get(peerId);
+    if (!link) throw new SignalingError("unknown-peer", `${peerId} is not in ${this.room}`);
+    return link;
+  }
+}
+
+/** Uint8Array of binary data (ArrayBuffer or a view), or null for anything else. */
+function binaryOf(data) {
+  if (data instanceof Uint8Array) return data;
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return null;
+}

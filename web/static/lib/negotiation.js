@@ -1,0 +1,347 @@
+// WebRTC negotiation with one remote peer: one RTCPeerConnection, one data
+// channel, and the media tracks of a call. Mirrors peer/negotiation.py.
+//
+// Glare-free without rollback: the side with the lower peerId (plain string
+// comparison) is the offerer, always; the other side never makes an offer and
+// asks for one with a {type: "renegotiate"} signal. Signals (the `data` of
+// the server's `signal` request):
+//
+//   {type: "offer",  sdp}                 offerer -> answerer
+//   {type: "answer", sdp}                 answerer -> offerer
+//   {type: "candidate", candidate: {candidate, sdpMid, sdpMLineIndex}}
+//                                         either way, trickled; an SDP may
+//                                         also carry all its candidates inside
+//   {type: "renegotiate", kinds?: ["audio"|"video", ...]}
+//                                         answerer -> offerer: "send me an
+//                                         offer" (kinds: media the answerer
+//                                         wants to send, so the offer has room)
+//
+// The offerer creates the data channel (label DATA_CHANNEL_LABEL, reliable,
+// ordered); the answerer takes it from `datachannel`. An offer whose o= line
+// names a different session than the current remote description starts a
+// new RTCPeerConnection (the offerer restarted after a failure).
+
+export const DATA_CHANNEL_LABEL = "rtc-peer";
+/** How long a pair may take to reach "connected" before it counts as failed. */
+export const CONNECT_TIMEOUT_MS = 20000;
+/** Delay before the offerer tries a failed pair again (doubling, capped). */
+export const RETRY_DELAY_MS = 2000;
+export const RETRY_DELAY_MAX_MS = 30000;
+
+export function isOfferer(localId, remoteId) {
+  return localId < remoteId;
+}
+
+export function hasWebRTC() {
+  return typeof globalThis.RTCPeerConnection === "function";
+}
+
+function sdpSession(sdp) {
+  const match = /^o=\S+ (\S+)/m.exec(sdp ?? "");
+  return match ? match[1] : null;
+}
+
+export class Negotiator {
+  /**
+   * @param {object} o
+   * @param {string} o.localId
+   * @param {string} o.remoteId
+   * @param {RTCIceServer[]} o.iceServers
+   * @param {(data: object) => Promise<unknown>} o.sendSignal
+   * @param {(channel: RTCDataChannel) => void} o.onChannel  an open channel
+   * @param {(stream: MediaStream, track: MediaStreamTrack) => void} o.onTrack
+   * @param {(state: string) => void} o.onState  connection state changes
+   * @param {MediaStream|null} o.localStream
+   * @param {boolean} o.receiveMedia  ask for audio and video even when sending none
+   */
+  constructor(o) {
+    this.localId = o.localId;
+    this.remoteId = o.remoteId;
+    this.iceServers = o.iceServers ?? [];
+    this.sendSignal = o.sendSignal;
+    this.onChannel = o.onChannel ?? (() => {});
+    this.onTrack = o.onTrack ?? (() => {});
+    this.onState = o.onState ?? (() => {});
+    this.localStream = o.localStream ?? null;
+    this.receiveMedia = Boolean(o.receiveMedia);
+    this.offerer = isOfferer(this.localId, this.remoteId);
+    this.pc = null;
+    this.channel = null;
+    this.state = "new";
+    this.closed = false;
+    this._makingOffer = false;
+    this._offerPending = false;
+    this._pendingCandidates = [];
+    this._remoteSession = null;
+    this._wantKinds = new Set();
+    this._connectTimer = null;
+    this._retryTimer = null;
+    this._retryDelay = RETRY_DELAY_MS;
+    this._remoteStreams = new Map();
+  }
+
+  /** Begin: the offerer builds its connection and offers; the answerer waits. */
+  start() {
+    if (this.offerer) this._newConnection();
+  }
+
+  _newConnection() {
+    this._dropConnection();
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    this.pc = pc;
+    this._pendingCandidates = [];
+    this._remoteSession = null;
+    this._remoteStreams.clear();
+    pc.onicecandidate = ({ candidate }) => {
+      if (pc !== this.pc || !candidate || !candidate.candidate) return;
+      const { sdpMid, sdpMLineIndex } = candidate;
+      this._signal({ type: "candidate", candidate: { candidate: candidate.candidate, sdpMid, sdpMLineIndex } });
+    };
+    pc.onconnectionstatechange = () => {
+      if (pc !== this.pc) return;
+      this._setState(pc.connectionState);
+    };
+    pc.ontrack = (event) => {
+      if (pc !== this.pc) return;
+      let stream = event.streams[0];
+      if (!stream) {
+        stream = this._remoteStreams.get("default") ?? new MediaStream();
+        this._remoteStreams.set("default", stream);
+        stream.addTrack(event.track);
+      }
+      this.onTrack(stream, event.track);
+    };
+    pc.ondatachannel = ({ channel }) => {
+      if (pc !== this.pc || channel.label !== DATA_CHANNEL_LABEL) return;
+      this._useChannel(channel);
+    };
+    pc.onnegotiationneeded = () => {
+      if (pc !== this.pc) return;
+      if (this.offerer) void this._makeOffer();
+      else if (pc.signalingState === "stable") this._askForOffer();
+    };
+    if (this.localStream) {
+      for (const track of this.localStream.getTracks()) pc.addTrack(track, this.localStream);
+    }
+    if (this.offerer) {
+      this._useChannel(pc.createDataChannel(DATA_CHANNEL_LABEL, { ordered: true }));
+      this._ensureReceivers();
+    }
+    this._setState("connecting");
+    clearTimeout(this._connectTimer);
+    this._connectTimer = setTimeout(() => {
+      if (pc === this.pc && pc.connectionState !== "connected") this._setState("failed");
+    }, CONNECT_TIMEOUT_MS);
+    return pc;
+  }
+
+  _useChannel(channel) {
+    channel.binaryType = "arraybuffer";
+    this.channel = channel;
+    const opened = () => {
+      if (channel === this.channel) this.onChannel(channel);
+    };
+    if (channel.readyState === "open") opened();
+    else channel.addEventListener("open", opened, { once: true });
+  }
+
+  _setState(state) {
+    if (this.closed || state === this.state) return;
+    this.state = state;
+    if (state === "connected") {
+      clearTimeout(this._connectTimer);
+      this._retryDelay = RETRY_DELAY_MS;
+    }
+    this.onState(state);
+    if (state === "failed" && this.offerer) this._scheduleRetry();
+  }
+
+  _scheduleRetry() {
+    if (this._retryTimer || this.closed) return;
+    const delay = this._retryDelay;
+    this._retryDelay = Math.min(this._retryDelay * 2, RETRY_DELAY_MAX_MS);
+    this._retryTimer = setTimeout(() => {
+      this._retryTimer = null;
+      if (!this.closed) this._newConnection();
+    }, delay * (0.75 + Math.random() * 0.5));
+  }
+
+  /** Transceivers so the offer has room for media the remote side sends. */
+  _ensureReceivers() {
+    const pc = this.pc;
+    if (!pc) return;
+    const kinds = new Set(this._wantKinds);
+    if (this.receiveMedia) {
+      kinds.add("audio");
+      kinds.add("video");
+    }
+    for (const kind of kinds) {
+      const present = pc.getTransceivers().some(
+        (t) => !t.stopped && (t.receiver.track?.kind === kind || t.sender.track?.kind === kind),
+      );
+      if (!present) pc.addTransceiver(kind, { direction: "recvonly" });
+    }
+  }
+
+  async _makeOffer() {
+    const pc = this.pc;
+    if (!pc || this.closed) return;
+    if (this._makingOffer || pc.signalingState !== "stable") {
+      this._offerPending = true;
+      return;
+    }
+    this._makingOffer = true;
+    this._offerPending = false;
+    try {
+      this._ensureReceivers();
+      await pc.setLocalDescription(await pc.createOffer());
+      if (pc !== this.pc) return;
+      await this._signal({ type: "offer", sdp: pc.localDescription.sdp });
+    } catch (err) {
+      console.warn("rtc-peer: offer failed", err);
+    } finally {
+      this._makingOffer = false;
+    }
+  }
+
+  _askForOffer() {
+    const pc = this.pc;
+    const kinds = new Set();
+    if (pc) {
+      for (const t of pc.getTransceivers()) {
+        if (t.sender.track && !t.mid) kinds.add(t.sender.track.kind);
+      }
+    } else if (this.localStream) {
+      for (const track of this.localStream.getTracks()) kinds.add(track.kind);
+    }
+    const data = { type: "renegotiate" };
+    if (kinds.size) data.kinds = [...kinds];
+    void this._signal(data);
+  }
+
+  _signal(data) {
+    return Promise.resolve(this.sendSignal(data)).catch((err) => {
+      console.warn("rtc-peer: signal not sent", err);
+    });
+  }
+
+  /** Handle one `signal` data object from the remote peer. */
+  async handleSignal(data) {
+    if (this.closed || !data || typeof data !== "object") return;
+    try {
+      switch (data.type) {
+        case "offer":
+          if (!this.offerer) await this._onOffer(data.sdp);
+          break;
+        case "answer":
+          if (this.offerer) await this._onAnswer(data.sdp);
+          break;
+        case "candidate":
+          await this._onCandidate(data.candidate);
+          break;
+        case "renegotiate":
+          if (this.offerer) {
+            for (const kind of data.kinds ?? []) {
+              if (kind === "audio" || kind === "video") this._wantKinds.add(kind);
+            }
+            if (!this.pc || this.pc.connectionState === "failed" || this.pc.connectionState === "closed") {
+              this._newConnection();
+            } else {
+              await this._makeOffer();
+            }
+          }
+          break;
+        default:
+          break; // unknown signal types are ignored, for later versions
+      }
+    } catch (err) {
+      console.warn(`rtc-peer: signal ${data.type} from ${this.remoteId} failed`, err);
+    }
+  }
+
+  async _onOffer(sdp) {
+    const session = sdpSession(sdp);
+    let pc = this.pc;
+    if (!pc || pc.signalingState === "closed" || (this._remoteSession && session !== this._remoteSession)) {
+      pc = this._newConnection();
+    }
+    this._remoteSession = session;
+    await pc.setRemoteDescription({ type: "offer", sdp });
+    await this._flushCandidates(pc);
+    await pc.setLocalDescription(await pc.createAnswer());
+    if (pc !== this.pc) return;
+    await this._signal({ type: "answer", sdp: pc.localDescription.sdp });
+    // Tracks the offer had no room for: ask for another round.
+    if (pc.getTransceivers().some((t) => t.sender.track && !t.mid)) this._askForOffer();
+  }
+
+  async _onAnswer(sdp) {
+    const pc = this.pc;
+    if (!pc || pc.signalingState !== "have-local-offer") return;
+    await pc.setRemoteDescription({ type: "answer", sdp });
+    this._remoteSession = sdpSession(sdp);
+    await this._flushCandidates(pc);
+    if (this._offerPending) await this._makeOffer();
+  }
+
+  async _onCandidate(candidate) {
+    if (!candidate || typeof candidate.candidate !== "string" || !candidate.candidate) return;
+    const pc = this.pc;
+    if (!pc || !pc.remoteDescription) {
+      this._pendingCandidates.push(candidate);
+      return;
+    }
+    await pc.addIceCandidate(candidate);
+  }
+
+  async _flushCandidates(pc) {
+    const pending = this._pendingCandidates;
+    this._pendingCandidates = [];
+    for (const candidate of pending) {
+      try {
+        await pc.addIceCandidate(candidate);
+      } catch (err) {
+        console.warn("rtc-peer: candidate refused", err);
+      }
+    }
+  }
+
+  /** Send this stream's tracks (replacing the previous stream's); null stops sending. */
+  setLocalStream(stream) {
+    const previous = this.localStream;
+    this.localStream = stream;
+    const pc = this.pc;
+    if (!pc) {
+      if (!this.offerer && stream) this._askForOffer();
+      return;
+    }
+    for (const sender of pc.getSenders()) {
+      if (sender.track && previous?.getTracks().includes(sender.track)) pc.removeTrack(sender);
+    }
+    if (stream) for (const track of stream.getTracks()) pc.addTrack(track, stream);
+    // negotiationneeded follows: offer (offerer) or renegotiate (answerer).
+  }
+
+  _dropConnection() {
+    const pc = this.pc;
+    this.pc = null;
+    if (this.channel) {
+      try {
+        this.channel.close();
+      } catch {
+        /* already closed */
+      }
+      this.channel = null;
+    }
+    if (pc) pc.close();
+  }
+
+  close() {
+    if (this.closed) return;
+    this._setState("closed");
+    this.closed = true;
+    clearTimeout(this._connectTimer);
+    clearTimeout(this._retryTimer);
+    this._dropConnection();
+  }
+}

@@ -1,0 +1,211 @@
+// The link to one remote peer: its exactly-once Session and the path the
+// frames take now, the data channel once it is open and the server's relay
+// before that or after it is lost. Mirrors peer/channel.py,
+// peer/webrtc_channel.py and peer/relay_channel.py in one place.
+//
+// The session is sans-I/O; this class is its owner: it writes what the
+// session returns to the current path, feeds it every message from either
+// path, runs its timer, and calls `resend` whenever the path changes.
+
+import { RELAY_EVENT, pack } from "./framing.js";
+import { Session } from "./session.js";
+
+/** Largest data-channel message we send (what every SCTP stack accepts). */
+export const CHANNEL_MESSAGE_BYTES = 65536;
+/** Largest relay `data` we send (the server's default limit is 1 MiB). */
+export const RELAY_MESSAGE_BYTES = 256 * 1024;
+/** Above this many bytes queued in the data channel, writers wait. */
+export const CHANNEL_HIGH_WATER = 4 * 1024 * 1024;
+export const CHANNEL_LOW_WATER = 1024 * 1024;
+
+export const now = () => performance.now() / 1000;
+
+export class PeerLink {
+  /**
+   * @param {object} o
+   * @param {string} o.remoteId
+   * @param {(bytes: Uint8Array) => void} o.sendRelay  one relay request
+   * @param {(deliveries: object[]) => void} o.onDeliveries
+   * @param {(path: "webrtc"|"relay") => void} o.onPath
+   * @param {(err: Error) => void} o.onFailure  the remote broke the session rules
+   */
+  constructor(o) {
+    this.remoteId = o.remoteId;
+    this.sendRelay = o.sendRelay;
+    this.onDeliveries = o.onDeliveries;
+    this.onPath = o.onPath ?? (() => {});
+    this.onFailure = o.onFailure ?? (() => {});
+    this.session = new Session();
+    this.channel = null;
+    this.path = "relay";
+    this.closed = false;
+    this._timer = null;
+    this._relayQueue = [];
+    this._relayFlush = false;
+    this._waiters = new Set();
+  }
+
+  // -- writing ---------------------------------------------------------------
+
+  /** Sequence one application message and write it; throws SendBufferFull. */
+  sendMessage(event, data) {
+    this._write(this.session.sendMessage(event, data, now()));
+  }
+
+  /** Sequence one file-transfer body and write it; throws SendBufferFull. */
+  sendBody(body) {
+    this._write([this.session.send(body, now())]);
+  }
+
+  _write(frames) {
+    if (this.closed || !frames.length) return;
+    if (this.path === "webrtc" && this.channel?.readyState === "open") {
+      try {
+        for (const message of pack(frames, CHANNEL_MESSAGE_BYTES)) this.channel.send(message);
+      } catch (err) {
+        console.warn("rtc-peer: data channel send failed, back to the relay", err);
+        this.detachChannel(this.channel);
+      }
+    } else {
+      // Frames written in one turn of the event loop go out as few relays.
+      this._relayQueue.push(...frames);
+      if (!this._relayFlush) {
+        this._relayFlush = true;
+        queueMicrotask(() => this._flushRelay());
+      }
+    }
+    this._schedule();
+  }
+
+  _flushRelay() {
+    this._relayFlush = false;
+    const frames = this._relayQueue;
+    this._relayQueue = [];
+    if (this.closed) return;
+    for (const message of pack(frames, RELAY_MESSAGE_BYTES)) this.sendRelay(message);
+  }
+
+  // -- reading ---------------------------------------------------------------
+
+  /** One message from the remote peer, from either path. */
+  receive(bytes) {
+    if (this.closed) return;
+    let deliveries;
+    try {
+      deliveries = this.session.receive(bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes), now());
+    } catch (err) {
+      if (err?.name === "FrameError") {
+        console.warn(`rtc-peer: bad frame from ${this.remoteId} dropped`, err);
+        return;
+      }
+      this.onFailure(err);
+      return;
+    }
+    this._write(this.session.poll(now()));
+    this._wake();
+    if (deliveries.length) this.onDeliveries(deliveries);
+  }
+
+  // -- the timer ---------------------------------------------------------------
+
+  _schedule() {
+    if (this.closed) return;
+    const deadline = this.session.nextDeadline();
+    clearTimeout(this._timer);
+    this._timer = null;
+    if (deadline === null || deadline === undefined) return;
+    const delay = Math.max(0, (deadline - now()) * 1000);
+    this._timer = setTimeout(() => {
+      this._timer = null;
+      if (this.closed) return;
+      try {
+        this._write(this.session.poll(now()));
+      } catch (err) {
+        this.onFailure(err);
+      }
+      this._schedule();
+    }, delay);
+  }
+
+  // -- paths -------------------------------------------------------------------
+
+  /** The data channel is open: move to it and resend what is unacked. */
+  attachChannel(channel) {
+    if (this.closed) return;
+    if (this.channel && this.channel !== channel) this._unhook(this.channel);
+    this.channel = channel;
+    channel.bufferedAmountLowThreshold = CHANNEL_LOW_WATER;
+    channel.binaryType = "arraybuffer";
+    channel._rtcPeerHooks = {
+      message: (event) => this.receive(event.data),
+      close: () => this.detachChannel(channel),
+      bufferedamountlow: () => this._wake(),
+    };
+    for (const [name, fn] of Object.entries(channel._rtcPeerHooks)) channel.addEventListener(name, fn);
+    if (this.path !== "webrtc") {
+      this.path = "webrtc";
+      this._write(this.session.resend(now()));
+      this.onPath("webrtc");
+    }
+    this._wake();
+  }
+
+  /** The data channel is gone: back to the relay, resending what is unacked. */
+  detachChannel(channel) {
+    if (channel !== this.channel) return;
+    this._unhook(channel);
+    this.channel = null;
+    if (this.path === "webrtc" && !this.closed) {
+      this.path = "relay";
+      this._write(this.session.resend(now()));
+      this.onPath("relay");
+    }
+    this._wake();
+  }
+
+  /** The relay path came back (signaling resumed): resend there. */
+  resendOnRelay() {
+    if (this.path === "relay" && !this.closed) this._write(this.session.resend(now()));
+  }
+
+  _unhook(channel) {
+    const hooks = channel._rtcPeerHooks;
+    if (!hooks) return;
+    for (const [name, fn] of Object.entries(hooks)) channel.removeEventListener(name, fn);
+    delete channel._rtcPeerHooks;
+  }
+
+  // -- backpressure --------------------------------------------------------------
+
+  /** True when a writer should wait before writing more. */
+  get congested() {
+    return this.path === "webrtc" && (this.channel?.bufferedAmount ?? 0) > CHANNEL_HIGH_WATER;
+  }
+
+  /** Resolves at the next sign of progress: an ack, a drained channel, a path change. */
+  progress(timeoutMs = 1000) {
+    if (this.closed) return Promise.reject(new Error("link closed"));
+    return new Promise((resolve) => {
+      const waiter = () => {
+        clearTimeout(timer);
+        this._waiters.delete(waiter);
+        resolve();
+      };
+      const timer = setTimeout(waiter, timeoutMs);
+      this._waiters.add(waiter);
+    });
+  }
+
+  _wake() {
+    for (const waiter of [...this._waiters]) waiter();
+  }
+
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this._timer);
+    if (this.channel) this._unhook(this.channel);
+    this.channel = null;
+    this._wake();
+  }
+}
