@@ -35,6 +35,7 @@ from aiortc import RTCDataChannel
 from .channel import Outbox
 from .errors import (
     FileTransferError,
+    HashMismatch,
     FrameError,
     PeerError,
     SendBufferFull,
@@ -583,8 +584,10 @@ class Peer:
             incoming = remote.incoming.pop(delivery.id, None)
             if incoming is not None:
                 _discard(incoming)
-                logger.warning("%s cancelled file %s: %s", sender, incoming.receiver.offer.name,
-                               delivery.reason)
+                name = incoming.receiver.offer.name
+                logger.warning("%s cancelled file %s: %s", sender, name, delivery.reason)
+                self._raise("file-error", sender, FileTransferError(
+                    f"{name}: sender cancelled: {delivery.reason}"))
 
     def _file_offer(self, remote: _Remote, offer: FileOffer) -> None:
         part = self.download_dir / f".{safe_filename(offer.name)}.{offer.id}.part"
@@ -616,28 +619,32 @@ class Peer:
             result = incoming.receiver.end(end)
             incoming.handle.close()
         except (FileTransferError, OSError) as exc:
-            _discard(incoming)
-            self._send_control(remote, FileCancel(end.id, str(exc)[:200]))
+            self._file_failed(remote, end.id, str(exc), incoming)
             return
         if not result.ok:
             _discard(incoming)
             logger.warning("file %s from %s: SHA-256 mismatch", offer.name, remote.info.peer_id)
             self._send_control(remote, result)
+            self._raise("file-error", remote.info.peer_id, HashMismatch(
+                f"{offer.name}: SHA-256 {result.sha256} differs from the sender's {end.sha256}"))
             return
         target = self.download_dir / safe_filename(offer.name)
         try:
             os.replace(incoming.part_path, target)
         except OSError as exc:
-            _discard(incoming)
-            self._send_control(remote, FileCancel(end.id, f"cannot save: {exc.strerror}"))
+            self._file_failed(remote, end.id, f"cannot save: {exc.strerror}", incoming)
             return
         self._send_control(remote, result)
         self._raise("file", remote.info.peer_id, ReceivedFile(offer.name, offer.size, result.sha256, target))
 
-    def _file_failed(self, remote: _Remote, file_id: str, reason: str) -> None:
-        incoming = remote.incoming.pop(file_id, None)
+    def _file_failed(
+        self, remote: _Remote, file_id: str, reason: str, incoming: _Incoming | None = None
+    ) -> None:
+        incoming = incoming or remote.incoming.pop(file_id, None)
         if incoming is not None:
             _discard(incoming)
+            self._raise("file-error", remote.info.peer_id, FileTransferError(
+                f"{incoming.receiver.offer.name}: {reason}"))
         self._send_control(remote, FileCancel(file_id, reason[:200]))
 
     # -- events and tasks ---------------------------------------------------------------
