@@ -33,7 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--servers", default="ours,node",
                    help="comma-separated: ours, node (default both)")
     p.add_argument("--ours-args", default="",
-                   help="extra flags for `python -m signaling`, e.g. '--log-level error'")
+                   help="extra flags for `python -m signaling`, given with '=': "
+                        "--ours-args='--log-level error'")
     p.add_argument("--server-core", type=int, default=0, help="core for the server (default 0)")
     p.add_argument("--loadgen-core", type=int, default=1, help="core for the load generator")
     p.add_argument("--no-pin", action="store_true", help="do not pin processes with taskset")

@@ -40,6 +40,23 @@ python -m bench --write-docs     # regenerate this page and docs/img/*.png
 It needs Node.js 18 or newer with npm (the command installs `bench/`'s
 pinned npm packages by itself) and, for the plots, matplotlib.
 
+How it measures:
+
+- Our server starts as `python -m signaling --port 0 --rate-limit 0
+  --log-level warning` (`--ours-args` adds flags), the reference as `node
+  bench/reference-server.mjs`; a fresh process for every run, pinned with
+  `taskset` to core 0, the load generator to core 1.
+- The load generator's clients behave like the official client does by
+  default, so they offer per-message deflate on the websocket as browsers
+  do; the Node reference server declines it (socket.io's default).
+- Correctness is part of every run: each message carries a per-sender
+  sequence number and the generator counts sent, acknowledged, delivered,
+  lost, duplicated and reordered messages and checks each `from`.
+- The primary throughput numbers are per second of wall time; "per server
+  CPU-second" divides by the CPU time the server process used in the same
+  window (from /proc), which is the per-core comparison and is less
+  sensitive to other load on the machine (also recorded).
+
 {BEGIN}
 {END}
 
@@ -178,6 +195,30 @@ def _correctness_md(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+KIND_NOTES = {
+    "windowed": "each client relays small JSON messages (~100 bytes) to its partner, keeping "
+                "`window` requests un-acked; measured after a warm-up",
+    "ackpaced": "the same with one request in flight per client: the next goes on the ack",
+    "signal": "as windowed, with `signal` requests instead of `relay`",
+    "latency": "open loop at a fixed total rate over all clients; latency is delivery time "
+               "minus the send timestamp in the payload (one clock: same process)",
+    "idle": "connections that only connect; the driver reads the server's VmRSS after the "
+            "first `base` connections and after all, and divides the growth",
+    "bulk": "16 KiB binary relays (a Buffer, sent as a Socket.IO binary attachment) between "
+            "pairs; MB = 10^6 bytes of payload delivered",
+    "joinstorm": "all peers connected first, then every one sends `join` at once, two per "
+                 "room; latency from emit to ack",
+}
+
+
+def _scenarios_md(doc: dict[str, Any]) -> str:
+    lines = []
+    for name, sc in doc["scenarios"].items():
+        args = ", ".join(f"{k} {v}" for k, v in sc["args"].items())
+        lines.append(f"- `{name}`: {KIND_NOTES.get(sc['kind'], sc['title'])} ({args}).")
+    return "\n".join(lines)
+
+
 def generated_block(doc: dict[str, Any], scenarios: list[Scenario],
                     rows: list[list[str]], plots: list[str]) -> str:
     """The Markdown that goes between the markers."""
@@ -189,6 +230,7 @@ def generated_block(doc: dict[str, Any], scenarios: list[Scenario],
          "medians (`better` says which way is good). Every run uses a fresh server process."),
         "",
         report.render_markdown(rows), "",
+        "Scenarios (durations and warm-ups in seconds):", "", _scenarios_md(doc), "",
     ]
     parts += [f"![{p}](img/{p})" for p in plots]
     if plots:

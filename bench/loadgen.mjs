@@ -9,6 +9,7 @@
 // Scenarios:
 //   windowed   pairs relay to their partner, W un-acked requests each, T s
 //   ackpaced   the same with a window of one (next send on the ack)
+//   signal     as windowed, with `signal` requests instead of `relay`
 //   latency    fixed total rate R msg/s spread over the pairs; delivery p50/p99
 //   idle       N idle connections (the driver reads the server's RSS)
 //   bulk       16 KiB binary relays between pairs, W un-acked; MB/s
@@ -37,7 +38,7 @@ const DEFAULTS = {
   size: 16384,
   connections: 2000,
   base: 100,
-  drain: 10,
+  drain: 15,
   concurrency: 100,
 };
 
@@ -172,6 +173,13 @@ class Client {
     this.rx = new Receiver();
   }
 
+  /** True when a message claims to come from this client's partner in its room. */
+  fromPartner(msg) {
+    if (msg.from === this.partner.peerId && msg.room === this.room) return true;
+    this.rx.corrupt++;
+    return false;
+  }
+
   onAck(ack) {
     this.inflight--;
     if (ack && ack.ok) {
@@ -273,20 +281,28 @@ async function measureWindow(opts, clients, name) {
 
 // ---------------------------------------------------------------- scenarios
 
-/** JSON relays to the partner keeping `window` requests un-acked per client. */
-async function windowed(opts, window, name) {
+/**
+ * JSON messages to the partner keeping `window` requests un-acked per client;
+ * `kind` is "relay" or "signal" (same shape but for the event name).
+ */
+async function windowed(opts, window, name, kind = "relay") {
   const clients = await setupPairs(opts, opts.clients, name);
   let running = true;
   const pad = "x".repeat(64);
   for (const c of clients) {
-    c.socket.on("relay", (msg) => c.rx.record(msg.data.s));
+    c.socket.on(kind, (msg) => {
+      if (c.fromPartner(msg)) c.rx.record(msg.data.s);
+    });
   }
   const pump = (c) => {
     while (running && c.inflight < window) {
       c.inflight++;
       c.sent++;
       const data = { s: c.seq++, t: now(), pad };
-      c.socket.emit("relay", { room: c.room, to: c.partner.peerId, event: "bench", data }, (ack) => {
+      const payload = kind === "relay"
+        ? { room: c.room, to: c.partner.peerId, event: "bench", data }
+        : { room: c.room, to: c.partner.peerId, data };
+      c.socket.emit(kind, payload, (ack) => {
         c.onAck(ack);
         pump(c);
       });
@@ -299,6 +315,7 @@ async function windowed(opts, window, name) {
   closeAll(clients.map((c) => c.socket));
   return {
     clients: clients.length,
+    kind,
     window,
     msgs_per_s: win.delivered / win.seconds,
     seconds: win.seconds,
@@ -316,6 +333,7 @@ async function latency(opts) {
   let recording = false;
   for (const c of clients) {
     c.socket.on("relay", (msg) => {
+      if (!c.fromPartner(msg)) return;
       c.rx.record(msg.data.s);
       if (recording) samples.push(now() - msg.data.t);
     });
@@ -374,6 +392,7 @@ async function bulk(opts) {
   let running = true;
   for (const c of clients) {
     c.socket.on("relay", (msg) => {
+      if (!c.fromPartner(msg)) return;
       const buf = msg.data;
       if (!Buffer.isBuffer(buf) || buf.length !== size) {
         c.rx.corrupt++;
@@ -496,6 +515,9 @@ async function main() {
       break;
     case "ackpaced":
       result = await windowed(opts, 1, "ackpaced");
+      break;
+    case "signal":
+      result = await windowed(opts, opts.window, "signal", "signal");
       break;
     case "latency":
       result = await latency(opts);

@@ -79,13 +79,16 @@ def all_scenarios(quick: bool) -> list[Scenario]:
         Scenario("ackpaced", "ackpaced", "Ack-paced relay throughput (200 clients, window 1)",
                  {**pairs, **timing}, _THROUGHPUT),
     ]
+    if not quick:
+        found.append(Scenario("signal", "signal", "Windowed `signal` throughput (200 clients, "
+                              "window 16)", {**pairs, "window": 16, **timing}, _THROUGHPUT))
     for rate in (1000, 5000):
         found.append(Scenario(f"latency-{rate}", "latency",
                               f"Relay latency at {rate:,} msg/s (200 clients)",
                               {**pairs, "rate": rate, **timing}, _LATENCY))
     for count in idle_counts:
         found.append(Scenario(f"idle-{count}", "idle", f"{count:,} idle connections",
-                              {"connections": count}, _IDLE))
+                              {"connections": count, "base": 100}, _IDLE))
     found.append(Scenario("bulk", "bulk", "Bulk binary relay (16 KiB, 20 clients, window 8)",
                           {"clients": 20, "window": 8, "size": 16384, **timing}, _BULK))
     found.append(Scenario("joinstorm", "joinstorm", "Join storm (1,000 peers into 500 rooms)",
@@ -104,7 +107,7 @@ def metrics_from(scenario: Scenario, result: dict[str, Any],
         # What else ran on the machine meanwhile: a sign of a noisy run.
         out["other_cpu"] = max(0.0, busy - cpu - gen)
     kind = scenario.kind
-    if kind in ("windowed", "ackpaced"):
+    if kind in ("windowed", "ackpaced", "signal"):
         out["msgs_per_s"] = result["msgs_per_s"]
         out["msgs_per_cpu_s"] = result["msgs_per_s"] / cpu if cpu else None
     elif kind == "latency":
