@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import report, servers
+from .profile import Profiler
+from .profile import summarize as summarize_profile
 from .runner import RunResult, run_once
 from .scenarios import Scenario, all_scenarios
 
@@ -40,6 +42,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-pin", action="store_true", help="do not pin processes with taskset")
     p.add_argument("--write-docs", action="store_true",
                    help="regenerate docs/benchmarks.md and docs/img/*.png from this run")
+    p.add_argument("--profile", action="store_true",
+                   help="sample our server with py-spy during each run (stacks and a "
+                        "summary of the hottest functions go to bench/results/)")
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
     return p.parse_args(argv)
 
@@ -104,10 +109,21 @@ def main(argv: list[str] | None = None) -> int:
                     broken[name] = str(exc)
                     print(f"{prefix} server did not start, skipping it:\n{exc}", file=sys.stderr)
                     continue
+                spy = None
+                if args.profile and name == "ours":
+                    results_dir.mkdir(parents=True, exist_ok=True)
+                    spy = Profiler(server.pid, results_dir / f"profile-{stamp}-{sc.name}-{rep}.txt",
+                                   loadgen_core)
                 try:
                     run = run_once(server, sc, rep, loadgen_core)
                 finally:
+                    stacks = spy.stop() if spy else None
                     run_exit = server.stop()
+                if stacks:
+                    text = summarize_profile(stacks)
+                    stacks.with_suffix(".summary.txt").write_text(text)
+                    print(f"{prefix} profile {stacks.with_suffix('.summary.txt')}\n"
+                          + "\n".join(text.splitlines()[:14]), file=sys.stderr)
                 run.samples["server_exit_code"] = float(run_exit if run_exit is not None else -1)
                 runs.append(run)
                 print(f"{prefix} {headline(run, sc)}", file=sys.stderr, flush=True)
