@@ -95,7 +95,12 @@ class SignalingClient:
     async def start(self) -> dict[str, Any]:
         """Connect and join; returns the join ack. Raises SignalingError or ConnectionError."""
         await self._open()
-        ack = await self._join({"room": self.room, "meta": self.meta, "webrtc": self.webrtc})
+        try:
+            ack = await self._join({"room": self.room, "meta": self.meta, "webrtc": self.webrtc})
+        except BaseException:
+            self._closing = True
+            await self._drop_connection()
+            raise
         self._connected.set()
         return ack
 
@@ -253,7 +258,13 @@ class SignalingClient:
             self._reconnect_task = None
 
     def _on_connect_error(self, data: Any = None) -> None:
-        self._connect_error = data if isinstance(data, dict) else {"message": str(data)}
+        # The server's refusal is {code, message}; python-socketio reports a
+        # transport failure through the same event with a plain string.
+        # python-socketio wraps it as {message, data: {code, message}}.
+        if isinstance(data, dict) and isinstance(data.get("data"), dict):
+            data = data["data"]
+        if isinstance(data, dict) and isinstance(data.get("code"), str):
+            self._connect_error = data
 
     def _on_rejected(self, payload: Any) -> None:
         logger.warning("server rejected a request: %.200r", payload)
