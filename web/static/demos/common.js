@@ -230,5 +230,6 @@ export function chatPanel(peer, { log, form, input, selfName }) {
       system(`Not sent: ${err.message}`);
     }
   });
+  system(`You joined room ${peer.room}. Share the link to invite others.`);
   return { system };
 }
