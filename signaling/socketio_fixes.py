@@ -10,6 +10,10 @@ below replaces a piece of its behaviour; every one has a test in
   payloads of more than 16 packets, which the official JS client sends when
   it batches (the messages would be lost). We read the whole declared body
   and accept any number of packets that fit in it.
+- ``PollingSocket.poll``: upstream answers a long-poll with everything
+  queued, but python-engineio's own client refuses a payload of more than
+  16 packets (and drops the session); we answer with at most 16 and leave
+  the rest for the next poll.
 - ``PollingSocket.close``: upstream leaves a pending long-poll GET waiting
   until the ping timeout after the client's Engine.IO close; we wake it.
 - ``WebSocket``: upstream's aiohttp wrapper leaves per-message deflate on
@@ -29,12 +33,37 @@ from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 
 DELIBERATE_CLOSE_CODES = frozenset({1000, 1001})
+PACKETS_PER_POLL = 16  # python-engineio clients refuse more in one payload
 
 
 class PollingSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
     """An Engine.IO socket with the corrections above (set on connect)."""
 
     ws_close_code: int | None = None
+
+    async def poll(self) -> list[Any]:
+        try:
+            first = await asyncio.wait_for(
+                self.queue.get(), self.server.ping_interval + self.server.ping_timeout
+            )
+            self.queue.task_done()
+        except (asyncio.TimeoutError, asyncio.CancelledError):
+            raise eio_exceptions.QueueEmpty() from None
+        if first is None:
+            return []
+        packets = [first]
+        limit = PACKETS_PER_POLL if not self.upgraded else None
+        while limit is None or len(packets) < limit:
+            try:
+                pkt = self.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            self.queue.task_done()
+            if pkt is None:
+                self.queue.put_nowait(None)  # keep the end marker for the next poll
+                break
+            packets.append(pkt)
+        return packets
 
     async def handle_post_request(self, environ: dict[str, Any]) -> None:
         try:

@@ -1,0 +1,235 @@
+"""The service's rules over the memory backend, with a fake clock; no sockets."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from signaling.backends.base import Delivery
+from signaling.backends.memory import MemoryBackend
+from signaling.errors import (
+    InvalidPayload,
+    NotInRoom,
+    ResumeExpired,
+    RoomFull,
+    Unauthorized,
+    UnknownPeer,
+)
+from signaling.auth import TokenClaims
+from signaling.protocol import parse_request
+from signaling.service import Session, SignalingService
+from signaling.settings import Settings
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class World:
+    """A service plus a record of what each peer was handed."""
+
+    def __init__(self, **settings: Any) -> None:
+        self.clock = Clock()
+        self.backend = MemoryBackend()
+        self.service = SignalingService(Settings(**settings), self.backend, clock=self.clock)
+        self.inbox: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+
+    async def start(self) -> "World":
+        await self.backend.start(self._sink)
+        return self
+
+    async def _sink(self, deliveries: Sequence[Delivery]) -> None:
+        for d in deliveries:
+            self.inbox.setdefault(d.peer_id, []).append((d.event, d.payload))
+
+    def session(self, rooms: frozenset[str] | None = None) -> Session:
+        claims = TokenClaims(rooms=rooms, expires_at=self.clock() + 60) if rooms is not None else None
+        return self.service.open_session(claims)
+
+    async def do(self, session: Session, event: str, body: dict[str, Any]) -> dict[str, Any]:
+        request = parse_request(event, [body], max_relay_bytes=1024 * 1024)
+        return (await self.service.handle(session, request)).ack
+
+    def events(self, peer_id: str, name: str) -> list[dict[str, Any]]:
+        return [p for e, p in self.inbox.get(peer_id, []) if e == name]
+
+
+@pytest.fixture
+async def world() -> World:
+    return await World().start()
+
+
+async def test_join_announces_and_lists(world: World) -> None:
+    a, b = world.session(), world.session()
+    ack_a = await world.do(a, "join", {"room": "r", "meta": {"name": "a"}})
+    assert ack_a["peers"] == [] and ack_a["peerId"] == a.peer_id
+    ack_b = await world.do(b, "join", {"room": "r", "webrtc": False})
+    assert ack_b["peers"] == [{"peerId": a.peer_id, "meta": {"name": "a"}, "webrtc": True}]
+    assert world.events(a.peer_id, "peer-joined") == [
+        {"room": "r", "peerId": b.peer_id, "meta": {}, "webrtc": False}
+    ]
+    assert len(a.peer_id) >= 16 and a.peer_id != b.peer_id
+
+
+async def test_rejoin_is_idempotent(world: World) -> None:
+    a, b = world.session(), world.session()
+    await world.do(a, "join", {"room": "r"})
+    first = await world.do(b, "join", {"room": "r", "meta": {"v": 1}})
+    again = await world.do(b, "join", {"room": "r", "meta": {"v": 2}})
+    assert again["peerId"] == first["peerId"] and again["resumeToken"] == first["resumeToken"]
+    assert len(world.events(a.peer_id, "peer-joined")) == 1
+    assert (await world.backend.members("r"))[1].meta == {"v": 1}
+
+
+async def test_same_peer_id_in_every_room(world: World) -> None:
+    a = world.session()
+    one = await world.do(a, "join", {"room": "one"})
+    two = await world.do(a, "join", {"room": "two"})
+    assert one["peerId"] == two["peerId"] and one["resumeToken"] == two["resumeToken"]
+
+
+async def test_room_full_changes_nothing() -> None:
+    world = await World(max_peers_per_room=2).start()
+    a, b, c = world.session(), world.session(), world.session()
+    await world.do(a, "join", {"room": "r"})
+    await world.do(b, "join", {"room": "r"})
+    with pytest.raises(RoomFull):
+        await world.do(c, "join", {"room": "r"})
+    assert [m.peer_id for m in await world.backend.members("r")] == [a.peer_id, b.peer_id]
+    assert len(world.events(a.peer_id, "peer-joined")) == 1
+
+
+async def test_leave_and_not_in_room(world: World) -> None:
+    a, b = world.session(), world.session()
+    await world.do(a, "join", {"room": "r"})
+    await world.do(b, "join", {"room": "r"})
+    assert await world.do(b, "leave", {"room": "r"}) == {"ok": True}
+    assert world.events(a.peer_id, "peer-left") == [{"room": "r", "peerId": b.peer_id, "reason": "left"}]
+    with pytest.raises(NotInRoom):
+        await world.do(b, "leave", {"room": "r"})
+
+
+async def test_signal_routes_only_within_the_room(world: World) -> None:
+    a, b, c = world.session(), world.session(), world.session()
+    await world.do(a, "join", {"room": "r"})
+    await world.do(b, "join", {"room": "r"})
+    await world.do(c, "join", {"room": "other"})
+    await world.do(a, "signal", {"room": "r", "to": b.peer_id, "data": {"from": "forged"}})
+    assert world.events(b.peer_id, "signal") == [{"room": "r", "from": a.peer_id, "data": {"from": "forged"}}]
+    for to in (c.peer_id, a.peer_id, "nobody"):
+        with pytest.raises(UnknownPeer):
+            await world.do(a, "signal", {"room": "r", "to": to, "data": {}})
+    with pytest.raises(NotInRoom):
+        await world.do(c, "signal", {"room": "r", "to": a.peer_id, "data": {}})
+    assert world.events(c.peer_id, "signal") == [] and world.events(a.peer_id, "signal") == []
+
+
+async def test_relay_to_all_and_to_one(world: World) -> None:
+    a, b, c = world.session(), world.session(), world.session()
+    for s in (a, b, c):
+        await world.do(s, "join", {"room": "r"})
+    assert await world.do(a, "relay", {"room": "r", "event": "e", "data": [1]}) == {"ok": True, "delivered": 2}
+    assert await world.do(a, "relay", {"room": "r", "event": "e", "data": 2, "to": c.peer_id}) == {
+        "ok": True, "delivered": 1}
+    assert [p["data"] for p in world.events(b.peer_id, "relay")] == [[1]]
+    assert [p["data"] for p in world.events(c.peer_id, "relay")] == [[1], 2]
+    assert world.events(a.peer_id, "relay") == []
+
+
+async def test_token_rooms_claim() -> None:
+    world = await World().start()
+    limited = world.session(rooms=frozenset({"ok"}))
+    await world.do(limited, "join", {"room": "ok"})
+    with pytest.raises(Unauthorized):
+        await world.do(limited, "join", {"room": "no"})
+
+
+async def test_deliberate_disconnect_leaves_at_once(world: World) -> None:
+    a, b = world.session(), world.session()
+    await world.do(a, "join", {"room": "r"})
+    await world.do(b, "join", {"room": "r"})
+    await world.service.disconnected(b, lost=False)
+    assert world.events(a.peer_id, "peer-left") == [{"room": "r", "peerId": b.peer_id, "reason": "left"}]
+    assert await world.backend.counts() == (1, 1)
+
+
+async def test_lost_peer_is_kept_then_resumed_with_its_mail(world: World) -> None:
+    a, b = world.session(), world.session()
+    await world.do(a, "join", {"room": "r"})
+    ack_b = await world.do(b, "join", {"room": "r"})
+    await world.do(b, "join", {"room": "s"})
+    await world.service.disconnected(b, lost=True)
+    for n in range(3):
+        reply = await world.do(a, "relay", {"room": "r", "event": "n", "data": n})
+        assert reply["delivered"] == 1
+    await world.do(a, "signal", {"room": "r", "to": b.peer_id, "data": {"k": 1}})
+    world.clock.now += 14
+    assert await world.service.expire() == 0
+    assert world.events(a.peer_id, "peer-left") == []
+    back = world.session()
+    outcome = await world.service.handle(
+        back, parse_request("join", [{"room": "s", "resume": ack_b["resumeToken"]}], max_relay_bytes=10)
+    )
+    assert outcome.ack["peerId"] == b.peer_id and outcome.ack["resumed"] is True
+    assert sorted(outcome.ack["rooms"]) == ["r", "s"] and outcome.ack["dropped"] == 0
+    assert outcome.ack["resumeToken"] != ack_b["resumeToken"]
+    assert [d.event for d in outcome.then] == ["relay", "relay", "relay", "signal"]
+    assert [d.payload["data"] for d in outcome.then[:3]] == [0, 1, 2]
+    with pytest.raises(ResumeExpired):  # a token works once
+        await world.do(world.session(), "join", {"room": "r", "resume": ack_b["resumeToken"]})
+
+
+async def test_lost_peer_goes_after_the_grace(world: World) -> None:
+    a, b = world.session(), world.session()
+    await world.do(a, "join", {"room": "r"})
+    ack = await world.do(b, "join", {"room": "r"})
+    await world.service.disconnected(b, lost=True)
+    world.clock.now += 15
+    assert await world.service.expire() == 1
+    assert world.events(a.peer_id, "peer-left") == [{"room": "r", "peerId": b.peer_id, "reason": "disconnected"}]
+    assert await world.service.expire() == 0
+    with pytest.raises(ResumeExpired):
+        await world.do(world.session(), "join", {"room": "r", "resume": ack["resumeToken"]})
+
+
+async def test_zero_grace_means_gone_at_once() -> None:
+    world = await World(resume_grace=0).start()
+    a, b = world.session(), world.session()
+    await world.do(a, "join", {"room": "r"})
+    await world.do(b, "join", {"room": "r"})
+    await world.service.disconnected(b, lost=True)
+    assert world.events(a.peer_id, "peer-left")[0]["reason"] == "disconnected"
+
+
+async def test_mailbox_drops_oldest_and_reports() -> None:
+    world = await World().start()
+    world.backend = MemoryBackend(mailbox_messages=2)
+    world.service = SignalingService(replace(world.service.settings), world.backend, clock=world.clock)
+    await world.backend.start(world._sink)
+    a, b = world.session(), world.session()
+    await world.do(a, "join", {"room": "r"})
+    ack = await world.do(b, "join", {"room": "r"})
+    await world.service.disconnected(b, lost=True)
+    for n in range(5):
+        await world.do(a, "relay", {"room": "r", "event": "n", "data": n})
+    outcome = await world.service.handle(
+        world.session(), parse_request("join", [{"room": "r", "resume": ack["resumeToken"]}], max_relay_bytes=10)
+    )
+    assert outcome.ack["dropped"] == 3
+    assert [d.payload["data"] for d in outcome.then] == [3, 4]
+
+
+async def test_resume_only_as_first_join(world: World) -> None:
+    a, b = world.session(), world.session()
+    ack = await world.do(a, "join", {"room": "r"})
+    await world.service.disconnected(a, lost=True)
+    await world.do(b, "join", {"room": "x"})
+    with pytest.raises(InvalidPayload):
+        await world.do(b, "join", {"room": "r", "resume": ack["resumeToken"]})
