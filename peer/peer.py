@@ -9,6 +9,13 @@ On every path switch the session's ``resend()`` goes out first on the new
 path, so the application sees each message once and in order whichever path
 carried it.
 
+Besides the contract's events (``peer-joined``, ``peer-left``, ``upgrade``,
+``downgrade``, ``file``) a Peer raises ``file-progress`` (peerId,
+:class:`FileProgress`), ``file-error`` (peerId, FileTransferError) on the
+receiving side, ``signaling-lost`` (own id, {final}) and ``signaling-back``
+(own id, {resumed}; a new own id when the resume had expired). Peers already
+in the room at ``connect()`` are announced with ``peer-joined`` too.
+
 Handlers run one at a time, in arrival order, in one owned task; a plain
 function is called, a coroutine function awaited. Their exceptions are
 logged, never raised into the transport.
@@ -343,6 +350,7 @@ class Peer:
     async def on_session(self, ack: dict[str, Any], resumed: bool) -> None:
         if resumed:
             self._adopt_session(ack, fresh=False)
+            self._raise("signaling-back", self.id, {"resumed": True})
             return
         # A new identity: every session and connection starts over.
         old = list(self._remotes.values())
@@ -354,10 +362,12 @@ class Peer:
             if remote.info.peer_id not in present:
                 self._raise("peer-left", remote.info.peer_id, "disconnected")
         self._adopt_session(ack, fresh=True, announce={r.info.peer_id for r in old})
+        self._raise("signaling-back", self.id, {"resumed": False})
 
     def on_connection_lost(self, final: bool) -> None:
         if final:
             logger.warning("signaling connection lost; reconnect is off")
+        self._raise("signaling-lost", self.id, {"final": final})
 
     # -- remotes ----------------------------------------------------------------
 
