@@ -67,6 +67,7 @@ function showVideo(t, mediaStream, hasVideo) {
 
 const self = makeTile("self", name, { self: true });
 self.transport.textContent = canRtc ? "local" : "no WebRTC";
+if (!stream) self.placeholder.querySelector("div > div").textContent = canRtc ? "No camera" : "No video without WebRTC";
 self.state.remove();
 if (stream) showVideo(self, stream, true);
 
