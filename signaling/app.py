@@ -35,7 +35,7 @@ def make_backend(settings: Settings) -> Backend:
         raise SystemExit(
             f"--redis-url needs the redis package ({exc}): pip install 'rtc-signaling[redis]'"
         ) from None
-    return RedisBackend(settings.redis_url)
+    return RedisBackend(settings.redis_url, resume_grace=settings.resume_grace)
 
 
 def create_app(settings: Settings, backend: Backend | None = None) -> web.Application:
@@ -66,6 +66,12 @@ def create_app(settings: Settings, backend: Backend | None = None) -> web.Applic
         app.router.add_route(method, ENGINEIO_PATH, engineio_endpoint)
     add_routes(app)
     app.cleanup_ctx.append(_lifecycle(settings, backend, service, sio))
+
+    async def close_sessions(app: web.Application) -> None:
+        # Before aiohttp waits for open handlers: end websockets and long-polls.
+        await sio.close_all()
+
+    app.on_shutdown.append(close_sessions)
     return app
 
 
@@ -79,7 +85,6 @@ def _lifecycle(
         reaper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reaper
-        await sio.close_all()
         await backend.close()
 
     return run
