@@ -1,0 +1,177 @@
+"""The browser Peer's API, driven inside a page: refusals, data, resume."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.helpers.server import RunningServer, running_server
+
+IMPORT = "const { Peer } = await import('/static/rtc-peer.js');"
+
+
+async def run(page: Any, body: str) -> Any:
+    """Run ``body`` as an async function in the page, with ``Peer`` imported."""
+    return await page.evaluate("async () => {" + IMPORT + body + "}")
+
+
+async def blank_page(browser: Any, url: str) -> tuple[Any, Any, list[str]]:
+    context = await browser.new_context()
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(f"{url}/")
+    return context, page, errors
+
+
+async def test_refused_requests_reject_with_the_contract_code(browser: Any) -> None:
+    async with running_server("--max-peers-per-room", "1") as server:
+        context, page, errors = await blank_page(browser, server.url)
+        codes = await run(
+            page,
+            """
+            const first = new Peer(location.origin, 'full-room');
+            await first.connect();
+            const codes = [];
+            for (const room of ['full-room', 'bad room!']) {
+              const peer = new Peer(location.origin, room);
+              try { await peer.connect(); codes.push('connected'); }
+              catch (err) { codes.push(err instanceof Error ? err.code : 'not an Error'); }
+            }
+            try { await first.emit('x', 1, { to: 'nobody' }); codes.push('sent'); }
+            catch (err) { codes.push(err.code); }
+            await first.close();
+            return codes;
+            """
+        )
+        assert codes == ["room-full", "invalid-payload", "unknown-peer"]
+        await context.close()
+        assert errors == []
+
+
+async def test_json_and_binary_arrive_exact_and_in_order(server: RunningServer, browser: Any) -> None:
+    context, page, errors = await blank_page(browser, server.url)
+    result = await run(
+        page,
+        """
+        const a = new Peer(location.origin, 'data-room', { meta: { name: 'a' } });
+        const b = new Peer(location.origin, 'data-room', { meta: { name: 'b' } });
+        const got = [];
+        const upgraded = new Promise((resolve) => b.on('upgrade', resolve));
+        b.on('m', (from, data) => got.push([from, data]));
+        await a.connect();
+        await b.connect();
+        const bytes = new Uint8Array(256).map((_, i) => i);
+        const big = { text: 'é'.repeat(50000), list: [1, 2.5, null, true, 'x'] };
+        // Some go before the data channel opens (relay), some after (webrtc).
+        for (let i = 0; i < 20; i++) await a.emit('m', { i }, { to: b.id });
+        await a.emit('m', bytes);
+        await a.emit('m', big);
+        await upgraded;
+        for (let i = 20; i < 40; i++) await a.emit('m', { i });
+        await a.emit('m', bytes.buffer);
+        const deadline = Date.now() + 20000;
+        while (got.length < 43 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        const summary = {
+          count: got.length,
+          from: got.every(([from]) => from === a.id),
+          order: got.filter(([, d]) => d && typeof d.i === 'number').map(([, d]) => d.i),
+          binary: got.filter(([, d]) => d instanceof Uint8Array).map(([, d]) => Array.from(d).join(',')),
+          big: JSON.stringify(got.find(([, d]) => d && d.text)?.[1]) === JSON.stringify(big),
+          transport: [a.transport(b.id), b.transport(a.id)],
+          peers: [...a.peers.keys()].length === 1 && a.peers.get(b.id).meta.name === 'b',
+        };
+        await a.close(); await b.close();
+        return summary;
+        """
+    )
+    expected_bytes = ",".join(str(i) for i in range(256))
+    assert result["count"] == 43
+    assert result["from"] is True
+    assert result["order"] == list(range(40))
+    assert result["binary"] == [expected_bytes, expected_bytes]
+    assert result["big"] is True
+    assert result["transport"] == ["webrtc", "webrtc"]
+    assert result["peers"] is True
+    await context.close()
+    assert errors == []
+
+
+LOSE_CONNECTION = """
+async (peer) => {
+  const engine = peer._client.socket.io.engine;
+  const deadline = Date.now() + 10000;
+  while (engine.transport.name !== 'websocket' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  // Not a goodbye: an abnormal close code, as when the network drops.
+  engine.transport.ws.close(4000);
+}
+"""
+
+
+async def test_resume_after_a_lost_connection_keeps_id_and_messages(browser: Any) -> None:
+    async with running_server("--resume-grace", "3") as server:
+        context, page, errors = await blank_page(browser, server.url)
+        result = await run(
+            page,
+            f"const lose = {LOSE_CONNECTION};"
+            + """
+            const a = new Peer(location.origin, 'resume-room', { webrtc: false });
+            const b = new Peer(location.origin, 'resume-room', { webrtc: false });
+            const got = [], left = [], states = [];
+            a.on('m', (from, data) => got.push(data));
+            b.on('peer-left', (id, reason) => left.push([id, reason]));
+            a.on('signaling', (s) => states.push(s));
+            await a.connect(); await b.connect();
+            const id = a.id;
+            const resumed = new Promise((resolve) => a.on('signaling', (s) => s === 'resumed' && resolve()));
+            await lose(a);
+            for (let i = 0; i < 10; i++) await b.emit('m', i);
+            await resumed;
+            const deadline = Date.now() + 10000;
+            while (got.length < 10 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+            const out = { same: a.id === id, got, left, states: [...states] };
+            await a.close(); await b.close();
+            return out;
+            """
+        )
+        assert result["same"] is True
+        assert result["got"] == list(range(10))
+        assert result["left"] == []
+        assert result["states"] == ["connected", "reconnecting", "resumed"]
+        await context.close()
+        assert errors == []
+
+
+async def test_expired_resume_joins_afresh_with_a_new_id(browser: Any) -> None:
+    async with running_server("--resume-grace", "2") as server:
+        context, page, errors = await blank_page(browser, server.url)
+        result = await run(
+            page,
+            f"const lose = {LOSE_CONNECTION};"
+            + """
+            const a = new Peer(location.origin, 'fresh-room', { webrtc: false });
+            const b = new Peer(location.origin, 'fresh-room', { webrtc: false });
+            const joined = [], left = [], got = [];
+            b.on('peer-joined', (id) => joined.push(id));
+            b.on('peer-left', (id, reason) => left.push([id, reason]));
+            b.on('m', (from, data) => got.push([from, data]));
+            await a.connect(); await b.connect();
+            const oldId = a.id;
+            const rejoined = new Promise((resolve) => a.on('signaling', (s) => s === 'rejoined' && resolve()));
+            a._client.resumeToken = 'not-a-valid-token';
+            await lose(a);
+            await rejoined;
+            await a.emit('m', 'after');
+            const deadline = Date.now() + 10000;
+            while ((left.length < 1 || got.length < 1) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+            const out = { oldId, newId: a.id, joined, left, got, knows: a.peers.has(b.id) };
+            await a.close(); await b.close();
+            return out;
+            """
+        )
+        assert result["newId"] != result["oldId"]
+        assert result["joined"] == [result["oldId"], result["newId"]]  # at connect, then anew
+        assert result["left"] == [[result["oldId"], "disconnected"]]
+        assert result["got"] == [[result["newId"], "after"]]
+        assert result["knows"] is True
+        await context.close()
+        assert errors == []
