@@ -175,3 +175,43 @@ async def test_expired_resume_joins_afresh_with_a_new_id(browser: Any) -> None:
         assert result["knows"] is True
         await context.close()
         assert errors == []
+
+
+async def test_lost_data_channel_downgrades_without_loss_then_upgrades_again(
+    server: RunningServer, browser: Any
+) -> None:
+    context, page, errors = await blank_page(browser, server.url)
+    result = await run(
+        page,
+        """
+        const a = new Peer(location.origin, 'switch-room');
+        const b = new Peer(location.origin, 'switch-room');
+        const got = [], events = [];
+        b.on('m', (from, data) => got.push(data));
+        for (const p of [a, b]) for (const e of ['upgrade', 'downgrade']) p.on(e, () => events.push([p === a ? 'a' : 'b', e]));
+        const until = async (test) => {
+          const deadline = Date.now() + 20000;
+          while (!test() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+          return test();
+        };
+        await a.connect(); await b.connect();
+        await until(() => a.transport(b.id) === 'webrtc' && b.transport(a.id) === 'webrtc');
+        for (let i = 0; i < 100; i++) await a.emit('m', i);
+        a._negotiators.get(b.id).channel.close();    // the channel is lost mid-stream
+        for (let i = 100; i < 200; i++) await a.emit('m', i);
+        const relayed = await until(() => a.transport(b.id) === 'relay' || got.length === 200);
+        await until(() => got.length === 200);
+        const back = await until(() => a.transport(b.id) === 'webrtc' && b.transport(a.id) === 'webrtc');
+        for (let i = 200; i < 250; i++) await a.emit('m', i);
+        await until(() => got.length === 250);
+        const out = { got: [...got], events: [...events], back, relayed };
+        await a.close(); await b.close();
+        return out;
+        """,
+    )
+    assert result["got"] == list(range(250))
+    assert result["back"] is True
+    assert ["a", "downgrade"] in result["events"]
+    assert result["events"].count(["a", "upgrade"]) == 2
+    await context.close()
+    assert errors == []

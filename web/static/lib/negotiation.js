@@ -143,6 +143,19 @@ export class Negotiator {
     };
     if (channel.readyState === "open") opened();
     else channel.addEventListener("open", opened, { once: true });
+    channel.addEventListener("close", () => this._channelClosed(channel), { once: true });
+  }
+
+  /** A channel closed while its connection lives on: the offerer opens another. */
+  _channelClosed(channel) {
+    if (channel !== this.channel || this.closed) return;
+    this.channel = null;
+    if (!this.offerer) return;
+    const pc = this.pc;
+    setTimeout(() => {
+      if (this.closed || pc !== this.pc || this.channel || pc.connectionState !== "connected") return;
+      this._useChannel(pc.createDataChannel(DATA_CHANNEL_LABEL, { ordered: true }));
+    }, RETRY_DELAY_MS);
   }
 
   _setState(state) {
