@@ -7,7 +7,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -77,7 +77,7 @@ def create_app(settings: Settings, backend: Backend | None = None) -> web.Applic
 
 def _lifecycle(
     settings: Settings, backend: Backend, service: SignalingService, sio: SignalingSocketServer
-):  # type: ignore[no-untyped-def]
+) -> Callable[[web.Application], AsyncIterator[None]]:
     async def run(app: web.Application) -> AsyncIterator[None]:
         await backend.start(sio.deliver)
         reaper = asyncio.create_task(_reap(service, settings), name="resume-reaper")
