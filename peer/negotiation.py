@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -50,8 +52,32 @@ CONNECT_TIMEOUT = 10.0
 RETRY_FIRST = 2.0
 RETRY_CAP = 60.0
 
+_SDP_SESSION = re.compile(r"^o=\S+ (\S+)", re.MULTILINE)
+_SDP_ORIGIN = re.compile(r"^o=(\S+) \S+ ", re.MULTILINE)
+_ICE_UFRAG = re.compile(r"^a=ice-ufrag:(\S+)", re.MULTILINE)
+
 SendSignal = Callable[[dict[str, Any]], Awaitable[None]]
 ChannelOpened = Callable[[RTCDataChannel], None]
+
+
+def sdp_session(sdp: str) -> str | None:
+    """The session id of an SDP's ``o=`` line: the same for every re-offer of one connection."""
+    match = _SDP_SESSION.search(sdp)
+    return match.group(1) if match else None
+
+
+def with_fresh_session(sdp: str) -> str:
+    """``sdp`` with a random ``o=`` session id.
+
+    aiortc uses the current NTP second, so two connections made within one
+    second would look like one connection re-offering to the remote side.
+    """
+    return _SDP_ORIGIN.sub(lambda m: f"o={m.group(1)} {secrets.randbelow(2**62) + 1} ", sdp, 1)
+
+
+def _connection_key(sdp: str) -> tuple[str | None, str | None]:
+    match = _ICE_UFRAG.search(sdp)
+    return sdp_session(sdp), match.group(1) if match else None
 
 
 def is_offerer(local_id: str, remote_id: str) -> bool:
@@ -98,6 +124,8 @@ class Negotiator:
         self._attempt = 0
         self._established = False
         self._failures = 0
+        self._remote_session: tuple[str | None, str | None] | None = None
+        self._early_candidates: list[Any] = []
         self._timers: list[asyncio.TimerHandle] = []
         self._inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._task = asyncio.get_running_loop().create_task(
@@ -179,10 +207,13 @@ class Negotiator:
             pc = self._pc
             if pc is not None and pc.signalingState == "have-local-offer":
                 await pc.setRemoteDescription(RTCSessionDescription(data["sdp"], "answer"))
+                await self._flush_candidates(pc)
         elif kind == "candidate":
             await self._add_candidate(data.get("candidate"))
         elif kind == "renegotiate":
-            if self.offerer and (self._pc is None or self._established):
+            if data.get("kinds"):
+                logger.debug("%s asked for media %r: we have none", self.remote_id, data["kinds"])
+            elif self.offerer and (self._pc is None or self._established):
                 await self._offer()
         else:
             logger.debug("ignored signal %.75r from %s", data, self.remote_id)
@@ -193,24 +224,34 @@ class Negotiator:
         self._watch_channel(pc, channel)
         await pc.setLocalDescription(await pc.createOffer())
         if pc is self._pc:
-            await self._send_signal({"type": "offer", "sdp": pc.localDescription.sdp})
+            sdp = with_fresh_session(pc.localDescription.sdp)
+            await self._send_signal({"type": "offer", "sdp": sdp})
 
     async def _answer(self, sdp: str) -> None:
-        pc = await self._new_pc()
+        session = _connection_key(sdp)
+        pc = self._pc
+        if pc is None or self._remote_session is None or session != self._remote_session:
+            pc = await self._new_pc()
 
-        @pc.on("datachannel")
-        def on_datachannel(channel: RTCDataChannel) -> None:
-            if channel.label == CHANNEL_LABEL:
-                self._watch_channel(pc, channel)
+            @pc.on("datachannel")
+            def on_datachannel(channel: RTCDataChannel) -> None:
+                if channel.label == CHANNEL_LABEL:
+                    self._watch_channel(pc, channel)
 
+        self._remote_session = session
         await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
+        await self._flush_candidates(pc)
         await pc.setLocalDescription(await pc.createAnswer())
         if pc is self._pc:
             await self._send_signal({"type": "answer", "sdp": pc.localDescription.sdp})
 
     async def _add_candidate(self, raw: Any) -> None:
         pc = self._pc
-        if pc is None or pc.remoteDescription is None or not isinstance(raw, dict):
+        if not isinstance(raw, dict):
+            return
+        if pc is None or pc.remoteDescription is None:
+            self._early_candidates.append(raw)  # before the description it belongs to
+            del self._early_candidates[:-64]
             return
         text = raw.get("candidate")
         if not text:  # end of candidates
@@ -231,10 +272,18 @@ class Negotiator:
             candidate.sdpMLineIndex = 0
         await pc.addIceCandidate(candidate)
 
+    async def _flush_candidates(self, pc: RTCPeerConnection) -> None:
+        early, self._early_candidates = self._early_candidates, []
+        for raw in early:
+            if pc is self._pc:
+                await self._add_candidate(raw)
+
     # -- connections ----------------------------------------------------------
 
     async def _new_pc(self) -> RTCPeerConnection:
         await self._close_pc()
+        self._remote_session = None
+        self._early_candidates = []
         self._attempt += 1
         attempt = self._attempt
         pc = RTCPeerConnection(self._configuration)

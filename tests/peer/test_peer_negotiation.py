@@ -1,0 +1,164 @@
+"""Negotiator against a browser-like remote: trickled candidates, re-offers, the offerer rule.
+
+The remote side is a bare aiortc RTCPeerConnection driven by the test the way
+a browser behaves: its SDP carries no candidates, which follow one by one as
+``{type: "candidate", candidate: {candidate, sdpMid, sdpMLineIndex}}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+
+from peer.negotiation import Negotiator, is_offerer, rtc_configuration, sdp_session, with_fresh_session
+
+WAIT = 10.0
+CANDIDATE_LINE = re.compile(r"^a=candidate:(.*)$", re.MULTILINE)
+
+
+def split_candidates(sdp: str) -> tuple[str, list[str]]:
+    """The SDP without its candidates, and the candidates as browsers trickle them."""
+    candidates = ["candidate:" + c.strip() for c in CANDIDATE_LINE.findall(sdp)]
+    stripped = "".join(
+        line for line in sdp.splitlines(keepends=True)
+        if not line.startswith(("a=candidate:", "a=end-of-candidates"))
+    )
+    return stripped, candidates
+
+
+class Wire:
+    """Signals the Negotiator sends, for the test to read."""
+
+    def __init__(self) -> None:
+        self.sent: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def send(self, data: dict[str, Any]) -> None:
+        self.sent.put_nowait(data)
+
+    async def next(self, kind: str) -> dict[str, Any]:
+        while True:
+            data = await asyncio.wait_for(self.sent.get(), WAIT)
+            if data["type"] == kind:
+                return data
+
+
+def test_offerer_rule_is_plain_string_order() -> None:
+    assert is_offerer("A", "a") and not is_offerer("a", "A")
+    assert is_offerer("-x", "_x") and is_offerer("abc", "abd")
+
+
+def test_fresh_session_changes_only_the_session_id() -> None:
+    sdp = "v=0\r\no=- 3912345678 3912345678 IN IP4 0.0.0.0\r\ns=-\r\n"
+    fresh = with_fresh_session(sdp)
+    assert sdp_session(fresh) != "3912345678"
+    assert fresh.replace(str(sdp_session(fresh)), "3912345678") == sdp
+
+
+async def test_answerer_takes_trickled_candidates_from_a_browser_like_offerer() -> None:
+    wire = Wire()
+    opened: asyncio.Queue[RTCDataChannel] = asyncio.Queue()
+    negotiator = Negotiator(
+        "zz-python", "aa-browser",  # the remote id is lower: it offers
+        configuration=rtc_configuration([]),
+        send_signal=wire.send,
+        on_channel=opened.put_nowait,
+    )
+    browser = RTCPeerConnection()
+    channel = browser.createDataChannel("rtc-peer", ordered=True)
+    browser_open = asyncio.Event()
+    channel.on("open", browser_open.set)
+    try:
+        assert not negotiator.offerer
+        await browser.setLocalDescription(await browser.createOffer())
+        sdp, candidates = split_candidates(browser.localDescription.sdp)
+        assert candidates, "aiortc gathered no host candidate"
+        negotiator.signal({"type": "offer", "sdp": sdp})
+        for candidate in candidates:
+            negotiator.signal({"type": "candidate",
+                               "candidate": {"candidate": candidate, "sdpMid": "0", "sdpMLineIndex": 0}})
+        negotiator.signal({"type": "candidate", "candidate": {"candidate": "", "sdpMid": "0"}})
+        answer = await wire.next("answer")
+        await browser.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+        ours = await asyncio.wait_for(opened.get(), WAIT)
+        await asyncio.wait_for(browser_open.wait(), WAIT)
+        assert ours.label == "rtc-peer" and ours.readyState == "open"
+
+        got: asyncio.Queue[bytes] = asyncio.Queue()
+        ours.on("message", got.put_nowait)
+        channel.send(b"hello from the browser side")
+        assert await asyncio.wait_for(got.get(), WAIT) == b"hello from the browser side"
+
+        # Media requests are not for us, unknown types and bad candidates are
+        # ignored, and a re-offer of the same connection is answered on it.
+        before = negotiator.peer_connection
+        negotiator.signal({"type": "renegotiate", "kinds": ["video"]})
+        negotiator.signal({"type": "unknown-later-version"})
+        negotiator.signal({"type": "candidate", "candidate": {"candidate": "garbage", "sdpMid": "0"}})
+        await browser.setLocalDescription(await browser.createOffer())
+        reoffer, _ = split_candidates(browser.localDescription.sdp)
+        assert sdp_session(reoffer) == sdp_session(sdp)
+        negotiator.signal({"type": "offer", "sdp": reoffer})
+        answer = await wire.next("answer")
+        await browser.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+        assert negotiator.peer_connection is before
+        channel.send(b"still the same channel")
+        assert await asyncio.wait_for(got.get(), WAIT) == b"still the same channel"
+    finally:
+        await negotiator.close()
+        await browser.close()
+
+
+async def test_candidates_before_the_offer_are_kept_for_it() -> None:
+    wire = Wire()
+    opened: asyncio.Queue[RTCDataChannel] = asyncio.Queue()
+    negotiator = Negotiator("b", "a", configuration=rtc_configuration([]),
+                            send_signal=wire.send, on_channel=opened.put_nowait)
+    browser = RTCPeerConnection()
+    browser.createDataChannel("rtc-peer")
+    try:
+        await browser.setLocalDescription(await browser.createOffer())
+        sdp, candidates = split_candidates(browser.localDescription.sdp)
+        for candidate in candidates:
+            negotiator.signal({"type": "candidate",
+                               "candidate": {"candidate": candidate, "sdpMLineIndex": 0}})
+        negotiator.signal({"type": "offer", "sdp": sdp})
+        answer = await wire.next("answer")
+        await browser.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+        assert (await asyncio.wait_for(opened.get(), WAIT)).readyState == "open"
+    finally:
+        await negotiator.close()
+        await browser.close()
+
+
+async def test_offerer_sends_full_sdp_and_accepts_a_trickling_answerer() -> None:
+    wire = Wire()
+    opened: asyncio.Queue[RTCDataChannel] = asyncio.Queue()
+    negotiator = Negotiator("aa-python", "zz-browser", configuration=rtc_configuration([]),
+                            send_signal=wire.send, on_channel=opened.put_nowait)
+    browser = RTCPeerConnection()
+    remote_channel: asyncio.Queue[RTCDataChannel] = asyncio.Queue()
+    browser.on("datachannel", remote_channel.put_nowait)
+    try:
+        offer = await wire.next("offer")
+        assert "a=candidate:" in offer["sdp"]  # aiortc: every candidate inside
+        await browser.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
+        await browser.setLocalDescription(await browser.createAnswer())
+        sdp, candidates = split_candidates(browser.localDescription.sdp)
+        negotiator.signal({"type": "answer", "sdp": sdp})
+        for candidate in candidates:
+            negotiator.signal({"type": "candidate",
+                               "candidate": {"candidate": candidate, "sdpMid": "0", "sdpMLineIndex": 0}})
+        ours = await asyncio.wait_for(opened.get(), WAIT)
+        theirs = await asyncio.wait_for(remote_channel.get(), WAIT)
+        assert ours.label == theirs.label == "rtc-peer"
+
+        # The answerer asks again (its channel broke): a new connection, a new session.
+        negotiator.signal({"type": "renegotiate"})
+        again = await wire.next("offer")
+        assert sdp_session(again["sdp"]) != sdp_session(offer["sdp"])
+    finally:
+        await negotiator.close()
+        await browser.close()
