@@ -11,10 +11,13 @@
 //   {type: "candidate", candidate: {candidate, sdpMid, sdpMLineIndex}}
 //                                         either way, trickled; an SDP may
 //                                         also carry all its candidates inside
-//   {type: "renegotiate", kinds?: ["audio"|"video", ...]}
-//                                         answerer -> offerer: "send me an
-//                                         offer" (kinds: media the answerer
-//                                         wants to send, so the offer has room)
+//   {type: "renegotiate"}                 answerer -> offerer: "I have no
+//                                         working connection to you": the
+//                                         offerer starts a new one
+//   {type: "renegotiate", kinds: ["audio"|"video", ...]}
+//                                         answerer -> offerer: "offer again on
+//                                         this connection, with room for the
+//                                         media I want to send"
 //
 // The offerer creates the data channel (label DATA_CHANNEL_LABEL, reliable,
 // ordered); the answerer takes it from `datachannel`. An offer whose o= line
@@ -227,9 +230,8 @@ export class Negotiator {
     } else if (this.localStream) {
       for (const track of this.localStream.getTracks()) kinds.add(track.kind);
     }
-    const data = { type: "renegotiate" };
-    if (kinds.size) data.kinds = [...kinds];
-    void this._signal(data);
+    // Only for media: a renegotiate without kinds asks for a new connection.
+    if (kinds.size) void this._signal({ type: "renegotiate", kinds: [...kinds] });
   }
 
   _signal(data) {
@@ -254,14 +256,12 @@ export class Negotiator {
           break;
         case "renegotiate":
           if (this.offerer) {
-            for (const kind of data.kinds ?? []) {
-              if (kind === "audio" || kind === "video") this._wantKinds.add(kind);
-            }
-            if (!this.pc || this.pc.connectionState === "failed" || this.pc.connectionState === "closed") {
-              this._newConnection();
-            } else {
-              await this._makeOffer();
-            }
+            const kinds = Array.isArray(data.kinds) ? data.kinds.filter((k) => k === "audio" || k === "video") : [];
+            for (const kind of kinds) this._wantKinds.add(kind);
+            const dead = !this.pc || ["failed", "closed"].includes(this.pc.connectionState);
+            // Without kinds: "I have no connection to you", start a new one.
+            if (dead || !kinds.length) this._newConnection();
+            else await this._makeOffer();
           }
           break;
         default:
