@@ -11,6 +11,7 @@ is how we know whether the client asked for one (else failures become
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -21,10 +22,11 @@ import socketio
 from socketio import packet as sio_packet
 
 from . import socketio_fixes
-from .auth import TokenClaims, verify_token
+from .auth import MIN_SECRET_BYTES, TokenClaims, verify_token
 from .backends.base import Delivery
 from .errors import RateLimited, SignalingError, Unauthorized
 from .metrics import Metrics
+from .origins import OriginPolicy
 from .protocol import REQUEST_EVENTS, parse_request
 from .rate_limit import ConnectionLimiter, Verdict
 from .service import Session, SignalingService
@@ -36,6 +38,7 @@ RESERVED_EVENTS = frozenset(
     {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
 )
 NAMESPACE = "/"
+MAX_ATTACHMENTS = 10
 
 
 @dataclass(slots=True)
@@ -56,7 +59,8 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
         super().__init__(
             async_mode="aiohttp",
             async_handlers=False,
-            cors_allowed_origins=_cors_setting(settings.allowed_origins),
+            # A callable: python-engineio takes a list *instead of* same origin.
+            cors_allowed_origins=OriginPolicy(settings.allowed_origins),
             ping_interval=settings.ping_interval,
             ping_timeout=settings.ping_timeout,
             max_http_buffer_size=settings.max_http_buffer_size,
@@ -74,13 +78,31 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
         self.by_peer_id: dict[str, Connection] = {}
         self.on("connect", self._on_connect)
         self.on("disconnect", self._on_disconnect)
+        if settings.auth_secret is not None and len(settings.auth_secret.encode()) < MIN_SECRET_BYTES:
+            log.warning(
+                "--auth-secret is %d bytes: use at least %d random bytes for HS256",
+                len(settings.auth_secret.encode()), MIN_SECRET_BYTES,
+            )
 
     # -- connection lifecycle --------------------------------------------
     async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
         eio_socket = self.eio.sockets.get(eio_sid)
         if eio_socket is not None:
             socketio_fixes.adopt(eio_socket)
+            asyncio.get_running_loop().call_later(
+                self.settings.connect_timeout, self._connect_deadline, eio_sid, eio_socket
+            )
         return await super()._handle_eio_connect(eio_sid, environ)
+
+    def _connect_deadline(self, eio_sid: str, eio_socket: Any) -> None:
+        """Close an Engine.IO session that never completed the Socket.IO connect."""
+        if self.eio.sockets.get(eio_sid) is not eio_socket or eio_sid in self.by_eio_sid:
+            return
+        task = asyncio.ensure_future(
+            self.drop(eio_sid, f"no Socket.IO connect within {self.settings.connect_timeout:g} s")
+        )
+        _background.add(task)
+        task.add_done_callback(_background.discard)
 
     async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
         claims = self._authenticate(auth)
@@ -116,24 +138,23 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
 
     def _was_lost(self, eio_sid: str, reason: str) -> bool:
         """A lost connection keeps its peer for the resume grace; see protocol.md."""
+        eio_socket = self.eio.sockets.get(eio_sid)
+        if getattr(eio_socket, "violation", None):
+            return False
         if reason == self.reason.TRANSPORT_CLOSE:
-            eio_socket = self.eio.sockets.get(eio_sid)
             code = getattr(eio_socket, "ws_close_code", None)
             return code not in socketio_fixes.DELIBERATE_CLOSE_CODES
         return reason in (self.reason.PING_TIMEOUT, self.reason.TRANSPORT_ERROR)
 
     # -- requests --------------------------------------------------------
     async def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None, data: Any) -> None:
-        if (
-            not isinstance(data, list)
-            or not data
-            or not isinstance(data[0], str)
-            or data[0] in RESERVED_EVENTS
-        ):
-            await self.drop(eio_sid, "event packet must be a non-empty array starting with a name")
+        why = _event_shape_error(data)
+        if why is not None:
+            await self.drop(eio_sid, why)
             return
         conn = self.by_eio_sid.get(eio_sid)
         if conn is None or (namespace or NAMESPACE) != NAMESPACE:
+            await self.drop(eio_sid, "event before the Socket.IO connect")
             return
         event: str = data[0]
         then: list[Delivery] = []
@@ -180,7 +201,7 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
             # was seen to die: the old one no longer speaks for it.
             previous.session.registered = False
             previous.closing = True
-            await socketio_fixes.force_close(self.eio, previous.eio_sid)
+            await socketio_fixes.force_close(self.eio, previous.eio_sid, abort=True)
 
     async def _emit_to(self, eio_sid: str, event: str, payload: dict[str, Any]) -> None:
         await self._send_packet(
@@ -210,10 +231,66 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
                 await self.eio.send(conn.eio_sid, part)
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        """Decode and dispatch one Socket.IO packet, dropping a client that breaks the protocol.
+
+        Replaces python-socketio's dispatcher, which only logs a packet that
+        does not decode, stores a binary packet's header whatever its
+        attachment count (up to 10 digits: unbounded memory), uses a
+        placeholder's ``num`` unchecked as a list index (-1 picks the last
+        attachment), takes a text packet as an attachment, and passes ACKs
+        for ids it never sent to its callback table.
+        """
         try:
-            await super()._handle_eio_message(eio_sid, data)
-        except (ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:
-            await self.drop(eio_sid, f"undecodable Socket.IO packet ({type(exc).__name__})")
+            why = await self._dispatch(eio_sid, data)
+        except Exception as exc:  # noqa: BLE001 - ValueError, RecursionError, ...: the client's fault
+            why = f"undecodable Socket.IO packet ({type(exc).__name__})"
+        if why is not None:
+            await self.drop(eio_sid, why)
+
+    async def _dispatch(self, eio_sid: str, data: Any) -> str | None:
+        pending = self._binary_packet.get(eio_sid)
+        if pending is not None:
+            if not isinstance(data, (bytes, bytearray)):
+                return "text packet while binary attachments were due"
+            if pending.add_attachment(data):
+                del self._binary_packet[eio_sid]
+                await self._handle_event(eio_sid, pending.namespace, pending.id, pending.data)
+            return None
+        if not isinstance(data, str):
+            return "binary attachment without a binary packet header"
+        pkt = self.packet_class(encoded_packet=data)
+        kind = pkt.packet_type
+        if kind == sio_packet.CONNECT:
+            await self._handle_connect(eio_sid, pkt.namespace, pkt.data)
+        elif kind == sio_packet.DISCONNECT:
+            await self._handle_disconnect(eio_sid, pkt.namespace, self.reason.CLIENT_DISCONNECT)
+        elif kind == sio_packet.EVENT:
+            await self._handle_event(eio_sid, pkt.namespace, pkt.id, pkt.data)
+        elif kind == sio_packet.BINARY_EVENT:
+            why = self._check_binary_header(eio_sid, pkt)
+            if why is not None:
+                return why
+            self._binary_packet[eio_sid] = pkt
+        elif kind in (sio_packet.ACK, sio_packet.BINARY_ACK):
+            return "ACK packet: this server never asks a client for one"
+        else:
+            return f"Socket.IO packet type {kind!r} not allowed from a client"
+        return None
+
+    def _check_binary_header(self, eio_sid: str, pkt: Any) -> str | None:
+        count = pkt.attachment_count
+        if not 1 <= count <= MAX_ATTACHMENTS:
+            return f"binary packet announcing {count} attachments (1 to {MAX_ATTACHMENTS})"
+        if eio_sid not in self.by_eio_sid or (pkt.namespace or NAMESPACE) != NAMESPACE:
+            return "binary packet before the Socket.IO connect"
+        why = _event_shape_error(pkt.data)
+        if why is not None:
+            return why
+        try:
+            _check_placeholders(pkt.data, count, depth=0)
+        except ValueError as exc:
+            return str(exc)
+        return None
 
     async def close_all(self) -> None:
         """Server shutdown: close every client without waiting for slow readers."""
@@ -226,17 +303,41 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
         if conn is not None:
             conn.closing = True
         log.warning("dropping client %s: %s", conn.session.peer_id if conn else eio_sid, why)
+        eio_socket = self.eio.sockets.get(eio_sid)
+        if eio_socket is not None and not getattr(eio_socket, "violation", None):
+            eio_socket.violation = why
         self._binary_packet.pop(eio_sid, None)
-        await socketio_fixes.force_close(self.eio, eio_sid)
+        await socketio_fixes.force_close(self.eio, eio_sid, abort=True)
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+def _event_shape_error(data: Any) -> str | None:
+    if not isinstance(data, list) or not data or not isinstance(data[0], str):
+        return "event packet must be a non-empty array starting with a name"
+    if data[0] in RESERVED_EVENTS:
+        return f"reserved event name {data[0]!r}"
+    return None
+
+
+def _check_placeholders(value: Any, count: int, depth: int) -> None:
+    """Every binary placeholder must name an attachment 0..count-1 (an int, not a bool)."""
+    if depth > 64:
+        raise ValueError("binary packet nested too deeply")
+    if isinstance(value, list):
+        for item in value:
+            _check_placeholders(item, count, depth + 1)
+    elif isinstance(value, dict):
+        if value.get("_placeholder") and "num" in value:
+            num = value["num"]
+            if type(num) is not int or not 0 <= num < count:
+                raise ValueError(f"binary placeholder num {num!r} is not 0..{count - 1}")
+            return
+        for item in value.values():
+            _check_placeholders(item, count, depth + 1)
 
 
 def _event_label(event: str) -> str:
     return event if event in REQUEST_EVENTS else "other"
 
-
-def _cors_setting(allowed: tuple[str, ...] | None) -> Any:
-    if allowed is None:
-        return None  # python-engineio: same origin only
-    if "*" in allowed:
-        return "*"
-    return list(allowed)

@@ -1,30 +1,65 @@
 """Corrections to python-engineio 4.15.1 internals, in one place.
 
 python-engineio is pinned exactly (pyproject.toml) because each correction
-below replaces a piece of its behaviour; every one has a test in
-``tests/signaling/test_socketio_fixes.py`` that fails without it.
+below replaces a piece of its behaviour; each names the upstream behaviour it
+corrects and the test that fails without it (``tests/signaling`` and
+``tests/security``).
 
-- ``PollingSocket.handle_post_request``: upstream reads a polling POST with
+- ``HardenedSocket.handle_post_request``: upstream reads a polling POST with
   one ``read(Content-Length)``, which on aiohttp returns only the bytes that
-  have arrived so far (a large POST is decoded truncated), and refuses
-  payloads of more than 16 packets, which the official JS client sends when
-  it batches (the messages would be lost). We read the whole declared body
-  and accept any number of packets that fit in it.
-- ``PollingSocket.poll``: upstream answers a long-poll with everything
+  have arrived so far (a large POST is decoded truncated), refuses payloads
+  of more than 16 packets, which the official JS client sends when it
+  batches (the messages would be lost), waits for a stalled body forever
+  (slowloris: the request and its task live until the client goes away) and
+  only logs a packet that does not decode. We read the whole declared body,
+  with an idle timeout, accept any number of packets that fit in it, and
+  close the session on a packet that does not decode.
+  Tests: test_requests (batches, large binary over polling), security B03,
+  B04, B18.
+- ``HardenedSocket.poll``: upstream answers a long-poll with everything
   queued, but python-engineio's own client refuses a payload of more than
   16 packets (and drops the session); we answer with at most 16 and leave
-  the rest for the next poll.
-- ``PollingSocket.close``: upstream leaves a pending long-poll GET waiting
-  until the ping timeout after the client's Engine.IO close; we wake it.
-- ``WebSocket``: upstream's aiohttp wrapper leaves per-message deflate on
-  whenever the client offers it (~90 KB per idle connection) and forgets the
-  close code; ours makes deflate a setting and records the close code, which
+  the rest for the next poll. Test: test_requests order over polling.
+- ``HardenedSocket.send``: upstream's outbound queue is an unbounded
+  ``asyncio.Queue`` (+1.5 GB in 15 s behind a client that stopped reading).
+  Ours is bounded in messages and bytes; past either bound the transport is
+  aborted (not drained: a graceful close waits for a drain that never comes)
+  and the session ends as lost (transport error). Test: security F10.
+- ``HardenedSocket.close``: upstream's ``close(wait=True)`` (used by
+  ``AsyncServer.disconnect`` and by its POST error path) waits for the
+  outbound queue to drain, which never happens behind a client that stopped
+  reading, so the request or task hangs; we never wait. Upstream also
+  leaves a pending long-poll GET waiting until the ping timeout after the
+  client's Engine.IO close; we wake it. Tests: security B02, B04.
+- ``HardenedSocket._send_ping`` / ``check_ping_timeout``: upstream enforces
+  a ping deadline only when its service task comes round (every ping
+  timeout), so a silent client is noticed up to interval + 2 x timeout after
+  its last pong, and it leaves the dead TCP connection open; we check each
+  ping's deadline on time, let a pong that is already waiting be read first
+  (a stalled event loop is not a silent client), and abort the transport.
+  Tests: security F5, F11.
+- ``WebSocket`` (the aiohttp wrapper): upstream leaves per-message deflate on
+  whenever the client offers it (~90 KB per idle connection, and inflate
+  work an attacker controls); ours makes deflate a setting. Upstream forgets
+  the close code, and aiohttp reports a TCP end without a close frame (a
+  killed client) as code 1000, the same as a deliberate close; ours keeps
+  the code of a close frame actually received, and None otherwise, which
   tells a deliberate close (1000, 1001) from a lost connection.
+  Test: security test_resume_after_sigkill (a SIGKILLed client is "lost").
+- ``WebSocket.wait``: in upstream's websocket loop an Engine.IO packet that
+  does not decode (``x``, ``b`` + bad base64, ``4[[[[...`` raising
+  RecursionError) raises outside any handler and kills the loop, and the
+  session lingers until the ping timeout; we decode each frame once in a
+  guard and close the session at once when it does not decode.
+  Test: security B18 (engine level), B31.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import engineio.async_socket
@@ -32,14 +67,96 @@ from aiohttp import WSMsgType, web
 from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 
+log = logging.getLogger("signaling")
+
 DELIBERATE_CLOSE_CODES = frozenset({1000, 1001})
 PACKETS_PER_POLL = 16  # python-engineio clients refuse more in one payload
+MAX_QUEUED_MESSAGES = 2000
+"""Outbound packets a session may have waiting before it is aborted."""
+MIN_QUEUED_BYTES = 8 * 1024 * 1024
+"""Outbound bytes a session may have waiting: this, or 3 maximal payloads if more."""
+PING_CHECK_SLACK = 0.1
+"""Seconds given to a pong already received before a ping deadline is enforced."""
+POST_IDLE_TIMEOUT = (1.0, 20.0)
+"""A polling POST body that stalls longer than the ping timeout, clamped to this, is aborted."""
+
+# Called (eio_sid, reason) when a session is closed for breaking the protocol.
+ViolationHook = Callable[[str, str], Awaitable[None]]
 
 
-class PollingSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
+class ProtocolViolation(eio_exceptions.SocketIsClosedError):  # type: ignore[misc]
+    """The client sent something Engine.IO does not allow; its session is closed.
+
+    A ``SocketIsClosedError`` so that upstream's websocket loop ends quietly
+    and its POST handler answers 400.
+    """
+
+
+def _packet_size(pkt: Any) -> int:
+    data = getattr(pkt, "data", None)
+    if isinstance(data, (str, bytes, bytearray)):
+        return len(data) + 1
+    return 64
+
+
+class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
     """An Engine.IO socket with the corrections above (set on connect)."""
 
     ws_close_code: int | None = None
+    queued_bytes: int = 0
+    queued_messages: int = 0
+    aborted: bool = False
+    violation: str | None = None
+    websocket: "WebSocket | None" = None
+    _in_post: bool = False
+
+    # -- outbound --------------------------------------------------------
+    def _limits(self) -> tuple[int, int]:
+        max_bytes = max(MIN_QUEUED_BYTES, 3 * int(self.server.max_http_buffer_size))
+        return MAX_QUEUED_MESSAGES, max_bytes
+
+    async def send(self, pkt: Any) -> None:
+        if self.aborted:
+            return
+        if not await self.check_ping_timeout():
+            return
+        size = _packet_size(pkt)
+        max_messages, max_bytes = self._limits()
+        if self.queued_messages + 1 > max_messages or self.queued_bytes + size > max_bytes:
+            log.warning(
+                "aborting %s: it stopped reading (%d packets, %d bytes waiting)",
+                self.sid, self.queued_messages, self.queued_bytes,
+            )
+            await self.abort(self.server.reason.TRANSPORT_ERROR)
+            return
+        self.queued_messages += 1
+        self.queued_bytes += size
+        self.queue.put_nowait(pkt)
+
+    def _took(self, pkt: Any) -> None:
+        if pkt is None:
+            return
+        self.queued_messages = max(0, self.queued_messages - 1)
+        self.queued_bytes = max(0, self.queued_bytes - _packet_size(pkt))
+
+    async def abort(self, reason: Any, *, unregister: bool = True) -> None:
+        """End the session now: abort its transport, drop what is queued."""
+        if self.aborted:
+            return
+        self.aborted = True
+        if unregister and self.server.sockets.get(self.sid) is self:
+            del self.server.sockets[self.sid]
+        if self.websocket is not None:
+            self.websocket.abort()
+        while True:
+            try:
+                self.queue.get_nowait()
+                self.queue.task_done()
+            except asyncio.QueueEmpty:
+                break
+        self.queued_messages = self.queued_bytes = 0
+        await self.close(wait=False, abort=True, reason=reason)
+        self.queue.put_nowait(None)  # ends the websocket writer / long-poll
 
     async def poll(self) -> list[Any]:
         try:
@@ -51,6 +168,7 @@ class PollingSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
             raise eio_exceptions.QueueEmpty() from None
         if first is None:
             return []
+        self._took(first)
         packets = [first]
         limit = PACKETS_PER_POLL if not self.upgraded else None
         while limit is None or len(packets) < limit:
@@ -62,9 +180,11 @@ class PollingSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
             if pkt is None:
                 self.queue.put_nowait(None)  # keep the end marker for the next poll
                 break
+            self._took(pkt)
             packets.append(pkt)
         return packets
 
+    # -- inbound ---------------------------------------------------------
     async def handle_post_request(self, environ: dict[str, Any]) -> None:
         try:
             length = int(environ.get("CONTENT_LENGTH", "0"))
@@ -72,29 +192,108 @@ class PollingSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
             raise eio_exceptions.ContentTooLongError() from None
         if length < 0 or length > self.server.max_http_buffer_size:
             raise eio_exceptions.ContentTooLongError()
+        self._in_post = True
         try:
-            raw = await environ["wsgi.input"].readexactly(length)
-        except asyncio.IncompleteReadError:
-            raise eio_exceptions.ContentTooLongError() from None
+            await self._handle_body(environ, length)
+        finally:
+            self._in_post = False
+
+    async def _handle_body(self, environ: dict[str, Any], length: int) -> None:
+        raw = await self._read_body(environ["wsgi.input"], length)
         try:
             body = raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise eio_exceptions.UnknownPacketError() from None
+            raise await self._violated("polling POST body is not UTF-8") from None
         if not body:
             return
         for encoded in body.split("\x1e"):
-            await self.receive(eio_packet.Packet(encoded_packet=encoded))
+            if self.closed or self.aborted:
+                return
+            try:
+                pkt = eio_packet.Packet(encoded_packet=encoded)
+            except Exception as exc:  # noqa: BLE001 - any decode failure is the client's
+                raise await self._violated(
+                    f"undecodable Engine.IO packet ({type(exc).__name__})"
+                ) from None
+            await self.receive(pkt)
+
+    async def _read_body(self, stream: Any, length: int) -> bytes:
+        low, high = POST_IDLE_TIMEOUT
+        idle = min(high, max(low, float(self.server.ping_timeout)))
+        chunks: list[bytes] = []
+        remaining = length
+        while remaining > 0:
+            try:
+                chunk = await asyncio.wait_for(stream.read(min(remaining, 65536)), idle)
+            except asyncio.TimeoutError:
+                raise await self._violated(f"polling POST body stalled for {idle:g} s") from None
+            if not chunk:
+                raise await self._violated("polling POST body ended early")
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+
+    async def _violated(self, why: str) -> ProtocolViolation:
+        self.violation = why
+        log.warning("dropping client %s: %s", self.sid, why)
+        # In a POST, upstream's error path removes the session and answers
+        # 400 only while the session is still registered.
+        await self.abort(self.server.reason.SERVER_DISCONNECT, unregister=not self._in_post)
+        return ProtocolViolation(why)
+
+    async def receive(self, pkt: Any) -> None:
+        try:
+            await super().receive(pkt)
+        except eio_exceptions.UnknownPacketError:
+            raise await self._violated(
+                f"Engine.IO packet type {pkt.packet_type!r} not allowed from a client"
+            ) from None
+
+    async def _send_ping(self) -> None:
+        await asyncio.sleep(self.server.ping_interval)
+        if self.closing or self.closed:
+            return
+        self.last_ping = time.time()
+        await self.send(eio_packet.Packet(eio_packet.PING))
+        # Check this ping's deadline on time, rather than when upstream's
+        # service task next comes round (up to another ping timeout later).
+        await asyncio.sleep(self.server.ping_timeout + PING_CHECK_SLACK)
+        if not self.closing and not self.closed:
+            await self.check_ping_timeout()
+
+    async def check_ping_timeout(self) -> bool:
+        if self.closed:
+            raise eio_exceptions.SocketIsClosedError()
+        last_ping = self.last_ping
+        if not last_ping or time.time() - last_ping <= self.server.ping_timeout:
+            return True
+        # The deadline passed, maybe while this process was stalled: let a
+        # pong already waiting in the socket be read before deciding.
+        await asyncio.sleep(PING_CHECK_SLACK)
+        if self.closed:
+            raise eio_exceptions.SocketIsClosedError()
+        if self.last_ping is not last_ping:
+            return True
+        log.info("%s: no pong within %gs, closing", self.sid, self.server.ping_timeout)
+        await self.close(wait=False, abort=False, reason=self.server.reason.PING_TIMEOUT)
+        if self.websocket is not None:
+            self.websocket.abort()
+        return False
 
     async def close(self, wait: bool = True, abort: bool = False, reason: Any = None) -> None:
         was_open = not self.closed and not self.closing
-        await super().close(wait=wait, abort=abort, reason=reason)
+        await super().close(wait=False, abort=abort, reason=reason)
         if was_open and not self.upgraded:
             # Wake a long-poll GET that would otherwise hang until ping timeout.
             self.queue.put_nowait(None)
 
 
+# Kept for callers that still use the old name.
+PollingSocket = HardenedSocket
+
+
 class WebSocket:
-    """aiohttp websocket for python-engineio, deflate optional, close code kept."""
+    """aiohttp websocket for python-engineio: deflate optional, real close code, guarded decode."""
 
     compress = False
 
@@ -102,9 +301,15 @@ class WebSocket:
         self.handler = handler
         self.server = server
         self._sock: web.WebSocketResponse | None = None
+        self._request: web.Request | None = None
+        owner = getattr(handler, "__self__", None)
+        self.owner: HardenedSocket | None = owner if isinstance(owner, HardenedSocket) else None
+        if self.owner is not None:
+            self.owner.websocket = self
 
     async def __call__(self, environ: dict[str, Any]) -> web.WebSocketResponse:
         request: web.Request = environ["aiohttp.request"]
+        self._request = request
         self._sock = web.WebSocketResponse(
             max_msg_size=self.server.max_http_buffer_size,
             compress=self.compress,
@@ -114,6 +319,11 @@ class WebSocket:
         self.environ = environ
         await self.handler(self)
         return self._sock
+
+    def abort(self) -> None:
+        """Drop the TCP connection at once, whatever is still buffered."""
+        if self._request is not None and self._request.transport is not None:
+            self._request.transport.abort()
 
     async def close(self) -> None:
         if self._sock is not None:
@@ -133,12 +343,23 @@ class WebSocket:
         msg = await self._sock.receive()
         if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
             data: str | bytes = msg.data
+            await self._guard(data)
             return data
-        if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
-            owner = getattr(self.handler, "__self__", None)
-            if owner is not None:
-                owner.ws_close_code = self._sock.close_code
+        if msg.type is WSMsgType.CLOSE and self.owner is not None:
+            # Only a close frame the client sent carries its intent; aiohttp
+            # also reports 1000 for a TCP end without one (EofStream).
+            self.owner.ws_close_code = msg.data
         raise OSError(f"websocket ended ({msg.type.name})")
+
+    async def _guard(self, data: str | bytes) -> None:
+        """Close the session when ``data`` is not a valid Engine.IO packet."""
+        if isinstance(data, bytes) or self.owner is None:
+            return
+        try:
+            eio_packet.Packet(encoded_packet=data)
+        except Exception as exc:  # noqa: BLE001 - RecursionError, ValueError, binascii.Error...
+            await self.owner._violated(f"undecodable Engine.IO packet ({type(exc).__name__})")
+            raise OSError("undecodable Engine.IO packet") from None
 
 
 def install(eio_server: Any, *, websocket_compression: bool) -> None:
@@ -155,17 +376,22 @@ def adopt(eio_socket: Any) -> None:
     the connect hook, before it handles any request.
     """
     if type(eio_socket) is engineio.async_socket.AsyncSocket:
-        eio_socket.__class__ = PollingSocket
+        eio_socket.__class__ = HardenedSocket
 
 
-async def force_close(eio_server: Any, eio_sid: str) -> None:
+async def force_close(eio_server: Any, eio_sid: str, *, abort: bool = False) -> None:
     """Close a session now, without waiting for its outbound queue to drain.
 
     Upstream's ``disconnect`` waits for the queue to empty, which never
-    happens behind a client that stopped reading.
+    happens behind a client that stopped reading. With ``abort`` the
+    transport is dropped at once (nothing more is sent); without it the
+    client gets an Engine.IO close packet if it still reads.
     """
     eio_socket = eio_server.sockets.pop(eio_sid, None)
     if eio_socket is None:
         return
+    if abort and isinstance(eio_socket, HardenedSocket):
+        await eio_socket.abort(eio_server.reason.SERVER_DISCONNECT)
+        return
     await eio_socket.close(wait=False, abort=False, reason=eio_server.reason.SERVER_DISCONNECT)
-    eio_socket.queue.put_nowait(None)  # ends the websocket writer / long-poll
+    eio_socket.queue.put_nowait(None)
