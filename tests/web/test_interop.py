@@ -1,0 +1,124 @@
+"""Browser Peer and Python Peer in one room: the same wire, both ways."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers.server import RunningServer
+
+pytest.importorskip("aiortc", reason="the Python peer needs aiortc (pip install .[peer])")
+Peer = pytest.importorskip("peer", reason="the Python Peer is not there").Peer
+
+BROWSER_SIDE = """
+async ([room, expectFiles]) => {
+  const { Peer } = await import('/static/rtc-peer.js');
+  const peer = new Peer(location.origin, room, { meta: { name: 'browser' } });
+  window.got = []; window.files = []; window.events = [];
+  peer.on('m', (from, data) => window.got.push(data instanceof Uint8Array ? { bytes: Array.from(data) } : data));
+  peer.on('file', async (from, file) => {
+    const buf = await file.arrayBuffer();
+    window.files.push({ name: file.name, size: file.size, sha256: file.sha256, bytes: buf.byteLength });
+  });
+  for (const e of ['upgrade', 'downgrade', 'peer-joined']) peer.on(e, (id) => window.events.push([e, id]));
+  await peer.connect();
+  window.rtcPeer = peer;
+  return peer.id;
+}
+"""
+
+
+async def wait_for(predicate: Any, timeout: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("webrtc", [True, False], ids=["webrtc", "relay"])
+async def test_browser_and_python_peer_talk_both_ways(
+    server: RunningServer, browser: Any, tmp_path: Path, webrtc: bool
+) -> None:
+    room = f"interop-{'rtc' if webrtc else 'relay'}"
+    context = await browser.new_context()
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(f"{server.url}/")
+    browser_id = await page.evaluate(BROWSER_SIDE, [room, 1])
+
+    got: list[Any] = []
+    files: list[Any] = []
+    python = Peer(server.url, room, meta={"name": "python"}, webrtc=webrtc, download_dir=tmp_path)
+    python.on("m", lambda sender, data: got.append((sender, data)))
+    python.on("file", lambda sender, received: files.append((sender, received)))
+    await python.connect()
+    try:
+        assert browser_id in python.peers
+        expected = "webrtc" if webrtc else "relay"
+        await page.wait_for_function(
+            "([id, t]) => window.rtcPeer.peers.has(id) && window.rtcPeer.transport(id) === t",
+            arg=[python.id, expected],
+            timeout=30_000,
+        )
+        await wait_for(lambda: python.transport(browser_id) == expected)
+
+        blob = bytes(range(256)) * 3
+        await python.emit("m", {"n": 1, "text": "é ✓"}, to=browser_id)
+        await python.emit("m", blob)
+        await page.evaluate(
+            """async (to) => {
+              await window.rtcPeer.emit('m', { n: 2, list: [1, 2.5, null] }, { to });
+              await window.rtcPeer.emit('m', new Uint8Array([0, 1, 2, 253, 254, 255]));
+            }""",
+            python.id,
+        )
+        await page.wait_for_function("() => window.got.length === 2")
+        assert await page.evaluate("() => window.got") == [
+            {"n": 1, "text": "é ✓"},
+            {"bytes": list(blob)},
+        ]
+        await wait_for(lambda: len(got) == 2)
+        assert got == [
+            (browser_id, {"n": 2, "list": [1, 2.5, None]}),
+            (browser_id, bytes([0, 1, 2, 253, 254, 255])),
+        ]
+
+        # A file each way.
+        data = random.Random(3).randbytes(1_500_000)
+        source = tmp_path / "from-python.bin"
+        source.write_bytes(data)
+        await python.send_file(browser_id, source)
+        await page.wait_for_function("() => window.files.length === 1", timeout=30_000)
+        assert await page.evaluate("() => window.files[0]") == {
+            "name": "from-python.bin",
+            "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data),
+        }
+        result = await page.evaluate(
+            """async (to) => {
+              const bytes = new Uint8Array(700001).map((_, i) => (i * 7) % 251);
+              return await window.rtcPeer.sendFile(to, new File([bytes], 'from-browser.bin'));
+            }""",
+            python.id,
+        )
+        expected_bytes = bytes((i * 7) % 251 for i in range(700001))
+        assert result["sha256"] == hashlib.sha256(expected_bytes).hexdigest()
+        await wait_for(lambda: len(files) == 1)
+        sender, received = files[0]
+        assert sender == browser_id
+        assert received.name == "from-browser.bin"
+        assert received.sha256 == result["sha256"]
+        assert Path(received.path).read_bytes() == expected_bytes
+    finally:
+        await python.close()
+        await context.close()
+    assert errors == []
