@@ -50,6 +50,9 @@ def create_app(settings: Settings, backend: Backend | None = None) -> web.Applic
     limit = settings.max_http_buffer_size
 
     async def engineio_endpoint(request: web.Request) -> web.StreamResponse:
+        if request.method != "OPTIONS" and "transport" not in request.query:
+            # python-engineio would default to polling; the protocol requires it.
+            return web.Response(status=400, text="missing transport")
         if request.method == "POST":
             length = request.content_length
             if length is None:

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .auth import TokenClaims
-from .backends.base import Backend, Delivery, Member
-from .errors import InvalidPayload, NotInRoom, Unauthorized, UnknownPeer
+from .backends.base import Backend, Delivery, Member, Resumed
+from .errors import InvalidPayload, NotInRoom, SignalingError, Unauthorized, UnknownPeer
 from .ice import ice_servers
 from .protocol import JoinRequest, LeaveRequest, RelayRequest, Request, SignalRequest, json_size
 from .settings import Settings
@@ -110,11 +110,26 @@ class SignalingService:
     async def _resume(self, session: Session, request: JoinRequest, resume_token: str) -> Outcome:
         if session.joined_any:
             raise InvalidPayload("resume must be the first join on a new connection")
+        previous = (session.peer_id, session.registered, session.joined_any, session.resume_token)
         token = new_resume_token()
         resumed = await self.backend.resume(resume_token, token)
-        for room in resumed.rooms:
-            if session.claims is not None and not session.claims.allows(room):
-                raise Unauthorized(f"your token does not allow room {room!r}")
+        try:
+            for room in resumed.rooms:
+                if session.claims is not None and not session.claims.allows(room):
+                    raise Unauthorized(f"your token does not allow room {room!r}")
+            return await self._resumed(session, request, resumed, token)
+        except SignalingError:
+            # A failed request changes nothing: the peer stays lost, with its
+            # mail, and the token it presented still works.
+            await self.backend.lose(resumed.peer_id, self.clock() + self.settings.resume_grace)
+            await self.backend.deliver(resumed.kept)
+            await self.backend.rotate_token(resumed.peer_id, resume_token)
+            session.peer_id, session.registered, session.joined_any, session.resume_token = previous
+            raise
+
+    async def _resumed(
+        self, session: Session, request: JoinRequest, resumed: Resumed, token: str
+    ) -> Outcome:
         if session.registered:
             await self.backend.forget(session.peer_id)
         session.peer_id = resumed.peer_id
