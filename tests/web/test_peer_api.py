@@ -215,3 +215,40 @@ async def test_lost_data_channel_downgrades_without_loss_then_upgrades_again(
     assert result["events"].count(["a", "upgrade"]) == 2
     await context.close()
     assert errors == []
+
+
+async def test_token_auth_and_turn_ice_servers(browser: Any) -> None:
+    import time
+
+    import jwt
+
+    secret = "browser-test-secret-of-at-least-32-bytes"
+    good = jwt.encode({"exp": int(time.time()) + 600, "rooms": ["auth-room"]}, secret, algorithm="HS256")
+    expired = jwt.encode({"exp": int(time.time()) - 10}, secret, algorithm="HS256")
+    flags = ("--auth-secret", secret, "--turn-url", "turn:127.0.0.1:3478", "--turn-secret", "t")
+    async with running_server(*flags) as server:
+        context, page, errors = await blank_page(browser, server.url)
+        result = await run(
+            page,
+            f"const good = {good!r}, expired = {expired!r};"
+            + """
+            const codes = [];
+            for (const [room, token] of [['auth-room', null], ['auth-room', expired], ['other-room', good]]) {
+              const peer = new Peer(location.origin, room, { token, reconnect: false });
+              try { await peer.connect(); codes.push('connected'); await peer.close(); }
+              catch (err) { codes.push(err.code); }
+            }
+            const peer = new Peer(location.origin, 'auth-room', { token: good });
+            await peer.connect();
+            const ice = peer._serverIce;
+            await peer.close();
+            return { codes, ice };
+            """,
+        )
+        assert result["codes"] == ["unauthorized", "unauthorized", "unauthorized"]
+        [entry] = result["ice"]
+        assert entry["urls"] == ["turn:127.0.0.1:3478"]
+        expiry, peer_id = entry["username"].split(":", 1)
+        assert int(expiry) > time.time() and peer_id and entry["credential"]
+        await context.close()
+        assert errors == []

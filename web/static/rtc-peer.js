@@ -139,11 +139,17 @@ export class Peer {
       throw new SignalingError("invalid-payload", "event must be 1-64 characters");
     }
     const payload = binaryOf(data) ?? data;
-    const targets = to === undefined || to === null ? [...this._links.keys()] : [to];
-    for (const peerId of targets) {
-      const link = this._links.get(peerId);
-      if (!link) throw new SignalingError("unknown-peer", `${peerId} is not in ${this.room}`);
+    if (to !== undefined && to !== null) {
+      const link = this._link(to);
       await this._whenRoom(link, () => link.sendMessage(event, payload));
+      return;
+    }
+    for (const link of [...this._links.values()]) {
+      try {
+        await this._whenRoom(link, () => link.sendMessage(event, payload));
+      } catch (err) {
+        if (err.code !== "unknown-peer") throw err; // one who left meanwhile is skipped
+      }
     }
   }
 
