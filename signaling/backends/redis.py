@@ -1,0 +1,602 @@
+"""Room state shared through Redis: several nodes act as one server.
+
+Every operation is one Lua script (``redis_scripts``), so each decision is
+atomic cluster-wide. Besides the shared state, each node keeps a mirror of
+its *own* peers (token, rooms, member record). The mirror answers questions
+about local peers without a round trip, keeps local delivery going while
+Redis is unreachable, and is written back when Redis returns (also after
+Redis restarted empty).
+
+Delivery. A message for a peer held by this node goes straight to the sink.
+One for a peer on another node is appended to that node's inbox (a Redis
+Stream); each node reads its own inbox in order and hands the messages to
+its sink. One for a lost peer goes to its mailbox in Redis. When a peer's
+place changes (lost, resumed elsewhere, its node reaped), the script that
+changes it also moves whatever still waits for it in its old inbox, so
+per-sender order holds. A request whose route needs Redis while it is
+unreachable fails with ``unavailable`` instead of vanishing.
+
+Liveness. Each node refreshes ``alive:<node>`` (a key with a TTL) every
+``node_ttl / 5`` seconds and, in the same script, reaps nodes whose key has
+expired: their peers become lost with the resume grace, their inbox goes on
+to mailboxes. ``expired`` pops lost peers from one sorted set, so each is
+returned once across the cluster.
+
+Locking. Taking messages from the inbox, handing them to the sink, marking a
+local peer lost and resuming one happen under one lock per node, so a
+message is never handed to a connection that is being lost (it is *parked*
+and goes into the mailbox first, before anything newer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ..errors import ResumeExpired, RoomFull, SignalingError
+from ..mailbox import MAX_BYTES, MAX_MESSAGES
+from . import redis_scripts
+from .base import Delivery, Departure, JoinResult, Member, Resumed, Sink
+
+log = logging.getLogger("signaling")
+
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+CLAIM_BATCH = 500
+RESTORE_BATCH = 100
+BLOCK_MS = 500
+
+
+class BackendUnavailable(SignalingError):
+    """The shared state cannot be reached; the request changed nothing."""
+
+    code = "unavailable"
+
+
+# -- payload codec ------------------------------------------------------------
+# JSON, with bytes (anywhere in the payload) as {"\u0000b": base64}. A payload
+# that itself holds a key starting with NUL is written in the escaped form
+# ("e"), where every such key gets one more NUL, so nothing can collide.
+
+_MARK = "\x00b"
+_MARK_JSON = '"\\u0000b"'
+
+
+def pack(value: Any) -> bytes:
+    """Encode a JSON value that may hold bytes."""
+    marks = 0
+
+    def default(obj: Any) -> Any:
+        nonlocal marks
+        if isinstance(obj, (bytes, bytearray, memoryview)):
+            marks += 1
+            return {_MARK: base64.b64encode(obj).decode("ascii")}
+        raise TypeError(f"cannot encode {type(obj).__name__}")
+
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=default)
+    if text.count(_MARK_JSON) == marks:
+        return b"j" + text.encode("utf-8", "surrogatepass")
+    text = json.dumps(_escape(value), separators=(",", ":"), ensure_ascii=False, default=default)
+    return b"e" + text.encode("utf-8", "surrogatepass")
+
+
+def _escape(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {("\x00" + k if k.startswith("\x00") else k): _escape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escape(v) for v in value]
+    return value
+
+
+def _plain_hook(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1 and _MARK in obj:
+        return base64.b64decode(obj[_MARK])
+    return obj
+
+
+def _escaped_hook(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1 and _MARK in obj:
+        return base64.b64decode(obj[_MARK])
+    return {(k[1:] if k.startswith("\x00") else k): v for k, v in obj.items()}
+
+
+def unpack(blob: bytes) -> Any:
+    text = blob[1:].decode("utf-8", "surrogatepass")
+    hook = _plain_hook if blob[:1] == b"j" else _escaped_hook
+    return json.loads(text, object_hook=hook)
+
+
+def _member_blob(member: Member) -> bytes:
+    return pack({"meta": member.meta, "webrtc": member.webrtc})
+
+
+def _member(peer_id: str, blob: bytes) -> Member:
+    record = unpack(blob)
+    return Member(peer_id, record["meta"], bool(record["webrtc"]))
+
+
+def _mail_item(item: bytes) -> tuple[int, bytes]:
+    size, _, blob = item.partition(b"|")
+    return int(size), blob
+
+
+def _str(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password, for logs and health reasons."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@dataclass(slots=True)
+class _LocalPeer:
+    token: str
+    rooms: dict[str, Member] = field(default_factory=dict)  # ordered: join order
+
+
+class RedisBackend:
+    """The ``Backend`` protocol over one Redis, shared by every node."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        resume_grace: float = 15.0,
+        node_ttl: float = 5.0,
+        prefix: str = "signaling:",
+        mailbox_messages: int = MAX_MESSAGES,
+        mailbox_bytes: int = MAX_BYTES,
+        node_id: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.node_id = node_id or secrets.token_hex(8)
+        self.resume_grace = resume_grace
+        self.node_ttl = node_ttl
+        self.clock = clock
+        self._url = _safe_url(redis_url)
+        self._redis = aioredis.Redis.from_url(
+            redis_url,
+            socket_timeout=max(3.0, node_ttl),
+            socket_connect_timeout=2.0,
+            retry=Retry(NoBackoff(), 0),  # never run a script twice
+            health_check_interval=0,
+        )
+        self._base_args: list[str | int] = [prefix, mailbox_messages, mailbox_bytes, self.node_id]
+        self._scripts = {
+            name: self._redis.register_script(redis_scripts.PRELUDE + body)
+            for name, body in redis_scripts.SCRIPTS.items()
+        }
+        self._prefix = prefix
+        self._inbox = f"{prefix}inbox:{self.node_id}".encode()
+        self._sink: Sink | None = None
+        self._lock = asyncio.Lock()
+        self._local: dict[str, _LocalPeer] = {}
+        self._remote_seen: dict[str, set[str]] = {}  # room -> other nodes' peers, last seen
+        self._parked: dict[str, list[tuple[int, bytes]]] = {}
+        self._expiring: set[str] = set()
+        self._down: str | None = f"not connected to Redis at {self._url} yet"
+        self._version = 0  # bumped on every change to the local mirror
+        self._tasks: list[asyncio.Task[None]] = []
+        self._up = asyncio.Event()
+        self._closing = False
+
+    # -- lifecycle -------------------------------------------------------
+    async def start(self, sink: Sink) -> None:
+        self._sink = sink
+        await self._beat()
+        self._tasks = [
+            asyncio.create_task(self._heartbeat_loop(), name=f"redis-heartbeat-{self.node_id}"),
+            asyncio.create_task(self._inbox_loop(), name=f"redis-inbox-{self.node_id}"),
+        ]
+
+    async def close(self) -> None:
+        # The inbox reader stops at its next turn (at most BLOCK_MS): redis-py
+        # waits out a blocked read that is cancelled.
+        self._closing = True
+        self._up.set()
+        for task in self._tasks[:1]:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        if self._down is None:
+            # Let the others reap this node now rather than after the TTL.
+            with contextlib.suppress(*UNREACHABLE):
+                await self._redis.delete(f"{self._prefix}alive:{self.node_id}")
+        await self._redis.aclose()
+        self._sink = None
+
+    async def unavailable_reason(self) -> str | None:
+        return self._down
+
+    # -- plumbing --------------------------------------------------------
+    def _mark_down(self, exc: BaseException) -> None:
+        if self._down is None:
+            log.warning("redis lost at %s: %s", self._url, exc)
+        self._down = f"cannot reach Redis at {self._url}: {exc or type(exc).__name__}"
+        self._up.clear()
+
+    def _unavailable(self) -> BackendUnavailable:
+        return BackendUnavailable(
+            "the shared room state (Redis) cannot be reached right now: try again shortly"
+        )
+
+    async def _run(self, name: str, *args: Any) -> Any:
+        """Run one script; Redis unreachable becomes ``BackendUnavailable``."""
+        if self._down is not None:
+            raise self._unavailable()
+        try:
+            return await self._scripts[name](args=[*self._base_args, *args])
+        except UNREACHABLE as exc:
+            self._mark_down(exc)
+            raise self._unavailable() from None
+
+    async def _call(self, method: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
+        if self._down is not None:
+            raise self._unavailable()
+        try:
+            return await method(*args, **kwargs)
+        except UNREACHABLE as exc:
+            self._mark_down(exc)
+            raise self._unavailable() from None
+
+    def _changed(self) -> None:
+        self._version += 1
+
+    # -- peers -----------------------------------------------------------
+    async def register(self, peer_id: str, resume_token: str) -> None:
+        self._local[peer_id] = _LocalPeer(resume_token)
+        self._changed()
+        with contextlib.suppress(BackendUnavailable):  # written back on recovery
+            await self._run("register", peer_id, resume_token)
+
+    async def rotate_token(self, peer_id: str, resume_token: str) -> None:
+        local = self._local.get(peer_id)
+        if local is not None:
+            local.token = resume_token
+            self._changed()
+        with contextlib.suppress(BackendUnavailable):
+            await self._run("rotate", peer_id, resume_token)
+
+    async def lose(self, peer_id: str, deadline: float) -> None:
+        if self._local.pop(peer_id, None) is not None:
+            self._changed()
+        async with self._lock:
+            parked = self._parked.pop(peer_id, [])
+            args: list[Any] = [peer_id, repr(deadline), len(parked)]
+            for size, blob in parked:
+                args += [size, blob]
+            # Unreachable: the peer is written back as lost when Redis returns.
+            with contextlib.suppress(BackendUnavailable):
+                await self._run("lose", *args)
+
+    async def resume(self, resume_token: str, new_token: str) -> Resumed:
+        async with self._lock:
+            found = await self._run("resume", resume_token, new_token)
+            if not found:
+                raise ResumeExpired(
+                    "this resume token is unknown, used or expired: join again without it"
+                )
+            raw_pid, rooms, members, kept, dropped = found
+            peer_id = _str(raw_pid)
+            local = _LocalPeer(new_token)
+            for raw_room, blob in zip(rooms, members):
+                if blob:
+                    local.rooms[_str(raw_room)] = _member(peer_id, blob)
+            self._local[peer_id] = local
+            self._parked.pop(peer_id, None)
+            self._changed()
+        deliveries = []
+        for item in kept:
+            size, blob = _mail_item(item)
+            event, payload = unpack(blob)
+            deliveries.append(Delivery(peer_id, event, payload, size))
+        return Resumed(peer_id=peer_id, rooms=list(local.rooms), kept=deliveries, dropped=int(dropped))
+
+    async def expired(self, now: float) -> list[str]:
+        try:
+            gone = [_str(pid) for pid in await self._run("expired", repr(now))]
+        except BackendUnavailable:
+            return []
+        self._expiring.update(gone)
+        return gone
+
+    async def forget(self, peer_id: str) -> list[Departure]:
+        local = self._local.pop(peer_id, None)
+        if local is not None:
+            self._changed()
+        self._parked.pop(peer_id, None)
+        force = peer_id in self._expiring
+        self._expiring.discard(peer_id)
+        try:
+            found = await self._run("forget", peer_id, "1" if force else "0")
+        except BackendUnavailable:
+            if local is None:
+                return []
+            # Tell the local ones now; the others hear of it once Redis is back.
+            return [
+                Departure(room, peer_id, [pid for pid in self._room_locals(room) if pid != peer_id])
+                for room in local.rooms
+            ]
+        if not found:
+            return []
+        return [
+            Departure(_str(room), peer_id, [_str(pid) for pid in remaining])
+            for room, remaining in found
+        ]
+
+    # -- rooms -----------------------------------------------------------
+    def _room_locals(self, room: str) -> dict[str, Member]:
+        return {
+            pid: peer.rooms[room] for pid, peer in self._local.items() if room in peer.rooms
+        }
+
+    def _seen(self, room: str, pids: Iterable[str]) -> None:
+        remote = {pid for pid in pids if pid not in self._local}
+        if remote:
+            self._remote_seen[room] = remote
+        else:
+            self._remote_seen.pop(room, None)
+
+    def _room_is_local(self, room: str) -> bool:
+        """While Redis is away: may this node decide for the room alone?"""
+        return not self._remote_seen.get(room)
+
+    async def join(self, room: str, member: Member, capacity: int) -> JoinResult:
+        if self._down is not None:
+            return self._join_locally(room, member, capacity)
+        try:
+            result = await self._run("join", room, member.peer_id, _member_blob(member), capacity)
+        except BackendUnavailable:
+            return self._join_locally(room, member, capacity)
+        status, flat = result[0], (result[1] if len(result) > 1 else [])
+        if status == -1:
+            raise RoomFull(f"room {room!r} already holds {capacity} peers")
+        everyone = {_str(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
+        others = [_member(pid, blob) for pid, blob in everyone.items() if pid != member.peer_id]
+        self._seen(room, everyone)
+        local = self._local.get(member.peer_id)
+        if local is not None and room not in local.rooms:
+            local.rooms[room] = member
+            self._changed()
+        return JoinResult(others=others, already_member=status == 1)
+
+    def _join_locally(self, room: str, member: Member, capacity: int) -> JoinResult:
+        local = self._local.get(member.peer_id)
+        if local is None or not self._room_is_local(room):
+            raise self._unavailable()
+        members = self._room_locals(room)
+        if member.peer_id in members:
+            others = [m for pid, m in members.items() if pid != member.peer_id]
+            return JoinResult(others=others, already_member=True)
+        if len(members) >= capacity:
+            raise RoomFull(f"room {room!r} already holds {capacity} peers")
+        local.rooms[room] = member
+        self._changed()
+        return JoinResult(others=list(members.values()), already_member=False)
+
+    async def leave(self, room: str, peer_id: str) -> Departure | None:
+        local = self._local.get(peer_id)
+        if self._down is not None and local is not None and self._room_is_local(room):
+            if local.rooms.pop(room, None) is None:
+                return None
+            self._changed()
+            return Departure(room, peer_id, list(self._room_locals(room)))
+        remaining = await self._run("leave", room, peer_id)
+        if local is not None and local.rooms.pop(room, None) is not None:
+            self._changed()
+        if remaining is None:
+            return None
+        pids = [_str(pid) for pid in remaining]
+        self._seen(room, pids)
+        return Departure(room, peer_id, pids)
+
+    async def members(self, room: str) -> list[Member]:
+        if self._down is not None and self._room_is_local(room):
+            return list(self._room_locals(room).values())
+        flat = await self._call(self._redis.hgetall, f"{self._prefix}room:{room}")
+        members = [_member(_str(pid), blob) for pid, blob in flat.items()]
+        self._seen(room, (m.peer_id for m in members))
+        return members
+
+    async def is_member(self, room: str, peer_id: str) -> bool:
+        local = self._local.get(peer_id)
+        if local is not None:
+            return room in local.rooms
+        found = await self._call(self._redis.hexists, f"{self._prefix}room:{room}", peer_id)
+        return bool(found)
+
+    async def rooms_of(self, peer_id: str) -> list[str]:
+        local = self._local.get(peer_id)
+        if local is not None:
+            return list(local.rooms)
+        rooms = await self._call(self._redis.lrange, f"{self._prefix}peer:{peer_id}:rooms", 0, -1)
+        return [_str(room) for room in rooms]
+
+    async def counts(self) -> tuple[int, int]:
+        if self._down is None:
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    pipe.scard(f"{self._prefix}rooms")
+                    pipe.scard(f"{self._prefix}peers")
+                    rooms, peers = await pipe.execute()
+                return int(rooms), int(peers)
+            except UNREACHABLE as exc:
+                self._mark_down(exc)
+        rooms_here = {room for peer in self._local.values() for room in peer.rooms}
+        return len(rooms_here), len(self._local)
+
+    # -- delivery --------------------------------------------------------
+    async def deliver(self, deliveries: Sequence[Delivery]) -> None:
+        async with self._lock:
+            here = [d for d in deliveries if d.peer_id in self._local]
+            away = [d for d in deliveries if d.peer_id not in self._local]
+            if away:
+                blobs: list[bytes] = []
+                index: dict[tuple[int, str], int] = {}
+                triples: list[Any] = []
+                for d in away:
+                    key = (id(d.payload), d.event)
+                    b = index.get(key)
+                    if b is None:
+                        blobs.append(pack([d.event, d.payload]))
+                        b = index[key] = len(blobs)
+                    triples += [d.peer_id, b, d.size]
+                held = await self._run("deliver", len(blobs), *blobs, *triples)
+                for position in held:
+                    d = away[int(position) - 1]
+                    self._parked.setdefault(d.peer_id, []).append(
+                        (d.size, blobs[index[(id(d.payload), d.event)] - 1])
+                    )
+            if here and self._sink is not None:
+                await self._sink(here)
+
+    async def _inbox_loop(self) -> None:
+        while not self._closing:
+            if self._down is not None:
+                await self._up.wait()
+                continue
+            try:
+                ready = await self._redis.xread({self._inbox: b"0-0"}, count=1, block=BLOCK_MS)
+                if ready:
+                    await self._claim()
+            except UNREACHABLE as exc:
+                self._mark_down(exc)
+            except BackendUnavailable:
+                pass
+            except Exception:  # keep reading whatever one batch hit
+                log.exception("redis inbox round failed")
+                await asyncio.sleep(0.5)
+
+    async def _claim(self) -> None:
+        async with self._lock:
+            entries = await self._run("claim", CLAIM_BATCH)
+            out: list[Delivery] = []
+            for entry in entries:
+                kind = entry[0]
+                if kind == b"c":
+                    self._evicted(_str(entry[2]))
+                    continue
+                pids, blob, size = entry[1], entry[2], int(entry[3])
+                event, payload = unpack(blob)
+                self._note_roster(event, payload)
+                for pid in _str(pids).split(","):
+                    if pid in self._local:
+                        out.append(Delivery(pid, event, payload, size))
+                    else:  # being lost right now: into its mailbox first
+                        self._parked.setdefault(pid, []).append((size, blob))
+            if out and self._sink is not None:
+                await self._sink(out)
+
+    def _note_roster(self, event: str, payload: Any) -> None:
+        """Keep ``_remote_seen`` current from the roster news other nodes send."""
+        if event not in ("peer-joined", "peer-left") or not isinstance(payload, dict):
+            return
+        room, pid = payload.get("room"), payload.get("peerId")
+        if not isinstance(room, str) or not isinstance(pid, str) or pid in self._local:
+            return
+        if event == "peer-joined":
+            self._remote_seen.setdefault(room, set()).add(pid)
+        else:
+            self._remote_seen.get(room, set()).discard(pid)
+
+    def _evicted(self, peer_id: str) -> None:
+        """The peer resumed on another node: this node no longer speaks for it."""
+        if self._local.pop(peer_id, None) is not None:
+            log.info("peer %s resumed on another node", peer_id)
+            self._changed()
+        self._parked.pop(peer_id, None)
+
+    # -- liveness and recovery -------------------------------------------
+    async def _heartbeat_loop(self) -> None:
+        interval = self.node_ttl / 5
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._beat()
+            except Exception:  # never let one bad round stop the heartbeat
+                log.exception("redis heartbeat round failed")
+
+    async def _beat(self) -> None:
+        try:
+            if self._down is not None:
+                # Connections from before the outage are dead: start afresh.
+                await self._redis.connection_pool.disconnect()
+            fresh, reaped = await self._scripts["sweep"](
+                args=[
+                    *self._base_args,
+                    int(self.node_ttl * 1000),
+                    repr(self.clock()),
+                    repr(self.resume_grace),
+                ]
+            )
+            if reaped:
+                log.info("reaped %d node(s) whose heartbeat stopped", reaped)
+            if self._down is not None or fresh:
+                await self._restore()
+        except UNREACHABLE as exc:
+            self._mark_down(exc)
+            return
+        if self._down is not None:
+            log.info("redis back at %s", self._url)
+            self._down = None
+            self._up.set()
+
+    async def _restore(self) -> None:
+        """Write this node's own peers back into Redis, until the mirror holds still."""
+        async with self._lock:
+            while True:
+                version = self._version
+                peers = list(self._local.items())
+                for start in range(0, len(peers), RESTORE_BATCH):
+                    args: list[Any] = []
+                    chunk = peers[start:start + RESTORE_BATCH]
+                    for pid, peer in chunk:
+                        args += [pid, peer.token, len(peer.rooms)]
+                        for room, member in peer.rooms.items():
+                            args += [room, _member_blob(member)]
+                    evicted, back = await self._scripts["restore"](
+                        args=[*self._base_args, len(chunk), *args]
+                    )
+                    for pid in evicted:
+                        self._evicted(_str(pid))
+                    for raw_pid, items in back:
+                        await self._hand_back(_str(raw_pid), items)
+                held = await self._redis.smembers(f"{self._prefix}node:{self.node_id}:peers")
+                deadline = repr(self.clock() + self.resume_grace)
+                for raw_pid in held:
+                    pid = _str(raw_pid)
+                    if pid not in self._local:  # its connection ended while Redis was away
+                        await self._scripts["lose"](args=[*self._base_args, pid, deadline, 0])
+                if version == self._version:
+                    return
+
+    async def _hand_back(self, peer_id: str, items: list[bytes]) -> None:
+        deliveries = []
+        for item in items:
+            size, blob = _mail_item(item)
+            event, payload = unpack(blob)
+            deliveries.append(Delivery(peer_id, event, payload, size))
+        if deliveries and self._sink is not None:
+            await self._sink(deliveries)

@@ -1,0 +1,441 @@
+"""The Lua scripts behind ``RedisBackend``: each backend operation is one script.
+
+A script runs atomically in Redis, so each operation is one decision that no
+other node can interleave with (two joins racing for the last seat, a resume
+racing the expiry of the same peer, two survivors reaping one dead node).
+
+Every script starts with :data:`PRELUDE` and gets the same first four
+arguments: ``ARGV[1]`` the key prefix, ``ARGV[2]``/``ARGV[3]`` the mailbox
+bounds (messages, bytes), ``ARGV[4]`` this node's id; its own arguments
+follow from ``ARGV[5]``. Keys are built from the prefix inside the scripts,
+so the backend needs one Redis (or a primary with replicas), not a Redis
+Cluster. The keys, with ``P`` the prefix::
+
+    P peer:<pid>          hash: tok, node, lost (deadline), mb (mailbox bytes),
+                          md (dropped), exp (expiry under way)
+    P peer:<pid>:rooms    list: the peer's rooms, in join order
+    P mbox:<pid>          list: "<size>|<blob>" kept while the peer is lost
+    P tok:<token>         string: the peer a resume token belongs to
+    P room:<room>         hash: pid -> member blob
+    P rooms, P peers      sets, for the metrics
+    P lost                zset: pid -> resume deadline (unix seconds)
+    P alive:<node>        heartbeat, expires after the node TTL
+    P nodes               set: nodes that have not been reaped
+    P node:<node>:peers   set: the peers that node holds
+    P inbox:<node>        stream: deliveries for that node's peers, fields
+                          p (comma-separated pids), s (size), d (blob);
+                          or c (a control word) and p
+    P skip:<node>         hash: pid -> stream id; entries up to that id were
+                          already moved elsewhere for that pid
+"""
+
+from __future__ import annotations
+
+PRELUDE = r"""
+local P = ARGV[1]
+local MAXN = tonumber(ARGV[2])
+local MAXB = tonumber(ARGV[3])
+local ME = ARGV[4]
+
+local function pk(pid) return P .. 'peer:' .. pid end
+local function roomsk(pid) return P .. 'peer:' .. pid .. ':rooms' end
+local function mboxk(pid) return P .. 'mbox:' .. pid end
+local function inboxk(node) return P .. 'inbox:' .. node end
+
+local function parse_id(id)
+  local a, b = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(a), tonumber(b)
+end
+
+local function id_le(x, y)
+  local a1, b1 = parse_id(x)
+  local a2, b2 = parse_id(y)
+  return a1 < a2 or (a1 == a2 and b1 <= b2)
+end
+
+local function fields_of(flat)
+  local f = {}
+  for j = 1, #flat, 2 do f[flat[j]] = flat[j + 1] end
+  return f
+end
+
+-- Keep a message for a lost peer: bounded, oldest dropped and counted.
+local function mail(pid, size, blob)
+  local key = pk(pid)
+  if size > MAXB then
+    redis.call('HINCRBY', key, 'md', 1)
+    return
+  end
+  local box = mboxk(pid)
+  redis.call('RPUSH', box, size .. '|' .. blob)
+  local bytes = redis.call('HINCRBY', key, 'mb', size)
+  local n = redis.call('LLEN', box)
+  local dropped = 0
+  while n > MAXN or bytes > MAXB do
+    local old = redis.call('LPOP', box)
+    bytes = bytes - tonumber(string.match(old, '^(%d+)|'))
+    n = n - 1
+    dropped = dropped + 1
+  end
+  if dropped > 0 then
+    redis.call('HSET', key, 'mb', bytes)
+    redis.call('HINCRBY', key, 'md', dropped)
+  end
+end
+
+-- Send one message on to wherever its peer is now. A peer held by this
+-- node is appended to `here` (or to this node's inbox when `here` is nil).
+local function route(pid, size, blob, here)
+  local rec = redis.call('HMGET', pk(pid), 'node', 'lost')
+  local node, lost = rec[1], rec[2]
+  if not node then return end
+  if lost then
+    mail(pid, size, blob)
+  elseif node == ME and here then
+    table.insert(here, pid)
+  else
+    redis.call('XADD', inboxk(node), '*', 'p', pid, 's', size, 'd', blob)
+  end
+end
+
+-- Hand every message for `pid` still waiting in `node`'s inbox to `take`,
+-- in order, and mark them so that node's reader skips them for `pid`.
+local function move_pending(node, pid, take)
+  local skip = redis.call('HGET', P .. 'skip:' .. node, pid)
+  local last = nil
+  for _, e in ipairs(redis.call('XRANGE', inboxk(node), '-', '+')) do
+    local id, f = e[1], fields_of(e[2])
+    if f.d and not (skip and id_le(id, skip)) then
+      for p in string.gmatch(f.p, '[^,]+') do
+        if p == pid then
+          take(tonumber(f.s), f.d)
+          last = id
+        end
+      end
+    end
+  end
+  if last then redis.call('HSET', P .. 'skip:' .. node, pid, last) end
+end
+
+-- Mark a peer lost (its connection or its node is gone) until `deadline`.
+local function mark_lost(pid, deadline)
+  redis.call('HSET', pk(pid), 'lost', deadline, 'mb', 0, 'md', 0)
+  redis.call('DEL', mboxk(pid))
+  redis.call('ZADD', P .. 'lost', deadline, pid)
+end
+
+local function remove_from_room(room, pid)
+  local rk = P .. 'room:' .. room
+  if redis.call('HDEL', rk, pid) == 0 then return nil end
+  redis.call('LREM', roomsk(pid), 0, room)
+  local remaining = redis.call('HKEYS', rk)
+  if #remaining == 0 then redis.call('SREM', P .. 'rooms', room) end
+  return remaining
+end
+"""
+
+REGISTER = r"""
+local pid, tok = ARGV[5], ARGV[6]
+redis.call('DEL', pk(pid), roomsk(pid), mboxk(pid))
+redis.call('HSET', pk(pid), 'tok', tok, 'node', ME)
+redis.call('SET', P .. 'tok:' .. tok, pid)
+redis.call('SADD', P .. 'peers', pid)
+redis.call('SADD', P .. 'node:' .. ME .. ':peers', pid)
+return 1
+"""
+
+ROTATE = r"""
+local pid, tok = ARGV[5], ARGV[6]
+local old = redis.call('HGET', pk(pid), 'tok')
+if not old then return 0 end
+redis.call('DEL', P .. 'tok:' .. old)
+redis.call('HSET', pk(pid), 'tok', tok)
+redis.call('SET', P .. 'tok:' .. tok, pid)
+return 1
+"""
+
+# ARGV[5] pid, ARGV[6] deadline, ARGV[7] n, then n (size, blob) pairs that
+# this node had already taken from its inbox for the peer.
+LOSE = r"""
+local pid = ARGV[5]
+local rec = redis.call('HMGET', pk(pid), 'node', 'lost')
+if rec[1] ~= ME or rec[2] then return 0 end
+mark_lost(pid, ARGV[6])
+local n = tonumber(ARGV[7])
+for j = 0, n - 1 do
+  mail(pid, tonumber(ARGV[8 + 2 * j]), ARGV[9 + 2 * j])
+end
+move_pending(ME, pid, function(size, blob) mail(pid, size, blob) end)
+return 1
+"""
+
+# ARGV[5] used token, ARGV[6] new token. Returns false, or
+# {pid, rooms, own member blob per room, kept items, dropped}.
+RESUME = r"""
+local tk = P .. 'tok:' .. ARGV[5]
+local pid = redis.call('GET', tk)
+if not pid then return false end
+local key = pk(pid)
+local rec = redis.call('HMGET', key, 'node', 'lost', 'exp', 'md')
+if not rec[1] or rec[3] then return false end
+redis.call('DEL', tk)
+redis.call('SET', P .. 'tok:' .. ARGV[6], pid)
+local kept = redis.call('LRANGE', mboxk(pid), 0, -1)
+redis.call('DEL', mboxk(pid))
+local old = rec[1]
+if not rec[2] and old ~= ME then
+  -- Still held by another node (which may not have noticed it is gone):
+  -- take what waits there for it, and tell that node to let go.
+  move_pending(old, pid, function(size, blob) table.insert(kept, size .. '|' .. blob) end)
+  redis.call('XADD', inboxk(old), '*', 'c', 'evict', 'p', pid)
+end
+redis.call('HSET', key, 'tok', ARGV[6], 'node', ME, 'mb', 0, 'md', 0)
+redis.call('HDEL', key, 'lost')
+redis.call('ZREM', P .. 'lost', pid)
+if old ~= ME then
+  redis.call('SREM', P .. 'node:' .. old .. ':peers', pid)
+  redis.call('SADD', P .. 'node:' .. ME .. ':peers', pid)
+end
+local rooms = redis.call('LRANGE', roomsk(pid), 0, -1)
+local members = {}
+for i, room in ipairs(rooms) do
+  members[i] = redis.call('HGET', P .. 'room:' .. room, pid) or ''
+end
+return {pid, rooms, members, kept, tonumber(rec[4] or '0')}
+"""
+
+# ARGV[5] now. Lost peers past their deadline, each returned once.
+EXPIRED = r"""
+local gone = redis.call('ZRANGEBYSCORE', P .. 'lost', '-inf', ARGV[5], 'LIMIT', 0, 500)
+for _, pid in ipairs(gone) do
+  redis.call('ZREM', P .. 'lost', pid)
+  local tok = redis.call('HGET', pk(pid), 'tok')
+  if tok then redis.call('DEL', P .. 'tok:' .. tok) end
+  redis.call('HSET', pk(pid), 'exp', 1)
+end
+return gone
+"""
+
+# ARGV[5] pid, ARGV[6] '1' when the peer's expiry is being finished (any
+# node may do that), else only the node holding the peer may forget it.
+# Returns false, or {{room, remaining pids}, ...}.
+FORGET = r"""
+local pid = ARGV[5]
+local key = pk(pid)
+local rec = redis.call('HMGET', key, 'node', 'exp', 'tok')
+if not rec[1] then return false end
+if ARGV[6] == '1' then
+  if not rec[2] then return false end
+elseif rec[1] ~= ME then
+  return false
+end
+local out = {}
+for _, room in ipairs(redis.call('LRANGE', roomsk(pid), 0, -1)) do
+  local remaining = remove_from_room(room, pid)
+  if remaining then table.insert(out, {room, remaining}) end
+end
+if rec[3] then redis.call('DEL', P .. 'tok:' .. rec[3]) end
+redis.call('DEL', key, roomsk(pid), mboxk(pid))
+redis.call('SREM', P .. 'peers', pid)
+redis.call('SREM', P .. 'node:' .. rec[1] .. ':peers', pid)
+redis.call('ZREM', P .. 'lost', pid)
+return out
+"""
+
+# ARGV[5] room, ARGV[6] pid, ARGV[7] member blob, ARGV[8] capacity.
+# Returns {1, others} (already a member), {-1} (full) or {0, others}, where
+# others is the room's flat pid/blob list.
+JOIN = r"""
+local rk = P .. 'room:' .. ARGV[5]
+local pid = ARGV[6]
+if redis.call('HEXISTS', rk, pid) == 1 then
+  return {1, redis.call('HGETALL', rk)}
+end
+if redis.call('HLEN', rk) >= tonumber(ARGV[8]) then return {-1} end
+local others = redis.call('HGETALL', rk)
+redis.call('HSET', rk, pid, ARGV[7])
+redis.call('SADD', P .. 'rooms', ARGV[5])
+if redis.call('EXISTS', pk(pid)) == 1 then
+  redis.call('RPUSH', roomsk(pid), ARGV[5])
+end
+return {0, others}
+"""
+
+# ARGV[5] room, ARGV[6] pid. Returns false, or the pids left in the room.
+LEAVE = r"""
+local remaining = remove_from_room(ARGV[5], ARGV[6])
+if not remaining then return false end
+return remaining
+"""
+
+# ARGV[5] number of blobs B, ARGV[6..5+B] the blobs, then (pid, blob index,
+# size) triples. Lost peers' messages go to their mailbox, other nodes'
+# peers' to that node's inbox (one entry per node for a run of deliveries
+# sharing one blob). Returns the 1-based positions of the triples whose peer
+# this node holds (the caller did not know it as local: it is being lost).
+DELIVER = r"""
+local nb = tonumber(ARGV[5])
+local out = {}
+local groups, order = {}, {}
+local run = nil
+local function flush()
+  for _, node in ipairs(order) do
+    local g = groups[node]
+    redis.call('XADD', inboxk(node), '*', 'p', table.concat(g.p, ','), 's', g.s, 'd', ARGV[5 + g.b])
+  end
+  groups, order = {}, {}
+end
+local k = 0
+for i = 6 + nb, #ARGV, 3 do
+  local pid, b, size = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
+  k = k + 1
+  if b ~= run then
+    flush()
+    run = b
+  end
+  local rec = redis.call('HMGET', pk(pid), 'node', 'lost')
+  local node, lost = rec[1], rec[2]
+  if node then
+    if lost then
+      mail(pid, tonumber(size), ARGV[5 + b])
+    elseif node == ME then
+      table.insert(out, k)
+    else
+      local g = groups[node]
+      if not g then
+        g = {p = {}, s = size, b = b}
+        groups[node] = g
+        table.insert(order, node)
+      end
+      table.insert(g.p, pid)
+    end
+  end
+end
+flush()
+return out
+"""
+
+# ARGV[5] count. Takes up to count entries from this node's inbox. Returns
+# {{'d', pids here, blob, size} | {'c', word, pid}, ...}; messages for peers
+# that are no longer here go on to where they are now.
+CLAIM = r"""
+local inbox = inboxk(ME)
+local skipk = P .. 'skip:' .. ME
+local out = {}
+for _, e in ipairs(redis.call('XRANGE', inbox, '-', '+', 'COUNT', tonumber(ARGV[5]))) do
+  local id, f = e[1], fields_of(e[2])
+  redis.call('XDEL', inbox, id)
+  if f.c then
+    table.insert(out, {'c', f.c, f.p})
+  else
+    local here = {}
+    for pid in string.gmatch(f.p, '[^,]+') do
+      local skip = redis.call('HGET', skipk, pid)
+      if not (skip and id_le(id, skip)) then
+        route(pid, tonumber(f.s), f.d, here)
+      end
+    end
+    if #here > 0 then
+      table.insert(out, {'d', table.concat(here, ','), f.d, f.s})
+    end
+  end
+end
+if redis.call('XLEN', inbox) == 0 then redis.call('DEL', skipk) end
+return out
+"""
+
+# ARGV[5] heartbeat TTL (ms), ARGV[6] now, ARGV[7] resume grace (s).
+# Refreshes this node's heartbeat and reaps every node whose heartbeat has
+# expired: its peers become lost (resume grace from now) and what waited in
+# its inbox goes on to them. Returns {1 if this node was not in the node
+# set (first beat, Redis restarted, or reaped while alive), nodes reaped}.
+SWEEP = r"""
+redis.call('SET', P .. 'alive:' .. ME, '1', 'PX', ARGV[5])
+local fresh = redis.call('SADD', P .. 'nodes', ME)
+local deadline = tonumber(ARGV[6]) + tonumber(ARGV[7])
+local reaped = 0
+for _, node in ipairs(redis.call('SMEMBERS', P .. 'nodes')) do
+  if node ~= ME and redis.call('EXISTS', P .. 'alive:' .. node) == 0 then
+    redis.call('SREM', P .. 'nodes', node)
+    local held = P .. 'node:' .. node .. ':peers'
+    for _, pid in ipairs(redis.call('SMEMBERS', held)) do
+      local rec = redis.call('HMGET', pk(pid), 'node', 'lost')
+      if rec[1] == node and not rec[2] then mark_lost(pid, deadline) end
+    end
+    local skipk = P .. 'skip:' .. node
+    for _, e in ipairs(redis.call('XRANGE', inboxk(node), '-', '+')) do
+      local id, f = e[1], fields_of(e[2])
+      if f.d then
+        for pid in string.gmatch(f.p, '[^,]+') do
+          local skip = redis.call('HGET', skipk, pid)
+          if not (skip and id_le(id, skip)) then route(pid, tonumber(f.s), f.d, nil) end
+        end
+      end
+    end
+    redis.call('DEL', inboxk(node), skipk, held)
+    reaped = reaped + 1
+  end
+end
+return {fresh, reaped}
+"""
+
+# ARGV[5] n, then per peer: pid, token, number of rooms R, then R (room,
+# member blob) pairs. Writes this node's own peers back after Redis was
+# unreachable (or restarted empty, or reaped this node while it lived).
+# Returns {evicted pids, {pid, kept items}...}: peers now held elsewhere,
+# and peers taken back with the mail they got while marked lost.
+RESTORE = r"""
+local evicted, back = {}, {}
+local i = 6
+for _ = 1, tonumber(ARGV[5]) do
+  local pid, tok, nr = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  local key = pk(pid)
+  local rec = redis.call('HMGET', key, 'node', 'lost', 'tok')
+  if rec[1] and rec[1] ~= ME then
+    table.insert(evicted, pid)
+  else
+    if rec[2] then
+      table.insert(back, {pid, redis.call('LRANGE', mboxk(pid), 0, -1)})
+      redis.call('DEL', mboxk(pid))
+      redis.call('HDEL', key, 'lost', 'exp')
+      redis.call('ZREM', P .. 'lost', pid)
+    end
+    if rec[3] and rec[3] ~= tok then redis.call('DEL', P .. 'tok:' .. rec[3]) end
+    redis.call('HSET', key, 'tok', tok, 'node', ME, 'mb', 0, 'md', 0)
+    redis.call('SET', P .. 'tok:' .. tok, pid)
+    redis.call('SADD', P .. 'peers', pid)
+    redis.call('SADD', P .. 'node:' .. ME .. ':peers', pid)
+    local had = {}
+    for _, room in ipairs(redis.call('LRANGE', roomsk(pid), 0, -1)) do had[room] = true end
+    local want = {}
+    for j = 0, nr - 1 do
+      local room, blob = ARGV[i + 3 + 2 * j], ARGV[i + 4 + 2 * j]
+      want[room] = true
+      redis.call('HSET', P .. 'room:' .. room, pid, blob)
+      redis.call('SADD', P .. 'rooms', room)
+      if not had[room] then redis.call('RPUSH', roomsk(pid), room) end
+    end
+    for room in pairs(had) do
+      if not want[room] then remove_from_room(room, pid) end
+    end
+  end
+  i = i + 3 + 2 * nr
+end
+return {evicted, back}
+"""
+
+SCRIPTS = {
+    "register": REGISTER,
+    "rotate": ROTATE,
+    "lose": LOSE,
+    "resume": RESUME,
+    "expired": EXPIRED,
+    "forget": FORGET,
+    "join": JOIN,
+    "leave": LEAVE,
+    "deliver": DELIVER,
+    "claim": CLAIM,
+    "sweep": SWEEP,
+    "restore": RESTORE,
+}
+"""Script bodies by name; the backend prepends :data:`PRELUDE` to each."""

@@ -1,0 +1,169 @@
+"""One contract for every backend: the memory one and the Redis one alike."""
+
+from __future__ import annotations
+
+import pytest
+
+from signaling.backends.base import Delivery, Member
+from signaling.errors import ResumeExpired, RoomFull
+from tests.backends.conftest import Nodes
+
+
+def member(pid: str, **meta: object) -> Member:
+    return Member(pid, dict(meta), True)
+
+
+async def test_join_lists_others_and_counts(nodes: Nodes) -> None:
+    node = await nodes()
+    b = node.backend
+    await b.register("a", "tok-a")
+    await b.register("b", "tok-b")
+    first = await b.join("r", member("a", name="alice"), 4)
+    assert first.others == [] and not first.already_member
+    second = await b.join("r", Member("b", {}, False), 4)
+    assert second.others == [Member("a", {"name": "alice"}, True)]
+    again = await b.join("r", member("b"), 4)
+    assert again.already_member and again.others == [Member("a", {"name": "alice"}, True)]
+    assert sorted(m.peer_id for m in await b.members("r")) == ["a", "b"]
+    assert await b.is_member("r", "a") and not await b.is_member("r", "zz")
+    assert not await b.is_member("other", "a")
+    await b.join("s", member("a"), 4)
+    assert await b.rooms_of("a") == ["r", "s"]
+    assert await b.counts() == (2, 2)
+
+
+async def test_room_full(nodes: Nodes) -> None:
+    b = (await nodes()).backend
+    for pid in "abc":
+        await b.register(pid, f"tok-{pid}")
+    await b.join("r", member("a"), 2)
+    await b.join("r", member("b"), 2)
+    with pytest.raises(RoomFull):
+        await b.join("r", member("c"), 2)
+    assert not await b.is_member("r", "c")
+    assert (await b.join("r", member("b"), 2)).already_member  # a re-join is not refused
+
+
+async def test_leave(nodes: Nodes) -> None:
+    b = (await nodes()).backend
+    for pid in "ab":
+        await b.register(pid, f"tok-{pid}")
+        await b.join("r", member(pid), 4)
+    departure = await b.leave("r", "a")
+    assert departure is not None and departure.remaining == ["b"] and departure.room == "r"
+    assert await b.leave("r", "a") is None
+    assert await b.rooms_of("a") == []
+    last = await b.leave("r", "b")
+    assert last is not None and last.remaining == []
+    assert (await b.counts())[0] == 0
+
+
+async def test_deliver_in_order_with_binary(nodes: Nodes) -> None:
+    node = await nodes()
+    b = node.backend
+    for pid in "ab":
+        await b.register(pid, f"tok-{pid}")
+        await b.join("r", member(pid), 4)
+    sent = [
+        Delivery("b", "relay", {"room": "r", "from": "a", "event": "e", "data": {"n": i, "bin": bytes([i])}}, 10)
+        for i in range(50)
+    ]
+    for d in sent:
+        await b.deliver([d])
+    got = await node.sink.wait("b", 50)
+    assert [d.payload for d in got] == [d.payload for d in sent]
+    assert node.sink.to("a") == []
+
+
+async def test_lost_peer_keeps_mail_and_resumes_once(nodes: Nodes) -> None:
+    node = await nodes()
+    b = node.backend
+    for pid in "ab":
+        await b.register(pid, f"tok-{pid}")
+        await b.join("r", member(pid), 4)
+    await b.join("s", member("b"), 4)
+    await b.lose("b", deadline=2e9)
+    for i in range(3):
+        await b.deliver([Delivery("b", "signal", {"room": "r", "from": "a", "data": {"i": i, "b": b"\x00\xff"}}, 20)])
+    assert node.sink.to("b") == []
+    assert await b.is_member("r", "b")  # still counts as in the room
+    resumed = await b.resume("tok-b", "tok-b2")
+    assert resumed.peer_id == "b" and resumed.rooms == ["r", "s"] and resumed.dropped == 0
+    assert [d.payload["data"] for d in resumed.kept] == [{"i": i, "b": b"\x00\xff"} for i in range(3)]
+    assert all(d.event == "signal" and d.peer_id == "b" for d in resumed.kept)
+    with pytest.raises(ResumeExpired):
+        await b.resume("tok-b", "tok-b3")  # used
+    with pytest.raises(ResumeExpired):
+        await b.resume("nope", "tok-b4")  # unknown
+    await b.deliver([Delivery("b", "signal", {"room": "r", "from": "a", "data": {}}, 2)])
+    assert len(await node.sink.wait("b", 1)) == 1  # live again
+    assert await b.expired(3e9) == []  # no longer lost
+
+
+async def test_mailbox_bounds_drop_oldest(nodes: Nodes) -> None:
+    b = (await nodes()).backend  # bounds here: 5 messages, 1000 bytes
+    await b.register("b", "tok-b")
+    await b.join("r", member("b"), 4)
+    await b.lose("b", deadline=2e9)
+    for i in range(8):
+        await b.deliver([Delivery("b", "relay", {"i": i}, 10)])
+    await b.deliver([Delivery("b", "relay", {"i": "huge"}, 5000)])  # never fits
+    resumed = await b.resume("tok-b", "t2")
+    assert [d.payload["i"] for d in resumed.kept] == [3, 4, 5, 6, 7]
+    assert resumed.dropped == 4
+    await b.lose("b", deadline=2e9)
+    for i in range(3):
+        await b.deliver([Delivery("b", "relay", {"i": i}, 400)])
+    resumed = await b.resume("t2", "t3")
+    assert [d.payload["i"] for d in resumed.kept] == [1, 2] and resumed.dropped == 1
+
+
+async def test_expired_once_then_forget(nodes: Nodes) -> None:
+    b = (await nodes()).backend
+    for pid in "abc":
+        await b.register(pid, f"tok-{pid}")
+        await b.join("r", member(pid), 4)
+    await b.lose("c", deadline=100.0)
+    assert await b.expired(99.0) == []
+    assert await b.expired(100.0) == ["c"]
+    assert await b.expired(101.0) == []
+    departures = await b.forget("c")
+    assert [(d.room, d.peer_id, sorted(d.remaining)) for d in departures] == [("r", "c", ["a", "b"])]
+    assert not await b.is_member("r", "c")
+    assert await b.forget("c") == []
+    with pytest.raises(ResumeExpired):
+        await b.resume("tok-c", "x")
+    assert (await b.counts())[1] == 2
+
+
+async def test_rotate_token(nodes: Nodes) -> None:
+    b = (await nodes()).backend
+    await b.register("a", "one")
+    await b.join("r", member("a"), 4)
+    await b.rotate_token("a", "two")
+    await b.lose("a", deadline=2e9)
+    with pytest.raises(ResumeExpired):
+        await b.resume("one", "three")
+    assert (await b.resume("two", "three")).peer_id == "a"
+
+
+async def test_forget_leaves_every_room(nodes: Nodes) -> None:
+    b = (await nodes()).backend
+    for pid in "ab":
+        await b.register(pid, f"tok-{pid}")
+    for room in ("x", "y"):
+        await b.join(room, member("a"), 4)
+    await b.join("y", member("b"), 4)
+    departures = await b.forget("a")
+    assert sorted((d.room, tuple(d.remaining)) for d in departures) == [("x", ()), ("y", ("b",))]
+    assert await b.counts() == (1, 1)
+
+
+async def test_delivery_to_unknown_peer_is_dropped(nodes: Nodes) -> None:
+    node = await nodes()
+    await node.backend.deliver([Delivery("ghost", "signal", {"x": 1}, 1)])
+    assert node.sink.got == []
+
+
+async def test_healthy(nodes: Nodes) -> None:
+    assert await (await nodes()).backend.unavailable_reason() is None

@@ -1,0 +1,255 @@
+"""What only the Redis backend does: several nodes on one Redis, its loss and return."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import pytest
+
+from signaling.backends.base import Delivery, Member
+from signaling.backends.redis import BackendUnavailable, RedisBackend, pack, unpack
+from signaling.errors import RoomFull
+from tests.backends.conftest import NEEDS_REDIS, Nodes, StartedNode
+from tests.helpers.redis_server import RedisServer
+
+pytestmark = [pytest.mark.redis, NEEDS_REDIS]
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+    """Poll ``check`` until it holds (heartbeat-driven state has no event to wait on)."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)
+
+
+async def crash(node: StartedNode) -> None:
+    """As kill -9: the node stops at once and says nothing to Redis."""
+    backend = node.backend
+    assert isinstance(backend, RedisBackend)
+    backend._closing = True
+    backend._up.set()
+    for task in backend._tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    backend._tasks = []
+    backend._down = "crashed"  # close() must not tell Redis either
+
+
+def relay(sender: str, to: str, n: int) -> Delivery:
+    return Delivery(to, "relay", {"room": "r", "from": sender, "event": "n", "data": {"n": n, "b": bytes([n % 256])}}, 8)
+
+
+async def two_in_room(nodes: Nodes, capacity: int = 8) -> tuple[StartedNode, StartedNode]:
+    one, two = await nodes(), await nodes()
+    await one.backend.register("a", "tok-a")
+    await two.backend.register("b", "tok-b")
+    await one.backend.join("r", Member("a", {}, True), capacity)
+    await two.backend.join("r", Member("b", {}, True), capacity)
+    return one, two
+
+
+def test_codec_keeps_bytes_and_nul_keys() -> None:
+    values = [
+        {"a": [1, 2.5, None, True, "é\U0001f600"], "b": b"\x00\x01", "c": {"d": bytearray(b"x")}},
+        {"\x00b": "not bytes", "x": b"yes"},
+        {"\x00\x00b": {"\x00b": b"z"}},
+        b"",
+        "\ud800",
+    ]
+    for value in values:
+        expected = {"c": {"d": b"x"}, **value} if isinstance(value, dict) and "c" in value else value
+        assert unpack(pack(value)) == expected
+
+
+async def test_cross_node_order_and_binary(redis_nodes: Nodes) -> None:
+    one, two = await two_in_room(redis_nodes)
+    for n in range(300):
+        await one.backend.deliver([relay("a", "b", n)])
+    got = await two.sink.wait("b", 300)
+    assert [d.payload["data"] for d in got] == [{"n": n, "b": bytes([n % 256])} for n in range(300)]
+    assert one.sink.to("b") == []
+    # a room-wide message to peers on both nodes: one entry per node
+    await one.backend.register("c", "tok-c")
+    await one.backend.join("r", Member("c", {}, True), 8)
+    shared = {"room": "r", "from": "x", "event": "all", "data": b"\xff" * 10}
+    await two.backend.deliver([Delivery("a", "relay", shared, 10), Delivery("c", "relay", shared, 10)])
+    assert (await one.sink.wait("a", 1))[0].payload == shared
+    assert (await one.sink.wait("c", 1))[0].payload == shared
+
+
+async def test_join_race_across_nodes(redis_nodes: Nodes) -> None:
+    one, two = await redis_nodes(), await redis_nodes()
+    backends = [one.backend, two.backend]
+    for i in range(12):
+        await backends[i % 2].register(f"p{i}", f"t{i}")
+
+    async def attempt(i: int) -> bool:
+        try:
+            await backends[i % 2].join("race", Member(f"p{i}", {}, True), 3)
+        except RoomFull:
+            return False
+        return True
+
+    won = await asyncio.gather(*(attempt(i) for i in range(12)))
+    assert sum(won) == 3
+    assert len(await one.backend.members("race")) == 3
+
+
+async def test_isolation_across_rooms(redis_nodes: Nodes) -> None:
+    one, two = await two_in_room(redis_nodes)
+    await two.backend.register("z", "tok-z")
+    await two.backend.join("other", Member("z", {}, True), 8)
+    assert not await one.backend.is_member("r", "z")
+    assert not await one.backend.is_member("other", "b")
+    assert [m.peer_id for m in await one.backend.members("other")] == ["z"]
+
+
+async def test_resume_on_the_other_node_keeps_mail(redis_nodes: Nodes) -> None:
+    one, two = await two_in_room(redis_nodes)
+    await one.backend.lose("a", deadline=time.time() + 60)
+    for n in range(5):
+        await two.backend.deliver([relay("b", "a", n)])
+    resumed = await two.backend.resume("tok-a", "tok-a2")
+    assert resumed.peer_id == "a" and resumed.rooms == ["r"]
+    assert [d.payload["data"]["n"] for d in resumed.kept] == list(range(5))
+    assert await two.backend.is_member("r", "a")
+    await two.backend.deliver([relay("b", "a", 99)])  # now local on two
+    assert [d.payload["data"]["n"] for d in await two.sink.wait("a", 1)] == [99]
+    await one.backend.deliver([relay("x", "a", 100)])  # from one: crosses to two
+    assert [d.payload["data"]["n"] for d in await two.sink.wait("a", 2)] == [99, 100]
+
+
+async def test_live_resume_elsewhere_evicts_the_old_node(redis_nodes: Nodes) -> None:
+    one, two = await two_in_room(redis_nodes)
+    resumed = await two.backend.resume("tok-a", "tok-a2")  # one never saw it go
+    assert resumed.peer_id == "a"
+    # one lets go once it reads the eviction from its inbox
+    await eventually(lambda: _not_local(one.backend, "a"))
+    await one.backend.deliver([relay("x", "a", 1)])
+    assert [d.payload["data"]["n"] for d in await two.sink.wait("a", 1)] == [1]
+    # the old connection's end changes nothing
+    await one.backend.lose("a", deadline=time.time())
+    assert await one.backend.forget("a") == []
+    assert await two.backend.is_member("r", "a")
+
+
+async def _not_local(backend: object, peer_id: str) -> bool:
+    assert isinstance(backend, RedisBackend)
+    return peer_id not in backend._local
+
+
+async def test_dead_node_peers_are_lost_then_expire_once(redis_nodes: Nodes) -> None:
+    one, two = await two_in_room(redis_nodes)  # node TTL 1 s, grace 1 s
+    three = await redis_nodes()
+    await crash(one)
+    for n in range(3):  # sent before anyone knows: wait in the dead node's inbox
+        await two.backend.deliver([relay("b", "a", n)])
+    found: list[str] = []
+
+    async def gone() -> bool:
+        for node in (two, three):
+            found.extend(await node.backend.expired(time.time()))
+        return bool(found)
+
+    await eventually(gone, timeout=10)
+    assert found == ["a"]
+    departures = await two.backend.forget("a")
+    assert [(d.room, d.remaining) for d in departures] == [("r", ["b"])]
+
+
+async def test_dead_node_peer_resumes_elsewhere_with_its_mail(redis_nodes: Nodes) -> None:
+    one, two = await two_in_room(redis_nodes)
+    await crash(one)
+    for n in range(3):
+        await two.backend.deliver([relay("b", "a", n)])
+
+    async def reaped() -> bool:
+        return bool(await two.backend._redis.zscore(f"{redis_nodes.prefix}lost", "a"))
+
+    await eventually(reaped)
+    await two.backend.deliver([relay("b", "a", 3)])
+    resumed = await two.backend.resume("tok-a", "tok-a2")
+    assert [d.payload["data"]["n"] for d in resumed.kept] == [0, 1, 2, 3]
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+async def own_nodes(own_redis: RedisServer) -> AsyncIterator[Nodes]:
+    made = Nodes("redis", own_redis.url, resume_grace=5.0, node_ttl=1.0)
+    yield made
+    await made.close()
+
+
+async def test_redis_restart_local_goes_on_and_state_comes_back(own_redis: RedisServer, own_nodes: Nodes) -> None:
+    one, two = await two_in_room(own_nodes)
+    await one.backend.register("c", "tok-c")
+    await one.backend.join("r", Member("c", {}, True), 8)
+    own_redis.stop()
+
+    async def down() -> bool:
+        return await one.backend.unavailable_reason() is not None
+
+    await eventually(down)
+    # local delivery goes on, membership of local peers is known
+    assert await one.backend.is_member("r", "c")
+    await one.backend.deliver([relay("a", "c", 1)])
+    assert len(await one.sink.wait("c", 1)) == 1
+    # a route that needs Redis fails loudly
+    with pytest.raises(BackendUnavailable):
+        await one.backend.deliver([relay("a", "b", 2)])
+    with pytest.raises(BackendUnavailable):
+        await one.backend.is_member("r", "b")
+    with pytest.raises(BackendUnavailable):
+        await one.backend.members("r")  # b (remote) is in it
+    own_redis.start()  # same port, empty
+
+    async def up() -> bool:
+        return all([await n.backend.unavailable_reason() is None for n in (one, two)])
+
+    await eventually(up)
+    assert sorted(m.peer_id for m in await two.backend.members("r")) == ["a", "b", "c"]
+    await one.backend.deliver([relay("a", "b", 3)])
+    assert [d.payload["data"]["n"] for d in await two.sink.wait("b", 1)] == [3]
+    await one.backend.lose("a", deadline=time.time() + 60)
+    assert (await two.backend.resume("tok-a", "t2")).peer_id == "a"
+
+
+async def test_redis_down_at_start_serves_locally_then_attaches(own_redis: RedisServer) -> None:
+    own_redis.stop()
+    made = Nodes("redis", own_redis.url, resume_grace=5.0, node_ttl=1.0)
+    try:
+        one = await made()
+        assert await one.backend.unavailable_reason() is not None
+        await one.backend.register("a", "tok-a")
+        await one.backend.register("b", "tok-b")
+        await one.backend.join("r", Member("a", {}, True), 8)
+        assert [m.peer_id for m in (await one.backend.join("r", Member("b", {}, True), 8)).others] == ["a"]
+        await one.backend.deliver([relay("a", "b", 1)])
+        assert len(await one.sink.wait("b", 1)) == 1
+        own_redis.start()
+
+        async def up() -> bool:
+            return await one.backend.unavailable_reason() is None
+
+        await eventually(up)
+        two = await made()
+        assert sorted(m.peer_id for m in await two.backend.members("r")) == ["a", "b"]
+        await two.backend.register("c", "tok-c")
+        await two.backend.join("r", Member("c", {}, True), 8)
+        await two.backend.deliver([relay("c", "a", 2)])
+        assert len(await one.sink.wait("a", 1)) == 1
+    finally:
+        await made.close()
