@@ -49,9 +49,16 @@ def _frame_name(frame: str) -> str:
     return f"{head} ({where})" if where else head
 
 
+def _package(frame: str) -> str:
+    """The top-level package (or stdlib module folder) a frame's file is in."""
+    where = frame.partition(" (")[2].rstrip(")")
+    return where.split("/", 1)[0] if "/" in where else where.rsplit(".", 1)[0] or "?"
+
+
 def summarize(stacks: Path, top: int = 25) -> str:
-    """A text table of the functions with the most self and inclusive samples."""
+    """A text table of the packages and functions with the most self and inclusive samples."""
     self_time: Counter[str] = Counter()
+    by_package: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = 0
     for line in stacks.read_text(errors="replace").splitlines():
@@ -62,11 +69,14 @@ def summarize(stacks: Path, top: int = 25) -> str:
         total += count
         frames = [_frame_name(f) for f in path.split(";")]
         self_time[frames[-1]] += count
+        by_package[_package(frames[-1])] += count
         for name in set(frames):
             inclusive[name] += count
     if not total:
         return "no samples\n"
-    out = [f"{total} samples\n", "self %  function"]
+    out = [f"{total} samples\n", "self %  package"]
+    out += [f"{100 * n / total:6.1f}  {name}" for name, n in by_package.most_common(12)]
+    out += ["", "self %  function"]
     out += [f"{100 * n / total:6.1f}  {name}" for name, n in self_time.most_common(top)]
     out += ["", "incl %  function"]
     out += [f"{100 * n / total:6.1f}  {name}" for name, n in inclusive.most_common(top)]
