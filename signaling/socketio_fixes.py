@@ -70,6 +70,7 @@ from engineio import packet as eio_packet
 log = logging.getLogger("signaling")
 
 DELIBERATE_CLOSE_CODES = frozenset({1000, 1001})
+CLIENT_PACKET_TYPES = frozenset({eio_packet.PONG, eio_packet.MESSAGE, eio_packet.UPGRADE, eio_packet.CLOSE})
 PACKETS_PER_POLL = 16  # python-engineio clients refuse more in one payload
 MAX_QUEUED_MESSAGES = 2000
 """Outbound packets a session may have waiting before it is aborted."""
@@ -242,12 +243,13 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
         return ProtocolViolation(why)
 
     async def receive(self, pkt: Any) -> None:
-        try:
-            await super().receive(pkt)
-        except eio_exceptions.UnknownPacketError:
+        # Upstream raises IndexError (logging the packet's name) for a type
+        # past 6, and only logs the others it does not expect.
+        if pkt.packet_type not in CLIENT_PACKET_TYPES:
             raise await self._violated(
                 f"Engine.IO packet type {pkt.packet_type!r} not allowed from a client"
-            ) from None
+            )
+        await super().receive(pkt)
 
     async def _send_ping(self) -> None:
         await asyncio.sleep(self.server.ping_interval)
