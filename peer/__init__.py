@@ -11,9 +11,11 @@ See the contract (Peer clients) and ``docs/peer-wire.md`` for the frames.
 from __future__ import annotations
 
 from .errors import FileTransferError, HashMismatch, PeerError, SignalingError
-from .peer import FileProgress, Peer, PeerGone, PeerInfo, ReceivedFile
+from .peer import FileFailed, FileOffered, FileProgress, Peer, PeerGone, PeerInfo, ReceivedFile
 
 __all__ = [
+    "FileFailed",
+    "FileOffered",
     "FileProgress",
     "FileTransferError",
     "HashMismatch",

@@ -24,8 +24,8 @@ from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from .errors import FileTransferError, PeerError, SignalingError
-from .peer import FileProgress, Peer, PeerGone, PeerInfo, ReceivedFile
+from .errors import PeerError, SignalingError
+from .peer import FileFailed, FileProgress, Peer, PeerGone, PeerInfo, ReceivedFile
 
 UPGRADE_WAIT = 3.0
 """How long ``send`` gives the data channel to open before starting on the relay."""
@@ -122,24 +122,24 @@ async def receive(args: argparse.Namespace) -> int:
     bars: dict[str, Progress] = {}
 
     def on_progress(_sender: str, state: FileProgress) -> None:
-        bar = bars.get(state.file_id)
+        bar = bars.get(state.id)
         if bar is None:
-            bar = bars[state.file_id] = Progress(f"receive {state.name}", state.size, sys.stderr)
+            bar = bars[state.id] = Progress(f"receive {state.name}", state.size, sys.stderr)
         bar.update(state.done)
 
     def on_file(_sender: str, received: ReceivedFile) -> None:
         if not outcome.done():
             outcome.set_result(received)
 
-    def on_file_error(_sender: str, error: FileTransferError) -> None:
+    def on_file_failed(_sender: str, failed: FileFailed) -> None:
         if not outcome.done():
-            outcome.set_exception(error)
+            outcome.set_exception(failed.error)
 
     peer = Peer(args.server, args.room, meta={"role": "receiver"},
                 webrtc=not args.relay_only, token=args.token, download_dir=output)
     peer.on("file-progress", on_progress)
     peer.on("file", on_file)
-    peer.on("file-error", on_file_error)
+    peer.on("file-failed", on_file_failed)
     async with peer:
         print(f"waiting in room {args.room} as {peer.id}", file=sys.stderr, flush=True)
         try:

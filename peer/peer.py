@@ -10,11 +10,13 @@ path, so the application sees each message once and in order whichever path
 carried it.
 
 Besides the contract's events (``peer-joined``, ``peer-left``, ``upgrade``,
-``downgrade``, ``file``) a Peer raises ``file-progress`` (peerId,
-:class:`FileProgress`), ``file-error`` (peerId, FileTransferError) on the
-receiving side, ``signaling-lost`` (own id, {final}) and ``signaling-back``
-(own id, {resumed}; a new own id when the resume had expired). Peers already
-in the room at ``connect()`` are announced with ``peer-joined`` too.
+``downgrade``, ``file``) a Peer raises the browser client's extras, same
+names and fields: ``file-offer`` (senderId, :class:`FileOffered`),
+``file-progress`` (peerId, :class:`FileProgress`), ``file-failed`` (peerId,
+:class:`FileFailed`) and ``signaling`` (state, own id) with state one of
+``connected``, ``reconnecting``, ``resumed``, ``rejoined`` (a new own id: the
+resume had expired), ``closed``. Peers already in the room at ``connect()``
+are announced with ``peer-joined`` too.
 
 Handlers run one at a time, in arrival order, in one owned task; a plain
 function is called, a coroutine function awaited. Their exceptions are
@@ -96,15 +98,33 @@ class ReceivedFile:
 
 
 @dataclass(frozen=True)
+class FileOffered:
+    """Raised as event ``file-offer`` when a file starts to arrive."""
+
+    id: str
+    name: str
+    size: int
+
+
+@dataclass(frozen=True)
 class FileProgress:
     """Raised as event ``file-progress``; ``direction`` is "send" or "receive"."""
 
-    peer_id: str
-    file_id: str
+    id: str
     name: str
     size: int
     done: int
     direction: str
+
+
+@dataclass(frozen=True)
+class FileFailed:
+    """Raised as event ``file-failed``; ``error`` says why (HashMismatch, ...)."""
+
+    id: str
+    name: str
+    direction: str
+    error: FileTransferError
 
 
 @dataclass
@@ -214,6 +234,7 @@ class Peer:
             await self._stop_tasks()
             raise
         self._adopt_session(ack, fresh=True)
+        self._raise("signaling", "connected", self.id)
         return self
 
     async def __aenter__(self) -> Peer:
@@ -272,7 +293,7 @@ class Peer:
             if done == total or done - last[0] >= max(total // 100, 256 * 1024):
                 last[0] = done
                 self._raise("file-progress", peer_id, FileProgress(
-                    peer_id, file_id, source.name, total, done, "send"))
+                    file_id, source.name, total, done, "send"))
 
         sender = FileSender(file_id, source.name, size, on_progress=progress)
         result: asyncio.Future[FileResult] = asyncio.get_running_loop().create_future()
@@ -284,13 +305,16 @@ class Peer:
                     await self._send_body(remote, sender.chunk(handle.read(count)))
             await self._send_body(remote, sender.end())
             verdict = await result
-        except BaseException:
+            sender.result(verdict)
+        except BaseException as exc:
             if not remote.gone and not result.done():
                 self._send_control(remote, FileCancel(file_id, "sender stopped"))
+            error = exc if isinstance(exc, FileTransferError) else FileTransferError(
+                str(exc) or type(exc).__name__)
+            self._raise("file-failed", peer_id, FileFailed(file_id, source.name, "send", error))
             raise
         finally:
             remote.outgoing.pop(file_id, None)
-        sender.result(verdict)
         return verdict.sha256
 
     async def close(self) -> None:
@@ -350,7 +374,7 @@ class Peer:
     async def on_session(self, ack: dict[str, Any], resumed: bool) -> None:
         if resumed:
             self._adopt_session(ack, fresh=False)
-            self._raise("signaling-back", self.id, {"resumed": True})
+            self._raise("signaling", "resumed", self.id)
             return
         # A new identity: every session and connection starts over.
         old = list(self._remotes.values())
@@ -362,12 +386,12 @@ class Peer:
             if remote.info.peer_id not in present:
                 self._raise("peer-left", remote.info.peer_id, "disconnected")
         self._adopt_session(ack, fresh=True, announce={r.info.peer_id for r in old})
-        self._raise("signaling-back", self.id, {"resumed": False})
+        self._raise("signaling", "rejoined", self.id)
 
     def on_connection_lost(self, final: bool) -> None:
         if final:
             logger.warning("signaling connection lost; reconnect is off")
-        self._raise("signaling-lost", self.id, {"final": final})
+        self._raise("signaling", "closed" if final else "reconnecting", self.id)
 
     # -- remotes ----------------------------------------------------------------
 
@@ -596,8 +620,8 @@ class Peer:
                 _discard(incoming)
                 name = incoming.receiver.offer.name
                 logger.warning("%s cancelled file %s: %s", sender, name, delivery.reason)
-                self._raise("file-error", sender, FileTransferError(
-                    f"{name}: sender cancelled: {delivery.reason}"))
+                self._raise("file-failed", sender, FileFailed(delivery.id, name, "receive",
+                            FileTransferError(f"{name}: sender cancelled: {delivery.reason}")))
 
     def _file_offer(self, remote: _Remote, offer: FileOffer) -> None:
         part = self.download_dir / f".{safe_filename(offer.name)}.{offer.id}.part"
@@ -613,10 +637,11 @@ class Peer:
             if done == total or done - state.last_progress >= max(total // 100, 256 * 1024):
                 state.last_progress = done
                 self._raise("file-progress", sender, FileProgress(
-                    sender, offer.id, offer.name, total, done, "receive"))
+                    offer.id, offer.name, total, done, "receive"))
 
         state = _Incoming(FileReceiver(offer, handle.write, on_progress=progress), handle, part)
         remote.incoming[offer.id] = state
+        self._raise("file-offer", sender, FileOffered(offer.id, offer.name, offer.size))
         if offer.size == 0:
             progress(0, 0)
 
@@ -635,8 +660,9 @@ class Peer:
             _discard(incoming)
             logger.warning("file %s from %s: SHA-256 mismatch", offer.name, remote.info.peer_id)
             self._send_control(remote, result)
-            self._raise("file-error", remote.info.peer_id, HashMismatch(
-                f"{offer.name}: SHA-256 {result.sha256} differs from the sender's {end.sha256}"))
+            self._raise("file-failed", remote.info.peer_id, FileFailed(
+                offer.id, offer.name, "receive", HashMismatch(
+                    f"{offer.name}: SHA-256 {result.sha256} differs from the sender's {end.sha256}")))
             return
         target = self.download_dir / safe_filename(offer.name)
         try:
@@ -653,8 +679,9 @@ class Peer:
         incoming = incoming or remote.incoming.pop(file_id, None)
         if incoming is not None:
             _discard(incoming)
-            self._raise("file-error", remote.info.peer_id, FileTransferError(
-                f"{incoming.receiver.offer.name}: {reason}"))
+            name = incoming.receiver.offer.name
+            self._raise("file-failed", remote.info.peer_id, FileFailed(
+                file_id, name, "receive", FileTransferError(f"{name}: {reason}")))
         self._send_control(remote, FileCancel(file_id, reason[:200]))
 
     # -- events and tasks ---------------------------------------------------------------

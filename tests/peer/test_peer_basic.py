@@ -96,11 +96,12 @@ async def test_json_and_bytes_both_ways(pair: tuple[Peer, Peer, Events, Events])
 
 async def test_to_one_and_to_all(server: RunningServer) -> None:
     peers = [Peer(server.url, "three", meta={"i": i}) for i in range(3)]
-    events = [Events(p, "chat", "upgrade") for p in peers]
+    events = [Events(p, "chat", "upgrade", "peer-joined") for p in peers]
     for p in peers:
         await p.connect()
     try:
         a, b, c = peers
+        await events[0].wait("peer-joined", 2)  # "everyone" is whom a knows of
         await a.emit("chat", "only b", to=b.id)
         await a.emit("chat", "everyone")
         assert await events[1].wait("chat", 2) == [(a.id, "only b"), (a.id, "everyone")]

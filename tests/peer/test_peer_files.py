@@ -132,5 +132,5 @@ async def test_zero_byte_file_and_unsafe_name(server: RunningServer, tmp_path: P
 
 
 def test_file_progress_is_a_plain_record() -> None:
-    progress: Any = FileProgress("p", "id", "n", 10, 5, "send")
+    progress: Any = FileProgress("id", "n", 10, 5, "send")
     assert (progress.done, progress.size, progress.direction) == (5, 10, "send")

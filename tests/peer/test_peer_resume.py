@@ -117,7 +117,7 @@ async def test_data_channel_outlives_the_server_connection_then_resume(
         a = Peer(proxy.url, "resume")
         b = Peer(server.url, "resume")
         plain = Peer(server.url, "resume", webrtc=False)
-        at_a = Box(a, "msg", "upgrade", "signaling-back")
+        at_a = Box(a, "msg", "upgrade", "signaling")
         at_b = Box(b, "msg", "peer-left", "upgrade")
         await a.connect()
         await b.connect()
@@ -126,6 +126,7 @@ async def test_data_channel_outlives_the_server_connection_then_resume(
             await at_a.next("upgrade")
             await at_b.next("upgrade")
             old_id = a.id
+            assert await at_a.next("signaling") == ("connected", old_id)
 
             proxy.cut()
             # The data channel does not need the server.
@@ -137,7 +138,8 @@ async def test_data_channel_outlives_the_server_connection_then_resume(
             await plain.emit("msg", "kept for you", to=a.id)
 
             proxy.restore()
-            assert await at_a.next("signaling-back") == (old_id, {"resumed": True})
+            assert await at_a.next("signaling") == ("reconnecting", old_id)
+            assert await at_a.next("signaling") == ("resumed", old_id)
             assert await at_a.next("msg") == (plain.id, "kept for you")
             await a.emit("msg", "relay works again", to=plain.id)
             assert a.transport(b.id) == "webrtc"
@@ -153,17 +155,18 @@ async def test_expired_resume_joins_afresh() -> None:
         a = Peer(proxy.url, "fresh", webrtc=False)
         b = Peer(server.url, "fresh", webrtc=False)
         at_b = Box(b, "peer-joined", "peer-left", "msg")
-        at_a = Box(a, "signaling-lost", "signaling-back")
+        at_a = Box(a, "signaling")
         async with a, b:
             old_id, _ = await at_b.next("peer-joined")
             assert old_id == a.id
+            assert await at_a.next("signaling") == ("connected", old_id)
             proxy.cut()
-            assert await at_a.next("signaling-lost") == (old_id, {"final": False})
+            assert await at_a.next("signaling") == ("reconnecting", old_id)
             assert await at_b.next("peer-left") == (old_id, "disconnected")
             proxy.restore()
             new_id, _ = await at_b.next("peer-joined")
             assert new_id != old_id
-            assert await at_a.next("signaling-back") == (new_id, {"resumed": False})
+            assert await at_a.next("signaling") == ("rejoined", new_id)
             assert a.id == new_id and set(a.peers) == {b.id}
             await a.emit("msg", "I am new", to=b.id)
             assert await at_b.next("msg") == (new_id, "I am new")
