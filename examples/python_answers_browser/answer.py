@@ -1,0 +1,67 @@
+"""A Python peer that answers whatever the browser demos send it.
+
+    python examples/python_answers_browser/answer.py --room lobby
+
+- ``chat`` {text}: answers the sender alone with ``chat`` {text: "python heard: ..."};
+- a file (the files demo): saved under ./received, then a chat line with its SHA-256;
+- any other event: echoed back to the sender under the same name, as it came
+  (JSON value or bytes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+from peer import Peer, PeerInfo, ReceivedFile
+
+KNOWN = {"chat"}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description="answer the browser demos")
+    parser.add_argument("--server", default="http://127.0.0.1:8080")
+    parser.add_argument("--room", default="lobby")
+    parser.add_argument("--echo", nargs="*", default=["ping", "echo"],
+                        help="event names to echo back (default: ping echo)")
+    args = parser.parse_args()
+    peer = Peer(args.server, args.room, meta={"name": "python"}, download_dir="received")
+
+    @peer.on("peer-joined")
+    async def greet(peer_id: str, info: PeerInfo) -> None:
+        print(f"{info.meta.get('name', peer_id)} joined")
+        await peer.emit("chat", {"text": "hello from Python (aiortc)"}, to=peer_id)
+
+    @peer.on("upgrade")
+    def upgraded(peer_id: str, _data: None) -> None:
+        print(f"data channel to {peer_id} open")
+
+    @peer.on("chat")
+    async def chat(sender: str, data: Any) -> None:
+        text = data.get("text") if isinstance(data, dict) else data
+        print(f"{sender}: {text}")
+        await peer.emit("chat", {"text": f"python heard: {text}"}, to=sender)
+
+    @peer.on("file")
+    async def file(sender: str, received: ReceivedFile) -> None:
+        print(f"got {received.name} ({received.size} bytes) from {sender}")
+        await peer.emit("chat", {"text": f"saved {received.name}, sha256 {received.sha256}"},
+                        to=sender)
+
+    for event in args.echo:
+        def echo(sender: str, data: Any, event: str = event) -> Any:
+            return peer.emit(event, data, to=sender)
+
+        peer.on(event, echo)
+
+    async with peer:
+        print(f"in room {args.room} as {peer.id}; open the chat or files demo in a browser")
+        await asyncio.Event().wait()  # until Ctrl-C
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
