@@ -166,7 +166,9 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None
             continue
         try:
             if flag.repeatable:
-                values[flag.dest] = tuple(flag.parse(item) for item in given)
+                # protocol.md: --allowed-origins "https://a.example,https://b.example"
+                items = [p.strip() for item in given for p in item.split(",") if p.strip()]
+                values[flag.dest] = tuple(flag.parse(item) for item in items)
             else:
                 values[flag.dest] = flag.parse(given)
         except ValueError as exc:
