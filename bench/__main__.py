@@ -147,28 +147,30 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     results_dir = servers.BENCH_DIR / "results"
     cfg = Config(stamp, results_dir, server_core, loadgen_core, args.profile)
+    digest_before = report.source_digest()
     started = time.monotonic()
     runs: list[RunResult] = []
     broken: dict[str, str] = {}
-    total = repeat * len(scenarios) * len(wanted)
-    done = 0
-    for rep in range(repeat):
-        for sc in scenarios:
+    plan = [(rep, sc, name) for rep in range(repeat) for sc in scenarios
             # Alternate which server goes first so slow drift hits both alike.
-            order = wanted if (rep % 2 == 0) else list(reversed(wanted))
-            for name in order:
-                done += 1
-                if name in broken:
-                    continue
-                prefix = f"[{done}/{total}] {sc.name} {name} #{rep + 1}:"
-                try:
-                    run = measure_quietest(cfg, specs[name], sc, rep, args.max_noise, prefix)
-                except servers.ServerError as exc:
-                    broken[name] = str(exc)
-                    print(f"{prefix} server did not start, skipping it:\n{exc}", file=sys.stderr)
-                    continue
-                runs.append(run)
-                print(f"{prefix} {headline(run, sc)}", file=sys.stderr, flush=True)
+            for name in (wanted if rep % 2 == 0 else list(reversed(wanted)))]
+    interrupted = False
+    try:
+        for done, (rep, sc, name) in enumerate(plan, 1):
+            if name in broken:
+                continue
+            prefix = f"[{done}/{len(plan)}] {sc.name} {name} #{rep + 1}:"
+            try:
+                run = measure_quietest(cfg, specs[name], sc, rep, args.max_noise, prefix)
+            except servers.ServerError as exc:
+                broken[name] = str(exc)
+                print(f"{prefix} server did not start, skipping it:\n{exc}", file=sys.stderr)
+                continue
+            runs.append(run)
+            print(f"{prefix} {headline(run, sc)}", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        interrupted = True
+        print("interrupted: reporting the runs done so far", file=sys.stderr)
 
     summary = report.summarize(scenarios, runs, wanted)
     rows = report.table_rows(scenarios, summary)
@@ -181,8 +183,10 @@ def main(argv: list[str] | None = None) -> int:
         "repeat": repeat,
         "pinning": {"server_core": server_core, "loadgen_core": loadgen_core},
         "max_noise": args.max_noise,
+        "interrupted": interrupted,
         "commands": {k: specs[k].command for k in wanted},
         "machine": report.machine_info(),
+        "server_source": {"before": digest_before, "after": report.source_digest()},
         "scenarios": {sc.name: {"title": sc.title, "kind": sc.kind, "args": sc.args}
                       for sc in scenarios},
         "summary": summary,
@@ -197,14 +201,17 @@ def main(argv: list[str] | None = None) -> int:
     all_ok = all(r.ok for r in runs)
     print(f"\n{len(runs)} runs in {elapsed:.0f} s; correctness "
           f"{'OK' if all_ok else 'FAILED (see the correct column)'}; results: {out}")
+    if doc["server_source"]["before"] != doc["server_source"]["after"]:
+        print("warning: signaling/ changed during the run; the runs measured different code",
+              file=sys.stderr)
     if broken:
         print("not measured: " + ", ".join(sorted(broken)), file=sys.stderr)
-    if args.write_docs:
+    if args.write_docs and not interrupted:
         from . import docs
 
         written = docs.write(doc, scenarios, rows)
         print("wrote " + ", ".join(str(p) for p in written))
-    return 0 if all_ok and not broken else 1
+    return 0 if all_ok and not broken and not interrupted else 1
 
 
 if __name__ == "__main__":

@@ -154,6 +154,13 @@ def plot_absolute(doc: dict[str, Any], path: Path) -> bool:
     return drawn
 
 
+def _source_note(doc: dict[str, Any]) -> str:
+    src = doc.get("server_source") or {}
+    if src and src.get("before") != src.get("after"):
+        return "; signaling/ CHANGED during the run, so the runs measured different code"
+    return ""
+
+
 def _machine_md(doc: dict[str, Any]) -> str:
     m = doc["machine"]
     py = ", ".join(f"{k} {v}" for k, v in m["python_packages"].items())
@@ -168,7 +175,9 @@ def _machine_md(doc: dict[str, Any]) -> str:
         f"- Runtimes: Python {m['python']}, Node {m['node']}",
         f"- Node packages: socket.io {m['socket.io']}, socket.io-client {m['socket.io-client']}",
         f"- Python packages: {py}",
-        f"- Repository commit: {m['git_commit']}",
+        (f"- Repository commit: {m['git_commit']}"
+         + (" (with uncommitted changes in signaling/)" if m.get("git_dirty_signaling") else "")
+         + _source_note(doc)),
         (f"- Pinning: server on core {pin['server_core']}, load generator on core "
          f"{pin['loadgen_core']}"),
         f"- CPU used by other processes during the measured windows: {noise}",

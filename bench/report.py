@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -163,6 +164,18 @@ def _mem_total_gib() -> float | None:
     return None
 
 
+def source_digest(package: str = "signaling") -> str:
+    """A short hash of the server's source files, to notice edits during a run."""
+    digest = hashlib.sha256()
+    for path in sorted((REPO_DIR / package).rglob("*.py")):
+        digest.update(str(path.relative_to(REPO_DIR)).encode())
+        try:
+            digest.update(path.read_bytes())
+        except OSError:
+            continue
+    return digest.hexdigest()[:12]
+
+
 def machine_info() -> dict[str, Any]:
     """The machine, OS, runtimes and library versions of this run."""
     py: dict[str, str] = {}
@@ -183,4 +196,6 @@ def machine_info() -> dict[str, Any]:
         "socket.io-client": _npm_version("socket.io-client"),
         "python_packages": py,
         "git_commit": _run(["git", "rev-parse", "--short", "HEAD"]),
+        "git_dirty_signaling": bool(_run(["git", "status", "--porcelain", "--", "signaling"])
+                                    not in ("", "unknown")),
     }
