@@ -35,10 +35,15 @@ python -m bench --quick          # under a minute: every scenario once
 python -m bench                  # the full suite, 3 runs per scenario
 python -m bench --scenarios windowed latency --repeat 5
 python -m bench --write-docs     # regenerate this page and docs/img/*.png
+python -m bench --max-noise 0.3  # retry runs disturbed by other processes
+python -m bench --servers ours --scenarios windowed --profile   # py-spy summary
 ```
 
+`bench/README.md` lists every option and file.
+
 It needs Node.js 18 or newer with npm (the command installs `bench/`'s
-pinned npm packages by itself) and, for the plots, matplotlib.
+pinned npm packages by itself), matplotlib for the plots and py-spy for
+`--profile` (`pip install matplotlib py-spy`).
 
 How it measures:
 
