@@ -73,14 +73,13 @@ async def raw_aiortc(megabytes: int) -> float:
     opened = asyncio.Event()
     channel.on("open", opened.set)
 
-    @answerer.on("datachannel")
-    def on_channel(remote: Any) -> None:
-        @remote.on("message")
-        def on_message(message: bytes) -> None:
-            nonlocal received
-            received += len(message)
-            if received >= total:
-                done.set()
+    def on_message(message: bytes) -> None:
+        nonlocal received
+        received += len(message)
+        if received >= total:
+            done.set()
+
+    answerer.on("datachannel", lambda remote: remote.on("message", on_message))
 
     await offerer.setLocalDescription(await offerer.createOffer())
     await answerer.setRemoteDescription(offerer.localDescription)
@@ -117,10 +116,10 @@ async def connect_to_upgrade(url: str, runs: int) -> list[float]:
     times = []
     for run in range(runs):
         room = f"latency-{run}-{os.getpid()}"
-        async with Peer(url, room) as first:
+        async with Peer(url, room):
             second = Peer(url, room)
             upgraded = asyncio.Event()
-            second.on("upgrade", lambda _s, _d: upgraded.set())
+            second.on("upgrade", lambda _s, _d, done=upgraded: done.set())
             started = time.perf_counter()
             await second.connect()
             await asyncio.wait_for(upgraded.wait(), 20)

@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             return await command(args)
         try:
             return await asyncio.wait_for(command(args), args.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise CliError(f"gave up after {args.timeout:g} s") from None
 
     with _quiet_logging(args.verbose):

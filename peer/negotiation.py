@@ -259,8 +259,7 @@ class Negotiator:
             return
         if not isinstance(text, str):
             return
-        if text.startswith("candidate:"):
-            text = text[len("candidate:"):]
+        text = text.removeprefix("candidate:")
         if len(text.split()) < 8:
             logger.debug("ignored malformed candidate %.75r", text)
             return

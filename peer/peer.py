@@ -37,15 +37,15 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Self, TypeVar, overload
 
 from aiortc import RTCDataChannel
 
 from .channel import Outbox
 from .errors import (
     FileTransferError,
-    HashMismatch,
     FrameError,
+    HashMismatch,
     PeerError,
     SendBufferFull,
     SessionError,
@@ -70,6 +70,8 @@ from .webrtc_channel import WebRTCChannel
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[str, Any], Any]
+H = TypeVar("H", bound=Callable[..., Any])
+READ_AHEAD_BYTES = 1024 * 1024
 FLUSH_ON_CLOSE = 3.0
 """How long ``close()`` waits for the remote peers to acknowledge what was sent."""
 
@@ -204,10 +206,19 @@ class Peer:
         """``"webrtc"`` while a data channel to ``peer_id`` is open, else ``"relay"``."""
         return "webrtc" if self._remote(peer_id).webrtc is not None else "relay"
 
-    def on(self, event: str, handler: Handler | None = None) -> Any:
-        """Register ``handler(sender_id, data)`` for ``event``; also a decorator."""
+    @overload
+    def on(self, event: str) -> Callable[[H], H]: ...
+
+    @overload
+    def on(self, event: str, handler: H) -> H: ...
+
+    def on(self, event: str, handler: H | None = None) -> H | Callable[[H], H]:
+        """Register ``handler(sender_id, data)`` for ``event``; also a decorator.
+
+        Register before ``connect()`` to hear about the peers already there.
+        """
         if handler is None:
-            def decorator(func: Handler) -> Handler:
+            def decorator(func: H) -> H:
                 self._handlers.setdefault(event, []).append(func)
                 return func
 
@@ -215,7 +226,7 @@ class Peer:
         self._handlers.setdefault(event, []).append(handler)
         return handler
 
-    async def connect(self) -> Peer:
+    async def connect(self) -> Self:
         """Connect and join; raises SignalingError (refused) or ConnectionError."""
         loop = asyncio.get_running_loop()
         self._events = asyncio.Queue()
@@ -237,7 +248,7 @@ class Peer:
         self._raise("signaling", "connected", self.id)
         return self
 
-    async def __aenter__(self) -> Peer:
+    async def __aenter__(self) -> Self:
         return await self.connect()
 
     async def __aexit__(
@@ -300,9 +311,13 @@ class Peer:
         remote.outgoing[file_id] = result
         try:
             await self._send_body(remote, sender.offer)
-            with source.open("rb") as handle:
+            with source.open("rb") as handle:  # noqa: ASYNC230 (reads go through a thread)
+                block = b""
                 while count := sender.next_read:
-                    await self._send_body(remote, sender.chunk(handle.read(count)))
+                    if not block:
+                        block = await asyncio.to_thread(handle.read, READ_AHEAD_BYTES)
+                    piece, block = block[:count], block[count:]
+                    await self._send_body(remote, sender.chunk(piece))
             await self._send_body(remote, sender.end())
             verdict = await result
             sender.result(verdict)
@@ -408,10 +423,10 @@ class Peer:
             for peer_id in [p for p in self._remotes if p not in ids]:
                 self._remove_remote(peer_id, "disconnected")
         for payload in listed:
-            peer_id = payload.get("peerId")
-            if peer_id in self._remotes:
+            listed_id = payload.get("peerId")
+            if listed_id in self._remotes:
                 continue
-            self._add_remote(payload, quiet=bool(announce and peer_id in announce))
+            self._add_remote(payload, quiet=bool(announce and listed_id in announce))
         if not fresh:
             for remote in self._remotes.values():
                 if remote.webrtc is None:
@@ -710,7 +725,7 @@ class Peer:
         assert self._events is not None
         try:
             await asyncio.wait_for(self._events.join(), FLUSH_ON_CLOSE)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             logger.warning("handlers still busy at close")
 
     async def _run_chores(self) -> None:

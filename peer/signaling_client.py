@@ -129,7 +129,7 @@ class SignalingClient:
             reply = await asyncio.wait_for(future, REQUEST_TIMEOUT)
         except socketio.exceptions.SocketIOError as exc:
             raise PathClosed(f"{event}: {exc}") from None
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise PathClosed(f"{event}: no answer in {REQUEST_TIMEOUT:g} s") from None
         finally:
             self._pending.discard(future)

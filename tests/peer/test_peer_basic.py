@@ -151,12 +151,11 @@ async def test_peer_left_and_async_with(server: RunningServer) -> None:
 
 
 async def test_refused_requests_raise_signaling_error_with_code() -> None:
-    async with running_server("--max-peers-per-room", "1") as server:
-        async with Peer(server.url, "tiny"):
-            with pytest.raises(SignalingError) as full:
-                await Peer(server.url, "tiny", reconnect=False).connect()
-            assert full.value.code == "room-full"
-            assert Peer.SignalingError is SignalingError
+    async with running_server("--max-peers-per-room", "1") as server, Peer(server.url, "tiny"):
+        with pytest.raises(SignalingError) as full:
+            await Peer(server.url, "tiny", reconnect=False).connect()
+        assert full.value.code == "room-full"
+        assert Peer.SignalingError is SignalingError
 
 
 async def test_auth_token() -> None:

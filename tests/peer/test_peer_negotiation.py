@@ -13,7 +13,13 @@ from typing import Any
 
 from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
-from peer.negotiation import Negotiator, is_offerer, rtc_configuration, sdp_session, with_fresh_session
+from peer.negotiation import (
+    Negotiator,
+    is_offerer,
+    rtc_configuration,
+    sdp_session,
+    with_fresh_session,
+)
 
 WAIT = 10.0
 CANDIDATE_LINE = re.compile(r"^a=candidate:(.*)$", re.MULTILINE)

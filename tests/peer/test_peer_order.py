@@ -43,8 +43,8 @@ async def test_numbered_messages_survive_every_switch(server: RunningServer) -> 
     try:
         # Before the upgrade: on the relay (negotiation is still under way).
         assert a.transport(b.id) == "relay"
-        await _send(a, b.id, range(0, 250))
-        await _send(b, a.id, range(0, 250))
+        await _send(a, b.id, range(250))
+        await _send(b, a.id, range(250))
         await asyncio.wait_for(upgrades.get(), WAIT)
         assert a.transport(b.id) == "webrtc"
         await _send(a, b.id, range(250, 500))
