@@ -106,9 +106,11 @@ def plot_ratios(doc: dict[str, Any], scenarios: list[Scenario], path: Path) -> b
 
 
 PANELS: list[tuple[str, list[tuple[str, str]]]] = [
-    ("relayed msg/s", [("windowed", "msgs_per_s"), ("ackpaced", "msgs_per_s")]),
+    ("relayed msg/s", [("windowed", "msgs_per_s"), ("ackpaced", "msgs_per_s"),
+                       ("signal", "msgs_per_s")]),
     ("msg per server CPU-second", [("windowed", "msgs_per_cpu_s"),
-                                   ("ackpaced", "msgs_per_cpu_s")]),
+                                   ("ackpaced", "msgs_per_cpu_s"),
+                                   ("signal", "msgs_per_cpu_s")]),
     ("delivery latency (ms)", [("latency-1000", "p50_ms"), ("latency-1000", "p99_ms"),
                                ("latency-5000", "p50_ms"), ("latency-5000", "p99_ms")]),
     ("RSS per idle connection (KiB)", [("idle-2000", "kib_per_conn"),
@@ -147,7 +149,7 @@ def plot_absolute(doc: dict[str, Any], path: Path) -> bool:
                 ax.bar(xs, meds, width=0.38, yerr=[lo, hi], capsize=3,
                        label="ours (Python)" if server == "ours" else "Node socket.io",
                        color="#3b6fb6" if server == "ours" else "#e08a2c")
-        if "latency" in title:
+        if title.startswith("delivery latency"):
             ax.set_yscale("log")
         ax.set_xticks(range(len(items)))
         ax.set_xticklabels([f"{s}\n{k}" for s, k in items], fontsize=7)
@@ -220,8 +222,9 @@ KIND_NOTES = {
             "first `base` connections and after all, and divides the growth",
     "bulk": "16 KiB binary relays (a Buffer, sent as a Socket.IO binary attachment) between "
             "pairs; MB = 10^6 bytes of payload delivered",
-    "joinstorm": "all peers connected first, then every one sends `join` at once, two per "
-                 "room; latency from emit to ack",
+    "joinstorm": "all peers connected first, then every one sends `join` at once (in bursts "
+                 "of 50 per event-loop turn), two per room; latency from emit to ack, joins/s "
+                 "from the first emit to the last ack",
 }
 
 

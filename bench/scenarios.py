@@ -62,7 +62,9 @@ _BULK = (
 _JOIN = (
     Metric("join_p50_ms", "join ack p50", "ms", "lower"),
     Metric("join_p99_ms", "join ack p99", "ms", "lower"),
-    Metric("joins_per_s", "joins/s", "joins/s", "info"),
+    Metric("joins_per_s", "joins acknowledged per second", "joins/s", "higher"),
+    Metric("joins_per_cpu_s", "joins per server CPU-second", "joins/CPU-s", "higher"),
+    _SERVER_CPU,
 )
 
 
@@ -126,4 +128,5 @@ def metrics_from(scenario: Scenario, result: dict[str, Any],
         out["join_p50_ms"] = result["join_latency"]["p50_ms"]
         out["join_p99_ms"] = result["join_latency"]["p99_ms"]
         out["joins_per_s"] = result["joins_per_s"]
+        out["joins_per_cpu_s"] = result["joins_per_s"] / cpu if cpu else None
     return out
