@@ -63,7 +63,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import engineio.async_socket
-from aiohttp import WSMsgType, web
+from aiohttp import WebSocketError, WSMsgType, web
 from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 
@@ -85,12 +85,16 @@ POST_IDLE_TIMEOUT = (1.0, 20.0)
 ViolationHook = Callable[[str, str], Awaitable[None]]
 
 
-class ProtocolViolation(eio_exceptions.SocketIsClosedError):  # type: ignore[misc]
-    """The client sent something Engine.IO does not allow; its session is closed.
+class SessionEnded(eio_exceptions.SocketIsClosedError):  # type: ignore[misc]
+    """The session was closed while handling a request.
 
     A ``SocketIsClosedError`` so that upstream's websocket loop ends quietly
-    and its POST handler answers 400.
+    and its POST handler answers 400 instead of logging a traceback.
     """
+
+
+class ProtocolViolation(SessionEnded):
+    """The client sent something Engine.IO does not allow; its session is closed."""
 
 
 def _packet_size(pkt: Any) -> int:
@@ -228,6 +232,11 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
                 chunk = await asyncio.wait_for(stream.read(min(remaining, 65536)), idle)
             except asyncio.TimeoutError:
                 raise await self._violated(f"polling POST body stalled for {idle:g} s") from None
+            except (ConnectionError, OSError) as exc:
+                # Reset mid-POST: a lost client, not a server error to log.
+                log.info("%s: polling POST cut off (%s)", self.sid, type(exc).__name__)
+                await self.abort(self.server.reason.TRANSPORT_ERROR, unregister=False)
+                raise SessionEnded("polling POST cut off") from None
             if not chunk:
                 raise await self._violated("polling POST body ended early")
             chunks.append(chunk)
@@ -351,6 +360,15 @@ class WebSocket:
             # Only a close frame the client sent carries its intent; aiohttp
             # also reports 1000 for a TCP end without one (EofStream).
             self.owner.ws_close_code = msg.data
+        elif (
+            msg.type is WSMsgType.ERROR
+            and isinstance(msg.data, WebSocketError)
+            and self.owner is not None
+        ):
+            # aiohttp already closed with 1002/1007/1009: a broken protocol,
+            # not a lost connection.
+            self.owner.violation = f"websocket protocol error {msg.data.code}: {msg.data}"
+            log.warning("dropping client %s: %s", self.owner.sid, self.owner.violation)
         raise OSError(f"websocket ended ({msg.type.name})")
 
     async def _guard(self, data: str | bytes) -> None:
