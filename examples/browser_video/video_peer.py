@@ -33,6 +33,7 @@ from aiortc import (
     RTCSessionDescription,
     VideoStreamTrack,
 )
+from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError, OperationError
 from aiortc.sdp import candidate_from_sdp
 from av import VideoFrame
 
@@ -171,7 +172,11 @@ class VideoPeer:
         self.sio.on("disconnect", lambda *_: self.inbox.put_nowait(("gone", None)))
 
     async def signal(self, to: str, data: dict[str, Any]) -> None:
-        ack = await self.sio.call("signal", {"room": self.room, "to": to, "data": data}, timeout=10)
+        try:
+            ack = await self.sio.call("signal", {"room": self.room, "to": to, "data": data}, timeout=10)
+        except socketio.exceptions.SocketIOError as exc:
+            log.warning("signal to %s not sent: %r", to[:8], exc)
+            return
         if not ack.get("ok"):
             log.warning("signal to %s refused: %s", to[:8], ack.get("error"))
 
@@ -203,8 +208,10 @@ class VideoPeer:
                     await self.pairs.pop(payload["peerId"]).close()
                 elif kind == "signal" and payload["from"] in self.pairs:
                     await self.pairs[payload["from"]].on_signal(payload["data"])
-            except (ValueError, KeyError, TypeError, AssertionError) as exc:
-                log.warning("%s: %r", kind, exc)
+            except (ValueError, KeyError, TypeError, AssertionError, InternalError,
+                    InvalidAccessError, InvalidStateError, OperationError) as exc:
+                # SDP or a state aiortc cannot use: log it and go on with the others.
+                log.warning("%s from a peer failed: %r", kind, exc)
 
     async def add(self, info: dict[str, Any]) -> None:
         if not info.get("webrtc", True) or info["peerId"] in self.pairs:
