@@ -54,14 +54,14 @@ class SyntheticVideo(VideoStreamTrack):
         row = b"".join(bytes(color) * bar for color in BARS)
         self._row = row * 2  # to slice a scrolled row out of
         self._count = 0
-        self._start: float | None = None
+        self._started_at: float | None = None
 
     async def next_timestamp(self) -> tuple[int, fractions.Fraction]:
         """Pace frames at FPS on a 90 kHz clock."""
-        if self._start is None:
-            self._start = time.monotonic()
+        if self._started_at is None:
+            self._started_at = time.monotonic()
         pts = self._count * 90000 // FPS
-        await asyncio.sleep(max(0.0, self._start + pts / 90000 - time.monotonic()))
+        await asyncio.sleep(max(0.0, self._started_at + pts / 90000 - time.monotonic()))
         return pts, fractions.Fraction(1, 90000)
 
     async def recv(self) -> VideoFrame:

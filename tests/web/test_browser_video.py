@@ -63,7 +63,7 @@ async def test_python_synthetic_video_shows_in_the_call(
             process.terminate()
             try:
                 await asyncio.wait_for(process.wait(), 10)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 process.kill()
                 await process.wait()
         err = await process.stderr.read() if process.stderr else b""
