@@ -49,6 +49,23 @@ class SignalingListener(Protocol):
         """The server is gone; ``final`` when no reconnect will follow."""
 
 
+class _AsyncClient(socketio.AsyncClient):  # type: ignore[misc]
+    """python-socketio's client, minus one noisy failure.
+
+    When the connection ends between a binary packet's header and its
+    attachment (our own ``disconnect()`` with relays in flight), python-socketio
+    has already forgotten the header and fails to decode the attachment in a
+    task nobody awaits ("Task exception was never retrieved"). Drop it quietly:
+    the session layer resends whatever was lost.
+    """
+
+    async def _handle_eio_message(self, data: Any) -> None:
+        try:
+            await super()._handle_eio_message(data)
+        except ValueError as exc:
+            logger.debug("dropped an undecodable packet (connected=%s): %s", self.connected, exc)
+
+
 def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
     """Full-jitter delay before reconnect ``attempt`` (0, 1, ...)."""
     ceiling = min(BACKOFF_CAP, BACKOFF_FIRST * 2**min(attempt, 16))
@@ -154,7 +171,7 @@ class SignalingClient:
     # -- connection ---------------------------------------------------------
 
     def _new_client(self) -> socketio.AsyncClient:
-        sio = socketio.AsyncClient(reconnection=False)
+        sio = _AsyncClient(reconnection=False)
         listener = self._listener
         sio.on("peer-joined", _guarded(listener.on_peer_joined))
         sio.on("peer-left", _guarded(listener.on_peer_left))

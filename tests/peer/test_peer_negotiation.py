@@ -168,3 +168,29 @@ async def test_offerer_sends_full_sdp_and_accepts_a_trickling_answerer() -> None
     finally:
         await negotiator.close()
         await browser.close()
+
+
+async def test_ice_that_never_connects_is_given_up_and_retried(monkeypatch: Any) -> None:
+    """No candidate crosses either way: the attempt ends at the timeout, then a new offer."""
+    monkeypatch.setattr("peer.negotiation.RETRY_FIRST", 0.2)
+    wire = Wire()
+    opened: asyncio.Queue[RTCDataChannel] = asyncio.Queue()
+    negotiator = Negotiator("aa", "zz", configuration=rtc_configuration([]),
+                            send_signal=wire.send, on_channel=opened.put_nowait,
+                            connect_timeout=0.5)
+    browser = RTCPeerConnection()
+    try:
+        offer = await wire.next("offer")
+        first = negotiator.peer_connection
+        offer_sdp, _ = split_candidates(offer["sdp"])  # as if blocked by a firewall
+        await browser.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+        await browser.setLocalDescription(await browser.createAnswer())
+        sdp, _candidates = split_candidates(browser.localDescription.sdp)
+        negotiator.signal({"type": "answer", "sdp": sdp})  # and no candidate, ever
+        retry = await wire.next("offer")
+        assert sdp_session(retry["sdp"]) != sdp_session(offer["sdp"])
+        assert first is not None and first.connectionState == "closed"
+        assert opened.empty()
+    finally:
+        await negotiator.close()
+        await browser.close()
