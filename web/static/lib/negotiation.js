@@ -240,8 +240,13 @@ export class Negotiator {
     });
   }
 
-  /** Handle one `signal` data object from the remote peer. */
-  async handleSignal(data) {
+  /** Handle one `signal` data object from the remote peer, one after the other. */
+  handleSignal(data) {
+    this._signals = (this._signals ?? Promise.resolve()).then(() => this._handleSignal(data));
+    return this._signals;
+  }
+
+  async _handleSignal(data) {
     if (this.closed || !data || typeof data !== "object") return;
     try {
       switch (data.type) {
