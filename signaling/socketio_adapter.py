@@ -76,6 +76,7 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
         self.metrics = metrics
         self.by_eio_sid: dict[str, Connection] = {}
         self.by_peer_id: dict[str, Connection] = {}
+        self.shutting_down = False  # the node is going away: every close is a lost connection
         self.on("connect", self._on_connect)
         self.on("disconnect", self._on_disconnect)
         if settings.auth_secret is not None and len(settings.auth_secret.encode()) < MIN_SECRET_BYTES:
@@ -141,6 +142,8 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
         eio_socket = self.eio.sockets.get(eio_sid)
         if getattr(eio_socket, "violation", None):
             return False
+        if self.shutting_down:
+            return True
         if reason == self.reason.TRANSPORT_CLOSE:
             code = getattr(eio_socket, "ws_close_code", None)
             return code not in socketio_fixes.DELIBERATE_CLOSE_CODES
@@ -293,7 +296,12 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
         return None
 
     async def close_all(self) -> None:
-        """Server shutdown: close every client without waiting for slow readers."""
+        """Server shutdown: close every client without waiting for slow readers.
+
+        Their peers stay for the resume grace (a node that dies loses its
+        connections, see protocol.md: Resume), so nobody gets ``peer-left``
+        ``left`` and data channels set up through this node keep going."""
+        self.shutting_down = True
         for eio_sid in list(self.eio.sockets):
             await socketio_fixes.force_close(self.eio, eio_sid)
 

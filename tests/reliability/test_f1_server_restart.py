@@ -1,0 +1,148 @@
+"""F1: the server is stopped (SIGTERM) or killed (SIGKILL) in the middle of a call.
+
+Two Python Peers with an open data channel keep sending each other a counter
+(``emit`` to everyone, so it does not depend on ids) while the server is
+gone: the data channel does not need it. The server comes back on the same
+port with empty state (the memory backend), so the resume tokens are unknown:
+each Peer's resume is answered ``resume-expired`` and it joins afresh (a new
+peerId) within 10 s, and each roster then holds the other exactly once.
+
+What is lost: counter values emitted while a Peer has no remote at all (after
+its old remote left and before the new one joined) go to nobody, by the
+contract's definition of "everyone else"; the test checks the values that
+arrive are strictly increasing (no duplicate, no reorder) and that the
+counter kept increasing all through the outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+
+import pytest
+
+from peer import Peer
+from tests.helpers.clients import RecordingClient
+from tests.helpers.server import running_server
+
+from .support import free_port, until
+
+ROOM = "f1"
+REJOIN_BOUND = 10.0
+
+
+class Watch:
+    """What one Peer saw: counter values, signaling states, upgrades."""
+
+    def __init__(self, peer: Peer) -> None:
+        self.counts: list[int] = []
+        self.states: list[str] = []
+        self.upgrades = 0
+        peer.on("count", lambda sender, n: self.counts.append(n))
+        peer.on("signaling", lambda state, _id: self.states.append(state))
+        peer.on("upgrade", lambda peer_id, _: self._upgraded())
+
+    def _upgraded(self) -> None:
+        self.upgrades += 1
+
+
+async def count_forever(peer: Peer, sent: list[int], stop: asyncio.Event) -> None:
+    n = 0
+    while not stop.is_set():
+        with contextlib.suppress(Exception):  # counted by the receiver, not here
+            await peer.emit("count", n)
+            sent.append(n)
+        n += 1
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.02)
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+async def test_data_channel_flows_through_a_server_restart(how: str) -> None:
+    port = free_port()
+    flags = ("--port", str(port), "--resume-grace", "15")
+    url = f"http://127.0.0.1:{port}"
+    a, b = Peer(url, ROOM), Peer(url, ROOM)
+    at_a, at_b = Watch(a), Watch(b)
+    sent_a: list[int] = []
+    sent_b: list[int] = []
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        async with running_server(*flags) as first:
+            await a.connect()
+            await b.connect()
+            await until(lambda: at_a.upgrades >= 1 and at_b.upgrades >= 1)
+            old_a, old_b = a.id, b.id
+            tasks = [asyncio.create_task(count_forever(a, sent_a, stop)),
+                     asyncio.create_task(count_forever(b, sent_b, stop))]
+            await until(lambda: len(at_b.counts) >= 5 and len(at_a.counts) >= 5)
+
+            if how == "SIGKILL":
+                first.process.kill()
+            else:
+                first.process.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(first.process.wait(), 10) == (
+                -signal.SIGKILL if how == "SIGKILL" else 0)
+            await until(lambda: "reconnecting" in at_a.states and "reconnecting" in at_b.states)
+            # The server is gone; the data channel is not.
+            during_b, during_a = len(at_b.counts), len(at_a.counts)
+            await until(lambda: len(at_b.counts) >= during_b + 20
+                        and len(at_a.counts) >= during_a + 20)
+            assert a.transport(old_b) == "webrtc" and b.transport(old_a) == "webrtc"
+
+        async with running_server(*flags):
+            restarted = time.monotonic()
+            back = ("resumed", "rejoined")
+            await until(lambda: any(s in back for s in at_a.states)
+                        and any(s in back for s in at_b.states), timeout=REJOIN_BOUND + 5)
+            took = time.monotonic() - restarted
+            assert took < REJOIN_BOUND, f"re-join took {took:.1f} s"
+            # Each roster holds the other exactly once, under its current id.
+            await until(lambda: list(a.peers) == [b.id] and list(b.peers) == [a.id])
+            observer = RecordingClient()
+            await observer.connect(url)
+            try:
+                ack = await observer.join(ROOM)
+                ids = [p["peerId"] for p in ack["peers"]]
+                assert sorted(ids) == sorted({a.id, b.id}), ids
+            finally:
+                await observer.disconnect()
+            # The counter goes on over the new call.
+            await until(lambda: at_a.upgrades >= 2 and at_b.upgrades >= 2)
+            mark_a, mark_b = len(at_a.counts), len(at_b.counts)
+            await until(lambda: len(at_b.counts) >= mark_b + 20
+                        and len(at_a.counts) >= mark_a + 20)
+            stop.set()
+            await asyncio.gather(*tasks)
+            for counts in (at_a.counts, at_b.counts):
+                assert all(x < y for x, y in zip(counts, counts[1:])), "duplicate or reorder"
+            print(f"F1 {how}: re-joined in {took:.1f} s; a got {len(at_a.counts)} of "
+                  f"{len(sent_b)}, b got {len(at_b.counts)} of {len(sent_a)}; "
+                  f"states a {at_a.states}")
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await a.close()
+        await b.close()
+
+
+async def test_sigterm_announces_no_peer_left() -> None:
+    """A stopping node loses its connections; it does not make its peers leave.
+
+    Before the fix, ``close_all`` closed the sessions one by one as deliberate
+    disconnects, so the clients still connected got ``peer-left`` ``left`` for
+    those closed before them, and a Peer dropped its live data channel."""
+    async with running_server() as server:
+        first, second = RecordingClient(), RecordingClient()
+        await first.connect(server.url)
+        await second.connect(server.url, transports=["polling"])
+        await first.join(ROOM)
+        await second.join(ROOM)
+        server.process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(server.process.wait(), 10) == 0
+        assert first.received["peer-left"] == [] and second.received["peer-left"] == []
+        await first.disconnect()
+        await second.disconnect()
