@@ -1,7 +1,7 @@
 """Real headless Chromium (Debian's /usr/bin/chromium) driven by Playwright.
 
-Every test here is marked ``browser`` and skipped, with the reason, when the
-chromium binary is missing. Screenshots go to ``test-artifacts/`` (ignored
+Every test that uses the ``browser`` fixture is marked ``browser`` and
+skipped, with the reason, when the chromium binary is missing. Screenshots go to ``test-artifacts/`` (ignored
 by git).
 """
 
@@ -30,9 +30,9 @@ MEDIA_ARGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-str
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
+    """Tests that use the ``browser`` fixture are marked ``browser``."""
     for item in items:
-        if here in Path(str(item.fspath)).parents:
+        if "browser" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.browser)
             if not CHROMIUM.exists():
                 item.add_marker(pytest.mark.skip(reason=f"{CHROMIUM} is missing (apt-get install chromium)"))
