@@ -150,6 +150,7 @@ function toggle(kind, button, onText, offText) {
   button.setAttribute("aria-pressed", String(!enabled));
   button.textContent = enabled ? onText : offText;
   if (kind === "video") self.placeholder.hidden = enabled;
+  else self.muted.hidden = enabled;
   void peer.emit("call-state", mediaState()).catch(() => {});
 }
 
