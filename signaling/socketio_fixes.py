@@ -52,6 +52,11 @@ corrects and the test that fails without it (``tests/signaling`` and
   session lingers until the ping timeout; we decode each frame once in a
   guard and close the session at once when it does not decode.
   Test: security B18 (engine level), B31.
+- ``WebSocket._wait_upgrade``: upstream sends nothing through polling from
+  the moment an upgrade websocket opens until its ``5``, without a time
+  limit; a stalled probe wedged the session. Ours gives up the probe after
+  ``UPGRADE_TIMEOUT`` (or when it ends) and polling carries on.
+  Test: reliability F7 (test_f7_upgrade_failing.py, ``swallow``).
 """
 
 from __future__ import annotations
@@ -78,6 +83,8 @@ MIN_QUEUED_BYTES = 8 * 1024 * 1024
 """Outbound bytes a session may have waiting: this, or 3 maximal payloads if more."""
 PING_CHECK_SLACK = 0.1
 """Seconds given to a pong already received before a ping deadline is enforced."""
+UPGRADE_TIMEOUT = 10.0
+"""Seconds a websocket upgrade probe may stall before the session goes back to polling."""
 POST_IDLE_TIMEOUT = (1.0, 20.0)
 """A polling POST body that stalls longer than the ping timeout, clamped to this, is aborted."""
 
@@ -351,7 +358,38 @@ class WebSocket:
     async def wait(self) -> str | bytes:
         if self._sock is None:
             raise OSError("websocket not open")
+        owner = self.owner
+        if owner is not None and owner.upgrading and not owner.upgraded:
+            return await self._wait_upgrade(owner)
         msg = await self._sock.receive()
+        return await self._received(msg)
+
+    async def _wait_upgrade(self, owner: HardenedSocket) -> str | bytes:
+        """A frame of an upgrade probe, within ``UPGRADE_TIMEOUT``.
+
+        Upstream holds every packet of a polling session from the moment a
+        websocket with its sid opens until ``5`` arrives, with no time limit,
+        and on some ends of the probe never lets go: a client whose probe
+        stalls (a proxy that passes the handshake and eats the frames) never
+        gets another packet. A probe that stalls or ends gives the packets
+        back to polling, in order, as engine.io's ``upgradeTimeout`` does.
+        """
+        assert self._sock is not None
+        try:
+            msg = await asyncio.wait_for(self._sock.receive(), UPGRADE_TIMEOUT)
+        except asyncio.TimeoutError:
+            msg = None
+        if msg is None or msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+            owner.upgrading = False
+            if owner.websocket is self:
+                owner.websocket = None
+            self.abort()
+            if msg is None:
+                log.info("%s: websocket upgrade stalled, staying on polling", owner.sid)
+                raise OSError("websocket upgrade timed out")
+        return await self._received(msg)
+
+    async def _received(self, msg: Any) -> str | bytes:
         if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
             data: str | bytes = msg.data
             await self._guard(data)

@@ -141,14 +141,22 @@ def _late(original: Any, protocol: Any, data: bytes, addr: tuple[Any, ...]) -> N
 
 # ------------------------------------------------------------------- proxies
 class UpgradeRefusingProxy:
-    """A TCP proxy in front of the server that answers every websocket
-    upgrade request ``400`` and passes plain HTTP (polling) through.
+    """A TCP proxy in front of the server that breaks websocket upgrades and
+    passes plain HTTP (polling) through.
+
+    ``mode="refuse"``: every websocket handshake is answered ``400``.
+    ``mode="swallow"``: the handshake goes through (101), then nothing the
+    server sends on that websocket reaches the client, so the client's
+    ``2probe`` is never answered and it never sends ``5``: the server holds a
+    half-done upgrade.
 
     Each proxied request is forced to ``Connection: close`` so that every
     request arrives on a fresh connection and can be looked at.
     """
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, mode: str = "refuse") -> None:
+        assert mode in ("refuse", "swallow")
+        self.mode = mode
         self.target_port = target_port
         self.refused = 0
         self.passed = 0
@@ -176,8 +184,25 @@ class UpgradeRefusingProxy:
             writer.transport.abort()
             return
         lines = head.decode("latin-1").split("\r\n")
-        if any(line.lower().startswith("upgrade:") and "websocket" in line.lower()
-               for line in lines):
+        upgrade = any(line.lower().startswith("upgrade:") and "websocket" in line.lower()
+                      for line in lines)
+        if upgrade and self.mode == "swallow":
+            self.refused += 1
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+            up_writer.write(head)
+            try:
+                answer = await asyncio.wait_for(up_reader.readuntil(b"\r\n\r\n"), WAIT)
+            except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):
+                writer.transport.abort()
+                up_writer.transport.abort()
+                return
+            writer.write(answer)
+            for source, sink in ((reader, up_writer), (up_reader, None)):
+                task = asyncio.get_running_loop().create_task(_pipe(source, sink, writer))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            return
+        if upgrade:
             self.refused += 1
             writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"
                          b"Connection: close\r\n\r\n")
@@ -196,9 +221,14 @@ class UpgradeRefusingProxy:
             task.add_done_callback(self._tasks.discard)
 
 
-async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter | None,
+                also_close: asyncio.StreamWriter | None = None) -> None:
+    """Copy ``source`` to ``sink`` (to nowhere when None) until EOF, then close."""
     with contextlib.suppress(ConnectionError, OSError):
         while data := await source.read(65536):
-            sink.write(data)
-            await sink.drain()
-    sink.close()
+            if sink is not None:
+                sink.write(data)
+                await sink.drain()
+    for writer in (sink, also_close):
+        if writer is not None:
+            writer.close()
