@@ -37,7 +37,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -190,6 +190,7 @@ class RedisBackend:
         self._inbox = f"{prefix}inbox:{self.node_id}".encode()
         self._sink: Sink | None = None
         self._lock = asyncio.Lock()
+        self._lock_owner: asyncio.Task[Any] | None = None
         self._local: dict[str, _LocalPeer] = {}
         self._remote_seen: dict[str, set[str]] = {}  # room -> other nodes' peers, last seen
         self._parked: dict[str, list[tuple[int, bytes]]] = {}
@@ -261,8 +262,40 @@ class RedisBackend:
             self._mark_down(exc)
             raise self._unavailable() from None
 
+    @contextlib.asynccontextmanager
+    async def _locked(self) -> AsyncIterator[None]:
+        """The node's delivery lock, re-entrant for the task holding it.
+
+        The sink runs under it, and handing a message to a connection that
+        stopped reading ends that connection there and then: the adapter's
+        disconnect handler calls ``lose`` in the same task.
+        """
+        task = asyncio.current_task()
+        if task is not None and self._lock_owner is task:
+            yield
+            return
+        async with self._lock:
+            self._lock_owner = task
+            try:
+                yield
+            finally:
+                self._lock_owner = None
+
     def _changed(self) -> None:
         self._version += 1
+
+    def _drop_local(self, peer_id: str) -> _LocalPeer | None:
+        local = self._local.pop(peer_id, None)
+        if local is not None:
+            self._changed()
+            self._prune(local.rooms)
+        return local
+
+    def _prune(self, rooms: Iterable[str]) -> None:
+        """Forget what was seen of rooms this node no longer has a peer in."""
+        for room in rooms:
+            if not any(room in peer.rooms for peer in self._local.values()):
+                self._remote_seen.pop(room, None)
 
     # -- peers -----------------------------------------------------------
     async def register(self, peer_id: str, resume_token: str) -> None:
@@ -280,9 +313,8 @@ class RedisBackend:
             await self._run("rotate", peer_id, resume_token)
 
     async def lose(self, peer_id: str, deadline: float) -> None:
-        if self._local.pop(peer_id, None) is not None:
-            self._changed()
-        async with self._lock:
+        self._drop_local(peer_id)
+        async with self._locked():
             parked = self._parked.pop(peer_id, [])
             args: list[Any] = [peer_id, repr(deadline), len(parked)]
             for size, blob in parked:
@@ -292,7 +324,7 @@ class RedisBackend:
                 await self._run("lose", *args)
 
     async def resume(self, resume_token: str, new_token: str) -> Resumed:
-        async with self._lock:
+        async with self._locked():
             found = await self._run("resume", resume_token, new_token)
             if not found:
                 raise ResumeExpired(
@@ -323,9 +355,7 @@ class RedisBackend:
         return gone
 
     async def forget(self, peer_id: str) -> list[Departure]:
-        local = self._local.pop(peer_id, None)
-        if local is not None:
-            self._changed()
+        local = self._drop_local(peer_id)
         self._parked.pop(peer_id, None)
         force = peer_id in self._expiring
         self._expiring.discard(peer_id)
@@ -410,6 +440,7 @@ class RedisBackend:
             return None
         pids = [_str(pid) for pid in remaining]
         self._seen(room, pids)
+        self._prune([room])
         return Departure(room, peer_id, pids)
 
     async def members(self, room: str) -> list[Member]:
@@ -449,7 +480,7 @@ class RedisBackend:
 
     # -- delivery --------------------------------------------------------
     async def deliver(self, deliveries: Sequence[Delivery]) -> None:
-        async with self._lock:
+        async with self._locked():
             here = [d for d in deliveries if d.peer_id in self._local]
             away = [d for d in deliveries if d.peer_id not in self._local]
             if away:
@@ -490,7 +521,7 @@ class RedisBackend:
                 await asyncio.sleep(0.5)
 
     async def _claim(self) -> None:
-        async with self._lock:
+        async with self._locked():
             entries = await self._run("claim", CLAIM_BATCH)
             out: list[Delivery] = []
             for entry in entries:
@@ -523,9 +554,8 @@ class RedisBackend:
 
     def _evicted(self, peer_id: str) -> None:
         """The peer resumed on another node: this node no longer speaks for it."""
-        if self._local.pop(peer_id, None) is not None:
+        if self._drop_local(peer_id) is not None:
             log.info("peer %s resumed on another node", peer_id)
-            self._changed()
         self._parked.pop(peer_id, None)
 
     # -- liveness and recovery -------------------------------------------
@@ -565,7 +595,7 @@ class RedisBackend:
 
     async def _restore(self) -> None:
         """Write this node's own peers back into Redis, until the mirror holds still."""
-        async with self._lock:
+        async with self._locked():
             while True:
                 version = self._version
                 peers = list(self._local.items())

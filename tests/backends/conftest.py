@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 import pytest
@@ -30,11 +30,14 @@ class Recorder:
     def __init__(self) -> None:
         self.got: list[Delivery] = []
         self._changed = asyncio.Condition()
+        self.then: Callable[[Sequence[Delivery]], Awaitable[None]] | None = None
 
     async def __call__(self, deliveries: Sequence[Delivery]) -> None:
         async with self._changed:
             self.got.extend(deliveries)
             self._changed.notify_all()
+        if self.then is not None:
+            await self.then(deliveries)
 
     def to(self, peer_id: str, event: str | None = None) -> list[Delivery]:
         return [d for d in self.got if d.peer_id == peer_id and (event is None or d.event == event)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from signaling.backends.base import Delivery, Member
@@ -167,3 +169,22 @@ async def test_delivery_to_unknown_peer_is_dropped(nodes: Nodes) -> None:
 
 async def test_healthy(nodes: Nodes) -> None:
     assert await (await nodes()).backend.unavailable_reason() is None
+
+
+async def test_sink_may_lose_the_peer_it_is_handed(nodes: Nodes) -> None:
+    """A connection that stopped reading ends inside the sink: the adapter then calls lose."""
+    node = await nodes()
+    b = node.backend
+    for pid in "ab":
+        await b.register(pid, f"tok-{pid}")
+        await b.join("r", member(pid), 4)
+
+    async def aborting(deliveries: Sequence[Delivery]) -> None:
+        if any(d.peer_id == "b" for d in deliveries):
+            await b.lose("b", deadline=2e9)
+            await b.deliver([Delivery("b", "signal", {"after": 1}, 1)])
+
+    node.sink.then = aborting
+    await b.deliver([Delivery("b", "signal", {"first": 1}, 1)])
+    resumed = await b.resume("tok-b", "t2")
+    assert [d.payload for d in resumed.kept] == [{"after": 1}]
