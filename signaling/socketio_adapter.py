@@ -241,7 +241,10 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
         attachment count (up to 10 digits: unbounded memory), uses a
         placeholder's ``num`` unchecked as a list index (-1 picks the last
         attachment), takes a text packet as an attachment, and passes ACKs
-        for ids it never sent to its callback table.
+        for ids it never sent to its callback table. Reserved event names
+        (``connect``, ``disconnect``...) would reach the real handlers.
+        Tests: tests/security/test_protocol.py (B18-B32; each fails on the
+        upstream dispatcher).
         """
         try:
             why = await self._dispatch(eio_sid, data)

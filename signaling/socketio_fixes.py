@@ -13,31 +13,38 @@ corrects and the test that fails without it (``tests/signaling`` and
   (slowloris: the request and its task live until the client goes away) and
   only logs a packet that does not decode. We read the whole declared body,
   with an idle timeout, accept any number of packets that fit in it, and
-  close the session on a packet that does not decode.
-  Tests: test_requests (batches, large binary over polling), security B03,
-  B04, B18.
+  close the session on a packet that does not decode (or a reset mid-body,
+  quietly: upstream logs a traceback).
+  Tests: tests/signaling/test_requests.py (batches, binary over polling);
+  tests/security/test_transport.py test_b03_polling_batches,
+  test_b04_slowloris_post, test_b16_resets_mid_request;
+  tests/security/test_protocol.py test_bad_packets_over_polling.
 - ``HardenedSocket.poll``: upstream answers a long-poll with everything
   queued, but python-engineio's own client refuses a payload of more than
   16 packets (and drops the session); we answer with at most 16 and leave
-  the rest for the next poll. Test: test_requests order over polling.
+  the rest for the next poll. Test: tests/signaling/test_requests.py
+  test_order_of_signals_and_relays_from_one_sender[polling].
 - ``HardenedSocket.send``: upstream's outbound queue is an unbounded
   ``asyncio.Queue`` (+1.5 GB in 15 s behind a client that stopped reading).
   Ours is bounded in messages and bytes; past either bound the transport is
   aborted (not drained: a graceful close waits for a drain that never comes)
-  and the session ends as lost (transport error). Test: security F10.
+  and the session ends as lost (transport error).
+  Test: tests/security/test_faults.py test_f10_stalled_reader_is_dropped_and_nobody_else_slows.
 - ``HardenedSocket.close``: upstream's ``close(wait=True)`` (used by
   ``AsyncServer.disconnect`` and by its POST error path) waits for the
   outbound queue to drain, which never happens behind a client that stopped
   reading, so the request or task hangs; we never wait. Upstream also
   leaves a pending long-poll GET waiting until the ping timeout after the
-  client's Engine.IO close; we wake it. Tests: security B02, B04.
+  client's Engine.IO close; we wake it.
+  Tests: tests/security/test_transport.py test_b02_oversized_polling_post, test_b04_slowloris_post.
 - ``HardenedSocket._send_ping`` / ``check_ping_timeout``: upstream enforces
   a ping deadline only when its service task comes round (every ping
   timeout), so a silent client is noticed up to interval + 2 x timeout after
   its last pong, and it leaves the dead TCP connection open; we check each
   ping's deadline on time, let a pong that is already waiting be read first
   (a stalled event loop is not a silent client), and abort the transport.
-  Tests: security F5, F11.
+  Tests: tests/security/test_faults.py test_f5_silent_client_times_out,
+  test_f11_event_loop_stall_under_ping_timeout.
 - ``WebSocket`` (the aiohttp wrapper): upstream leaves per-message deflate on
   whenever the client offers it (~90 KB per idle connection, and inflate
   work an attacker controls); ours makes deflate a setting. Upstream forgets
@@ -45,13 +52,18 @@ corrects and the test that fails without it (``tests/signaling`` and
   killed client) as code 1000, the same as a deliberate close; ours keeps
   the code of a close frame actually received, and None otherwise, which
   tells a deliberate close (1000, 1001) from a lost connection.
-  Test: security test_resume_after_sigkill (a SIGKILLed client is "lost").
+  Tests: tests/signaling/test_resume.py
+  test_killed_client_resumes_with_everything_in_order[websocket] (a SIGKILLed
+  client is lost, not gone), test_close_codes_tell_deliberate_from_lost;
+  tests/security/test_transport.py test_b13_* (deflate).
 - ``WebSocket.wait``: in upstream's websocket loop an Engine.IO packet that
   does not decode (``x``, ``b`` + bad base64, ``4[[[[...`` raising
   RecursionError) raises outside any handler and kills the loop, and the
   session lingers until the ping timeout; we decode each frame once in a
-  guard and close the session at once when it does not decode.
-  Test: security B18 (engine level), B31.
+  guard and close the session at once when it does not decode. Upstream's
+  ``receive`` also raises IndexError for a packet type past 6 and only logs
+  other types a client may not send; we close the session.
+  Tests: tests/security/test_protocol.py test_b18_undecodable_engineio_packet.
 - ``WebSocket._wait_upgrade``: upstream sends nothing through polling from
   the moment an upgrade websocket opens until its ``5``, without a time
   limit; a stalled probe wedged the session. Ours gives up the probe after
@@ -413,6 +425,8 @@ class WebSocket:
         """Close the session when ``data`` is not a valid Engine.IO packet."""
         if isinstance(data, bytes) or self.owner is None:
             return
+        if data[:1] == "4" and data[1:2].isdigit():
+            return  # a Socket.IO packet: Engine.IO keeps it as text, nothing to decode
         try:
             eio_packet.Packet(encoded_packet=data)
         except Exception as exc:  # noqa: BLE001 - RecursionError, ValueError, binascii.Error...

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,12 +20,14 @@ from tests.helpers.clients import RecordingClient
 from tests.helpers.server import ROOT, RunningServer, running_server
 
 CHILD = r"""
-import asyncio, json, sys
+import asyncio, json, os, sys
 import socketio
 
 async def main(url, rooms, transport):
     sio = socketio.AsyncClient(reconnection=False)
-    await sio.connect(url, transports=[transport], wait_timeout=10)
+    token = os.environ.get("CHILD_TOKEN")
+    await sio.connect(url, transports=[transport], wait_timeout=10,
+                      auth={"token": token} if token else None)
     acks = [await sio.call("join", {"room": room}, timeout=10) for room in rooms]
     print(json.dumps(acks[0]), flush=True)
     await asyncio.Event().wait()
@@ -32,12 +36,14 @@ asyncio.run(main(sys.argv[1], sys.argv[3:], sys.argv[2]))
 """
 
 
-async def spawn_child(server: RunningServer, *rooms: str, transport: str = "websocket"
+async def spawn_child(server: RunningServer, *rooms: str, transport: str = "websocket",
+                      token: str | None = None
                       ) -> tuple[asyncio.subprocess.Process, dict[str, Any]]:
     """A client in its own process, joined to ``rooms``; returns it and its first ack."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", CHILD, server.url, transport, *rooms, cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, **({"CHILD_TOKEN": token} if token else {})},
     )
     assert proc.stdout is not None
     line = await asyncio.wait_for(proc.stdout.readline(), 20)
@@ -261,3 +267,51 @@ async def test_python_socketio_disconnect_is_deliberate(server: RunningServer) -
         left = await b.wait_for("peer-left", timeout=5)
         assert left[-1] == {"room": "r", "peerId": peer, "reason": "left"}
     await b.disconnect()
+
+
+async def test_failed_resume_changes_nothing() -> None:
+    """A resume that fails after the token was looked up (here: the room named in the
+    resuming join is full) answers the error and changes nothing: the peer stays lost
+    with its mail, no one sees it leave, and the same token then resumes it."""
+    async with running_server("--resume-grace", "30", "--max-peers-per-room", "2") as server:
+        b = await RecordingClient().connect(server.url)
+        c = await RecordingClient().connect(server.url)
+        await b.join("r")
+        await b.join("full")
+        await c.join("full")
+        child, ack = await spawn_child(server, "r")
+        await kill(child)
+        await log_line(server, f"disconnect {ack['peerId']}")
+        assert (await b.request("signal", {"room": "r", "to": ack["peerId"],
+                                           "data": {"kept": 1}}))["ok"]
+        a2 = await RecordingClient().connect(server.url)
+        reply = await a2.join("full", resume=ack["resumeToken"])
+        assert reply["ok"] is False and reply["error"]["code"] == "room-full"
+        resumed = await a2.join("r", resume=ack["resumeToken"])
+        assert resumed["ok"] and resumed["peerId"] == ack["peerId"] and resumed["rooms"] == ["r"]
+        assert [s["data"] for s in await a2.wait_for("signal")] == [{"kept": 1}]
+        assert not b.received["peer-left"] and not c.received["peer-left"]
+        for client in (a2, b, c):
+            await client.disconnect()
+
+
+async def test_resume_checks_the_new_tokens_rooms_claim() -> None:
+    """Resuming restores every room, so the resuming connection's token must allow all
+    of them: a token for room "a" only cannot take back a peer that was in "a" and "b"
+    (``unauthorized``, nothing changed); one allowing both can."""
+    from signaling.auth import mint_token
+    secret = "r" * 32
+    async with running_server("--auth-secret", secret, "--resume-grace", "30") as server:
+        both = mint_token(secret, ttl_seconds=60, rooms=["a", "b"], now=time.time())
+        only_a = mint_token(secret, ttl_seconds=60, rooms=["a"], now=time.time())
+        child, ack = await spawn_child(server, "a", "b", token=both)
+        await kill(child)
+        await log_line(server, f"disconnect {ack['peerId']}")
+        narrow = await RecordingClient().connect(server.url, auth={"token": only_a})
+        reply = await narrow.join("a", resume=ack["resumeToken"])
+        assert reply["ok"] is False and reply["error"]["code"] == "unauthorized"
+        await narrow.disconnect()
+        wide = await RecordingClient().connect(server.url, auth={"token": both})
+        resumed = await wide.join("a", resume=ack["resumeToken"])
+        assert resumed["ok"] and sorted(resumed["rooms"]) == ["a", "b"]
+        await wide.disconnect()
