@@ -297,3 +297,49 @@ def forge(claims: dict[str, Any], secret: str, alg: str = "HS256") -> str:
         return f"{head}.{body}."
     digest = {"HS256": hashlib.sha256, "HS512": hashlib.sha512}[alg]
     return f"{head}.{body}.{b64(hmac.new(secret.encode(), signing, digest).digest())}"
+
+
+NODE_CLIENT = r"""
+const { io } = require("socket.io-client");
+const [url, token, origin] = process.argv.slice(1);
+const opts = { transports: ["websocket"], reconnection: false, timeout: 5000 };
+if (token) opts.auth = { token };
+if (origin) opts.extraHeaders = { Origin: origin };
+const s = io(url, opts);
+const done = (out) => { console.log(JSON.stringify(out)); s.close(); process.exit(0); };
+s.on("connect_error", (e) => done({ error: e.message, data: e.data === undefined ? null : e.data }));
+s.on("connect", () => done({ connected: true }));
+setTimeout(() => done({ timeout: true }), 8000).unref();
+"""
+
+
+async def node_client(url: str, token: str = "", origin: str = "") -> dict[str, Any]:
+    from pathlib import Path
+    import shutil
+    modules = Path(__file__).resolve().parents[1] / "interop" / "node_modules"
+    if shutil.which("node") is None or not (modules / "socket.io-client").is_dir():
+        pytest.skip("needs node and tests/interop/node_modules (npm ci in tests/interop)")
+    proc = await asyncio.create_subprocess_exec(
+        "node", "-e", NODE_CLIENT, url, token, origin, stdout=asyncio.subprocess.PIPE,
+        env={"PATH": "/usr/bin:/bin", "NODE_PATH": str(modules)},
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 20)
+    return json.loads(out.decode().strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+async def test_official_js_client_sees_the_contracts_connect_error() -> None:
+    """The official socket.io-client (Node): a refused token gives ``connect_error`` with
+    ``err.data`` equal to ``{code: "unauthorized", message}``; a good one connects; a
+    foreign Origin never gets a session (the handshake is refused)."""
+    secret = "n" * 32
+    async with running_server("--auth-secret", secret) as server:
+        refused = await node_client(server.url, forge({"exp": int(time.time()) - 5}, secret))
+        assert refused["data"]["code"] == "unauthorized" and refused["data"]["message"]
+        assert set(refused["data"]) == {"code", "message"}
+        missing = await node_client(server.url)
+        assert missing["data"]["code"] == "unauthorized"
+        good = await node_client(server.url, forge({"exp": int(time.time()) + 60}, secret))
+        assert good == {"connected": True}
+        evil = await node_client(server.url, forge({"exp": int(time.time()) + 60}, secret),
+                                 origin="http://evil.example")
+        assert "connected" not in evil and evil.get("data") is None
