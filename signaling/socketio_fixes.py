@@ -131,7 +131,7 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
     queued_messages: int = 0
     aborted: bool = False
     violation: str | None = None
-    websocket: "WebSocket | None" = None
+    websocket: WebSocket | None = None
     _in_post: bool = False
 
     # -- outbound --------------------------------------------------------
@@ -188,7 +188,7 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
                 self.queue.get(), self.server.ping_interval + self.server.ping_timeout
             )
             self.queue.task_done()
-        except (asyncio.TimeoutError, asyncio.CancelledError):
+        except (TimeoutError, asyncio.CancelledError):
             raise eio_exceptions.QueueEmpty() from None
         if first is None:
             return []
@@ -249,7 +249,7 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
         while remaining > 0:
             try:
                 chunk = await asyncio.wait_for(stream.read(min(remaining, 65536)), idle)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise await self._violated(f"polling POST body stalled for {idle:g} s") from None
             except (ConnectionError, OSError) as exc:
                 # Reset mid-POST: a lost client, not a server error to log.
@@ -389,7 +389,7 @@ class WebSocket:
         assert self._sock is not None
         try:
             msg = await asyncio.wait_for(self._sock.receive(), UPGRADE_TIMEOUT)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             msg = None
         if msg is None or msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
             owner.upgrading = False

@@ -59,7 +59,7 @@ class RawWS:
         extra: bytes = b"",
         rcvbuf: int | None = None,
         compress: bool = False,
-    ) -> "RawWS":
+    ) -> RawWS:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -198,7 +198,7 @@ class EioWS(RawWS):
 
     @classmethod
     async def open(cls, server: RunningServer, *, headers: dict[str, str] | None = None,
-                   rcvbuf: int | None = None) -> "EioWS":
+                   rcvbuf: int | None = None) -> EioWS:
         ws = await cls.connect(server.port, headers=headers, rcvbuf=rcvbuf)
         assert ws.status == 101, ws.handshake
         assert isinstance(ws, EioWS)
@@ -265,7 +265,7 @@ class Polling:
         self.http = http
         self.sid = ""
 
-    async def open(self, headers: dict[str, str] | None = None) -> "Polling":
+    async def open(self, headers: dict[str, str] | None = None) -> Polling:
         async with self.http.get(self.base, params={"EIO": "4", "transport": "polling"},
                                  headers=headers) as r:
             text = await r.text()

@@ -8,7 +8,6 @@ import base64
 import hashlib
 import hmac
 import json
-import statistics
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -269,7 +268,7 @@ async def test_b41_relay_rules(trio) -> None:
     room: ``unknown-peer``. Binary "to a text-only peer" is not applicable: every
     Socket.IO client takes binary, and the contract says binary relays arrive byte for
     byte, also to a ``webrtc: false`` peer, which is asserted instead."""
-    a, b, c = trio
+    a, _, c = trio
     assert code(await a.request("relay", {"room": "x", "event": "e", "data": "x" * 70 * 1024})) \
         == "payload-too-large"
     assert code(await a.request("relay", {"room": "x", "event": "e", "data": 1, "to": c.id})) \
@@ -314,8 +313,8 @@ setTimeout(() => done({ timeout: true }), 8000).unref();
 
 
 async def node_client(url: str, token: str = "", origin: str = "") -> dict[str, Any]:
-    from pathlib import Path
     import shutil
+    from pathlib import Path
     modules = Path(__file__).resolve().parents[1] / "interop" / "node_modules"
     if shutil.which("node") is None or not (modules / "socket.io-client").is_dir():
         pytest.skip("needs node and tests/interop/node_modules (npm ci in tests/interop)")

@@ -16,7 +16,11 @@ import pytest
 
 from tests.helpers.server import RunningServer
 from tests.security.conftest import (
-    Bystanders, assert_dropped, connected, requests_total, until_end,
+    Bystanders,
+    assert_dropped,
+    connected,
+    requests_total,
+    until_end,
 )
 from tests.security.raw import EOF, EioWS, Polling, back_to_baseline, baseline, metric
 
@@ -196,6 +200,7 @@ async def test_b29_binary_before_connect(srv, http, bystanders) -> None:
     await ws.send_text('451-["relay",{"_placeholder":true,"num":0}]')
     await ws.send_binary(b"x" * 1000)
     how, got = await until_end(ws)
+    assert got == []
     assert how == EOF or isinstance(how, int)
     await ws.aclose()
     await bystanders.still_fine()

@@ -8,7 +8,6 @@ Engine.IO payload (HTTP body or websocket message) follows that flag
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import struct
 import zlib
@@ -17,9 +16,15 @@ import aiohttp
 import pytest
 
 from tests.helpers.server import RunningServer, running_server
-from tests.security.conftest import FAST_FLAGS, Bystanders, connected, until_end
+from tests.security.conftest import FAST_FLAGS, Bystanders, connected
 from tests.security.raw import (
-    EOF, EioWS, Ended, Polling, RawWS, back_to_baseline, baseline, open_fds, rss_bytes,
+    EOF,
+    EioWS,
+    Polling,
+    RawWS,
+    back_to_baseline,
+    baseline,
+    open_fds,
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -48,8 +53,7 @@ async def raw_http(port: int, request: bytes, *, timeout: float = 3.0,
                 if line.lower().startswith("content-length:"):
                     length = int(line.split(":", 1)[1])
             got += await asyncio.wait_for(reader.readexactly(length), timeout)
-        except (asyncio.TimeoutError, ConnectionError, asyncio.IncompleteReadError,
-                asyncio.LimitOverrunError):
+        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
     finally:
         writer.close()
@@ -294,7 +298,7 @@ async def test_b09_smuggled_request_after_upgrade(srv: RunningServer) -> None:
     rest = b""
     try:
         rest = await asyncio.wait_for(ws.reader.read(), 3.0)
-    except (ConnectionError, asyncio.TimeoutError):
+    except (TimeoutError, ConnectionError):
         pass
     assert b"HTTP/1." not in rest
     await ws.aclose()
