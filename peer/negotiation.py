@@ -146,6 +146,10 @@ class Negotiator:
         """Try now if there is no working connection (e.g. after a resume)."""
         self._inbox.put_nowait(("kick", None))
 
+    async def _signal_out(self, data: dict[str, Any]) -> None:
+        logger.debug("> %s signal %.75r", self.remote_id, data)
+        await self._send_signal(data)
+
     async def close(self) -> None:
         for timer in self._timers:
             timer.cancel()
@@ -177,7 +181,7 @@ class Negotiator:
                 if self.offerer:
                     await self._offer()
                 else:
-                    await self._send_signal({"type": "renegotiate"})
+                    await self._signal_out({"type": "renegotiate"})
         elif kind == "signal":
             await self._on_signal(arg)
         elif kind == "timeout":
@@ -194,7 +198,7 @@ class Negotiator:
                 elif self.offerer:
                     await self._offer()
                 else:
-                    await self._send_signal({"type": "renegotiate"})
+                    await self._signal_out({"type": "renegotiate"})
 
     async def _on_signal(self, data: dict[str, Any]) -> None:
         kind = data.get("type")
@@ -225,7 +229,7 @@ class Negotiator:
         await pc.setLocalDescription(await pc.createOffer())
         if pc is self._pc:
             sdp = with_fresh_session(pc.localDescription.sdp)
-            await self._send_signal({"type": "offer", "sdp": sdp})
+            await self._signal_out({"type": "offer", "sdp": sdp})
 
     async def _answer(self, sdp: str) -> None:
         session = _connection_key(sdp)
@@ -243,7 +247,7 @@ class Negotiator:
         await self._flush_candidates(pc)
         await pc.setLocalDescription(await pc.createAnswer())
         if pc is self._pc:
-            await self._send_signal({"type": "answer", "sdp": pc.localDescription.sdp})
+            await self._signal_out({"type": "answer", "sdp": pc.localDescription.sdp})
 
     async def _add_candidate(self, raw: Any) -> None:
         pc = self._pc

@@ -271,6 +271,8 @@ class Peer:
                 continue
 
     async def _send_message(self, remote: _Remote, event: str, data: Any) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("> %s %s %.75r", remote.info.peer_id, event, data)
         while True:
             try:
                 frames = remote.session.send_message(event, data, self._now())
@@ -370,6 +372,8 @@ class Peer:
         data = payload.get("data")
         if remote is None or not isinstance(data, dict):
             return
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("< %s signal %.75r", remote.info.peer_id, data)
         if remote.negotiator is not None:
             remote.negotiator.signal(data)
 
@@ -609,6 +613,8 @@ class Peer:
     def _deliver(self, remote: _Remote, delivery: Delivery) -> None:
         sender = remote.info.peer_id
         if isinstance(delivery, Message):
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("< %s %s %.75r", sender, delivery.event, delivery.data)
             self._raise(delivery.event, sender, delivery.data)
         elif isinstance(delivery, FileOffer):
             self._file_offer(remote, delivery)
