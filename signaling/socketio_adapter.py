@@ -217,7 +217,9 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
         for delivery in deliveries:
             conn = self.by_peer_id.get(delivery.peer_id)
             if conn is None or conn.closing:
-                continue
+                conn = self._resuming(delivery.peer_id)
+                if conn is None:
+                    continue
             if conn.held is not None:
                 conn.held.append(delivery)
                 continue
@@ -232,6 +234,18 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
                 encoded[key] = parts
             for part in parts if isinstance(parts, list) else (parts,):
                 await self.eio.send(conn.eio_sid, part)
+
+    def _resuming(self, peer_id: str) -> Connection | None:
+        """The connection whose join is resuming ``peer_id`` right now, if any.
+
+        It is bound to the peer only once its join is answered; with a shared
+        backend a message for the peer can arrive before that, and must wait
+        behind the ack like any other.
+        """
+        for conn in self.by_eio_sid.values():
+            if conn.held is not None and conn.session.peer_id == peer_id and not conn.closing:
+                return conn
+        return None
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         """Decode and dispatch one Socket.IO packet, dropping a client that breaks the protocol.

@@ -22,7 +22,7 @@ expired: their peers become lost with the resume grace, their inbox goes on
 to mailboxes. ``expired`` pops lost peers from one sorted set, so each is
 returned once across the cluster.
 
-Locking. Taking messages from the inbox, handing them to the sink, marking a
+Locking. Taking messages from the inbox and handing them to the sink, marking a
 local peer lost and resuming one happen under one lock per node, so a
 message is never handed to a connection that is being lost (it is *parked*
 and goes into the mailbox first, before anything newer).
@@ -194,6 +194,7 @@ class RedisBackend:
         self._local: dict[str, _LocalPeer] = {}
         self._remote_seen: dict[str, set[str]] = {}  # room -> other nodes' peers, last seen
         self._parked: dict[str, list[tuple[int, bytes]]] = {}
+        self._losing: dict[str, int] = {}  # peers whose lose() is under way
         self._expiring: set[str] = set()
         self._down: str | None = f"not connected to Redis at {self._url} yet"
         self._version = 0  # bumped on every change to the local mirror
@@ -314,14 +315,20 @@ class RedisBackend:
 
     async def lose(self, peer_id: str, deadline: float) -> None:
         self._drop_local(peer_id)
-        async with self._locked():
-            parked = self._parked.pop(peer_id, [])
-            args: list[Any] = [peer_id, repr(deadline), len(parked)]
-            for size, blob in parked:
-                args += [size, blob]
-            # Unreachable: the peer is written back as lost when Redis returns.
-            with contextlib.suppress(BackendUnavailable):
-                await self._run("lose", *args)
+        self._losing[peer_id] = self._losing.get(peer_id, 0) + 1
+        try:
+            async with self._locked():
+                parked = self._parked.pop(peer_id, [])
+                args: list[Any] = [peer_id, repr(deadline), len(parked)]
+                for size, blob in parked:
+                    args += [size, blob]
+                # Unreachable: the peer is written back as lost when Redis returns.
+                with contextlib.suppress(BackendUnavailable):
+                    await self._run("lose", *args)
+        finally:
+            left = self._losing.pop(peer_id) - 1
+            if left:
+                self._losing[peer_id] = left
 
     async def resume(self, resume_token: str, new_token: str) -> Resumed:
         async with self._locked():
@@ -480,28 +487,51 @@ class RedisBackend:
 
     # -- delivery --------------------------------------------------------
     async def deliver(self, deliveries: Sequence[Delivery]) -> None:
+        here = [d for d in deliveries if d.peer_id in self._local]
+        away = [d for d in deliveries if d.peer_id not in self._local]
+        for _ in range(3):
+            if not away:
+                break
+            away = await self._route(away)
+        if here and self._sink is not None:
+            await self._sink(here)
+
+    async def _route(self, away: list[Delivery]) -> list[Delivery]:
+        """Send deliveries for peers not held here on their way; return any to try again.
+
+        The script answers "held here" for a peer Redis still places on this
+        node while this node has let go of it: its ``lose`` is under way
+        (park the message: ``lose`` puts it in the mailbox first), or done
+        in between (route it again: Redis now says lost).
+        """
+        blobs: list[bytes] = []
+        index: dict[tuple[int, str], int] = {}
+        triples: list[Any] = []
+        for d in away:
+            key = (id(d.payload), d.event)
+            b = index.get(key)
+            if b is None:
+                blobs.append(pack([d.event, d.payload]))
+                b = index[key] = len(blobs)
+            triples += [d.peer_id, b, d.size]
+        held = await self._run("deliver", len(blobs), *blobs, *triples)
+        if not held:
+            return []
+        again: list[Delivery] = []
+        now_here: list[Delivery] = []
         async with self._locked():
-            here = [d for d in deliveries if d.peer_id in self._local]
-            away = [d for d in deliveries if d.peer_id not in self._local]
-            if away:
-                blobs: list[bytes] = []
-                index: dict[tuple[int, str], int] = {}
-                triples: list[Any] = []
-                for d in away:
-                    key = (id(d.payload), d.event)
-                    b = index.get(key)
-                    if b is None:
-                        blobs.append(pack([d.event, d.payload]))
-                        b = index[key] = len(blobs)
-                    triples += [d.peer_id, b, d.size]
-                held = await self._run("deliver", len(blobs), *blobs, *triples)
-                for position in held:
-                    d = away[int(position) - 1]
-                    self._parked.setdefault(d.peer_id, []).append(
-                        (d.size, blobs[index[(id(d.payload), d.event)] - 1])
-                    )
-            if here and self._sink is not None:
-                await self._sink(here)
+            for position in held:
+                d = away[int(position) - 1]
+                if d.peer_id in self._local:  # resumed here meanwhile
+                    now_here.append(d)
+                elif d.peer_id in self._losing:
+                    blob = blobs[index[(id(d.payload), d.event)] - 1]
+                    self._parked.setdefault(d.peer_id, []).append((d.size, blob))
+                else:
+                    again.append(d)
+        if now_here and self._sink is not None:
+            await self._sink(now_here)
+        return again
 
     async def _inbox_loop(self) -> None:
         while not self._closing:
@@ -535,8 +565,9 @@ class RedisBackend:
                 for pid in _str(pids).split(","):
                     if pid in self._local:
                         out.append(Delivery(pid, event, payload, size))
-                    else:  # being lost right now: into its mailbox first
+                    elif pid in self._losing:  # into its mailbox, before anything newer
                         self._parked.setdefault(pid, []).append((size, blob))
+                    # else it is being forgotten: nobody will read it
             if out and self._sink is not None:
                 await self._sink(out)
 
