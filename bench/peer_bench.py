@@ -12,7 +12,9 @@ process (both peers share the loop, as in the tests):
 - ``emit``: 64 KiB binary messages from one Peer to another on the data channel
   (framing + session + acks), MB/s at the receiver;
 - ``file webrtc`` / ``file relay``: ``send_file`` of ``--mb`` MB, until the
-  receiver confirmed its SHA-256.
+  receiver confirmed its SHA-256;
+- ``cli``: the same file between ``python -m peer send`` and ``receive`` in
+  two processes (uvloop), as the CLI reports it.
 
 Prints one line per measurement and, with ``--json PATH``, writes them there.
 """
@@ -165,6 +167,24 @@ async def file_throughput(url: str, path: Path, webrtc: bool, out: Path) -> floa
         return size / elapsed / 1e6
 
 
+async def cli_throughput(url: str, path: Path, out: Path, relay_only: bool) -> float:
+    room = f"cli-{os.getpid()}-{relay_only}"
+    flags = ["--server", url, "--room", room] + (["--relay-only"] if relay_only else [])
+    python = [sys.executable, "-m", "peer"]
+    receiver = await asyncio.create_subprocess_exec(
+        *python, "receive", *flags, "--output", str(out), cwd=ROOT,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    sender = await asyncio.create_subprocess_exec(
+        *python, "send", *flags, str(path), cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    out_text, _ = await asyncio.wait_for(sender.communicate(), 600)
+    await asyncio.wait_for(receiver.wait(), 60)
+    found = re.search(r"\(([\d.]+) MB/s\)", out_text.decode())
+    if sender.returncode != 0 or found is None:
+        raise RuntimeError(f"CLI transfer failed: {out_text.decode()!r}")
+    return float(found.group(1))
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"loop": args.loop, "mb": args.mb}
 
@@ -196,6 +216,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 report(f"send_file {args.mb} MB {label}", f"{rate:.1f} MB/s", f"file_{label}_mb_s", rate)
                 digest = hashlib.sha256(source.read_bytes()).hexdigest()
                 assert hashlib.sha256((out / "bench.bin").read_bytes()).hexdigest() == digest
+            for relay_only in (False, True):
+                rate = await cli_throughput(url, source, out, relay_only)
+                label = "relay" if relay_only else "webrtc"
+                report(f"CLI 2 processes {label}", f"{rate:.1f} MB/s", f"cli_{label}_mb_s", rate)
     return results
 
 
