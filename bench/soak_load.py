@@ -290,33 +290,41 @@ async def scenario_storm(args: argparse.Namespace, stats: Stats) -> dict[str, An
     await asyncio.sleep(args.hold)
     still = sum(1 for c in clients if c.sio.connected)
     mark("held", connected=still)
-    await asyncio.gather(*(c.sio.disconnect() for c in clients))
     for c in clients:
         c.leaving = True
+    await asyncio.gather(*(c.sio.disconnect() for c in clients))
     return {"clients": args.clients, "connected": connected, "connect_seconds": round(took, 1),
             "still_connected_after_hold": still}
 
 
 async def scenario_burst(args: argparse.Namespace, stats: Stats) -> dict[str, Any]:
-    """L2: ``rooms`` pairs; each side sends an SDP then 21 candidates at once."""
+    """L2: ``rooms`` pairs; each side sends an SDP then 21 candidates at once.
+
+    The pairs start their bursts spread evenly over ``spread`` seconds (0: all
+    at the same instant, where the p99 is the time to drain everything)."""
     clients = [Client(stats, ["websocket"]) for _ in range(args.rooms * 2)]
     await connect_many(clients, args.urls, args.rate)
     await join_pairs(clients, "burst")
     mark("connected")
     sdp = "v=0\r\n" + "a=x-filler:" + "y" * 3000 + "\r\n"
     start = time.monotonic()
-    for i, client in enumerate(clients):
-        partner = clients[i ^ 1]
-        client.send("signal", partner.peer_id, extra={"type": "offer" if i % 2 == 0 else "answer",
-                                                    "sdp": sdp})
-        for c in range(21):
+    for pair in range(args.rooms):
+        due = start + args.spread * pair / args.rooms
+        if due > time.monotonic():
+            await asyncio.sleep(due - time.monotonic())
+        for i in (2 * pair, 2 * pair + 1):
+            client, partner = clients[i], clients[i ^ 1]
             client.send("signal", partner.peer_id, extra={
-                "candidate": f"candidate:{c} 1 udp 2122260223 127.0.0.1 {40000 + c} typ host"})
+                "type": "offer" if i % 2 == 0 else "answer", "sdp": sdp})
+            for c in range(21):
+                client.send("signal", partner.peer_id, extra={
+                    "candidate": f"candidate:{c} 1 udp 2122260223 127.0.0.1 {40000 + c} typ host"})
     await settle(stats)
     took = time.monotonic() - start
     mark("traffic-end")
     await leave_all(clients)
-    return {"rooms": args.rooms, "signals": stats.sent, "seconds": round(took, 2)}
+    return {"rooms": args.rooms, "spread": args.spread, "signals": stats.sent,
+            "seconds": round(took, 2)}
 
 
 async def paced_senders(clients: list[Client], event: str, rate: float, size: int,
@@ -437,8 +445,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     stop.set()
     await sweeping
     mark("all-left")
+    samples = [round(v * 1000, 2) for _at, v in stats.latencies]
+    if len(samples) > 50_000:
+        samples = random.sample(samples, 50_000)
     return {"scenario": args.scenario, "seconds": round(time.monotonic() - started, 1),
-            **details, "totals": stats.summary()}
+            **details, "totals": stats.summary(), "latency_samples_ms": samples}
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -448,6 +459,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--clients", type=int, default=100)
     p.add_argument("--rooms", type=int, default=100)
     p.add_argument("--rate", type=float, default=200.0, help="connects per second")
+    p.add_argument("--spread", type=float, default=0.0, help="L2: seconds the bursts start over")
     p.add_argument("--hold", type=float, default=10.0)
     p.add_argument("--msg-rate", type=float, default=20.0)
     p.add_argument("--size", type=int, default=1024)
