@@ -54,6 +54,7 @@ class Outbox:
         self._idle = asyncio.Event()
         self._idle.set()
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"outbox {label}")
+        self._task.add_done_callback(self._ended)
 
     @property
     def channel(self) -> Channel:
@@ -81,6 +82,10 @@ class Outbox:
     async def close(self) -> None:
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("%s: outbox writer failed", self._label, exc_info=task.exception())
 
     async def _run(self) -> None:
         while True:

@@ -40,6 +40,7 @@ from aiortc import (
     RTCPeerConnection,
     RTCSessionDescription,
 )
+from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError, OperationError
 from aiortc.sdp import candidate_from_sdp
 
 from .channel import PathClosed
@@ -167,7 +168,10 @@ class Negotiator:
             except (PathClosed, SignalingError) as exc:
                 logger.info("negotiation with %s: signaling failed: %s", self.remote_id, exc)
                 await self._attempt_failed()
-            except (ValueError, TypeError, KeyError, AssertionError, OSError) as exc:
+            except (
+                InternalError, InvalidAccessError, InvalidStateError, OperationError,
+                ValueError, TypeError, KeyError, IndexError, AssertionError, OSError,
+            ) as exc:
                 # aiortc raises these for SDP it cannot use (it asserts on some).
                 logger.warning("negotiation with %s failed: %r", self.remote_id, exc)
                 await self._attempt_failed()
@@ -189,16 +193,15 @@ class Negotiator:
                 logger.info("no data channel to %s within %g s: staying on relay",
                             self.remote_id, self._connect_timeout)
                 await self._attempt_failed()
-        elif kind == "lost":
-            if arg is self._pc:
-                was_established = self._established
-                await self._close_pc()
-                if not was_established:
-                    await self._attempt_failed()
-                elif self.offerer:
-                    await self._offer()
-                else:
-                    await self._signal_out({"type": "renegotiate"})
+        elif kind == "lost" and arg is self._pc:
+            was_established = self._established
+            await self._close_pc()
+            if not was_established:
+                await self._attempt_failed()
+            elif self.offerer:
+                await self._offer()
+            else:
+                await self._signal_out({"type": "renegotiate"})
 
     async def _on_signal(self, data: dict[str, Any]) -> None:
         kind = data.get("type")

@@ -50,3 +50,6 @@ class WebRTCChannel:
             self.channel.send(data)
         except InvalidStateError:
             raise PathClosed("data channel closed") from None
+        except ValueError as exc:  # over the remote's max-message-size
+            self.channel.close()  # the relay takes over; the session resends
+            raise PathClosed(f"data channel refused a message: {exc}") from None

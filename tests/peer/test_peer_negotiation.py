@@ -195,3 +195,27 @@ async def test_ice_that_never_connects_is_given_up_and_retried(monkeypatch: Any)
     finally:
         await negotiator.close()
         await browser.close()
+
+
+async def test_garbage_sdp_does_not_stop_the_negotiator() -> None:
+    """An offer aiortc cannot parse is logged and dropped; the next good one still works."""
+    wire = Wire()
+    opened: asyncio.Queue[RTCDataChannel] = asyncio.Queue()
+    negotiator = Negotiator("b", "a", configuration=rtc_configuration([]),
+                            send_signal=wire.send, on_channel=opened.put_nowait)
+    browser = RTCPeerConnection()
+    browser.createDataChannel("rtc-peer")
+    try:
+        negotiator.signal({"type": "offer", "sdp": "v=0\r\nthis is not SDP\r\n"})
+        negotiator.signal({"type": "offer", "sdp": "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\nm=audio x\r\n"})
+        negotiator.signal({"type": "answer", "sdp": 42})
+        await browser.setLocalDescription(await browser.createOffer())
+        negotiator.signal({"type": "offer", "sdp": browser.localDescription.sdp})
+        answer = await wire.next("answer")
+        while "m=application" not in answer["sdp"]:  # aiortc answers an empty offer emptily
+            answer = await wire.next("answer")
+        await browser.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+        assert (await asyncio.wait_for(opened.get(), WAIT)).readyState == "open"
+    finally:
+        await negotiator.close()
+        await browser.close()
