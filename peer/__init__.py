@@ -1,17 +1,52 @@
-"""Python peers for the signaling server: one ``emit``/``on`` API over
-WebRTC data channels (aiortc) with the server's ``relay`` as the fallback.
+"""Python peers for the signaling server: one ``emit``/``on`` API over WebRTC
+data channels (aiortc), with the server's ``relay`` as the fallback path.
 
-    async with Peer("http://127.0.0.1:8080", "room") as peer:
-        peer.on("chat", lambda sender, text: print(sender, text))
-        await peer.emit("chat", "hello")
+::
 
-See the contract (Peer clients) and ``docs/peer-wire.md`` for the frames.
+    from peer import Peer
+
+    async with Peer("http://127.0.0.1:8080", "lobby", meta={"name": "ada"}) as peer:
+        peer.on("chat", lambda sender, data: print(sender, data))
+        await peer.emit("chat", {"text": "hello"})          # everyone else
+        await peer.emit("chat", b"\\x00bytes", to=other_id)  # one peer
+        await peer.send_file(other_id, "big.iso")           # they get event "file"
+
+``Peer(server_url, room, *, meta=None, webrtc=True, ice_servers=None,
+token=None, reconnect=True, download_dir=".")``; ``await peer.connect()`` or
+``async with``; ``peer.id``; ``peer.peers`` ({peerId: :class:`PeerInfo` with
+``.meta``, ``.webrtc``}); ``peer.transport(peer_id)`` ("webrtc" or "relay");
+``peer.on(event, handler)`` or ``@peer.on(event)``, ``handler(sender_id,
+data)`` plain or async; ``await peer.emit(event, data, to=None)``;
+``await peer.send_file(peer_id, path)``; ``await peer.close()``. A request the
+server refuses raises :class:`SignalingError` with ``.code`` (the contract's
+code: "unauthorized", "room-full", "unknown-peer", ...); an unreachable
+server raises ``ConnectionError``.
+
+Events: ``peer-joined`` (peerId, PeerInfo; also for the peers already in the
+room at connect), ``peer-left`` (peerId, reason), ``upgrade`` / ``downgrade``
+(peerId, None), ``file`` (senderId, :class:`ReceivedFile` with ``.name``,
+``.size``, ``.sha256``, ``.path``), and as in the browser client
+``file-offer``, ``file-progress``, ``file-failed`` and ``signaling`` (state,
+own id). Any other name is an application event.
+
+Between two peers, messages arrive in the order sent, none lost and none
+twice, whichever path carried them; the frames are the ones in
+``docs/peer-wire.md``, shared with the browser client. The command line is
+``python -m peer send|receive`` (:mod:`peer.cli`).
 """
 
 from __future__ import annotations
 
 from .errors import FileTransferError, HashMismatch, PeerError, SignalingError
-from .peer import FileFailed, FileOffered, FileProgress, Peer, PeerGone, PeerInfo, ReceivedFile
+from .peer import (
+    FileFailed,
+    FileOffered,
+    FileProgress,
+    Peer,
+    PeerGone,
+    PeerInfo,
+    ReceivedFile,
+)
 
 __all__ = [
     "FileFailed",
