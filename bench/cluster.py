@@ -10,7 +10,8 @@ clients in this process, each pair in its own room):
 - ``cross-node``: two nodes on one Redis, senders on one, receivers on the other.
 
 For each: latency (send to receive, p50/p99) at a fixed total ``rate``, then
-throughput with every sender keeping ``window`` relays in flight, and the
+throughput with every sender keeping ``window`` relays in flight (with the
+nodes' CPU time per relayed message, both nodes together), and the
 join-ack latency. Servers and redis-server run as subprocesses on loopback
 (redis on a free port, no persistence); the load generator is this one
 process, so absolute numbers are bounded by it: compare the set-ups.
@@ -74,6 +75,15 @@ def redis_server() -> Any:
             process.wait(10)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+PIDS: dict[str, int] = {}
+
+
 @contextlib.asynccontextmanager
 async def node(*flags: str) -> AsyncIterator[str]:
     process = await asyncio.create_subprocess_exec(
@@ -91,6 +101,7 @@ async def node(*flags: str) -> AsyncIterator[str]:
             match = READY.search(line.decode())
             if match:
                 break
+        PIDS[match.group(1)] = process.pid
         yield match.group(1)
     finally:
         process.send_signal(signal.SIGTERM)
@@ -199,7 +210,10 @@ async def scenario(name: str, send_url: str, recv_url: str, args: argparse.Names
         for p in pairs:
             p.latencies.clear()
             p.received = 0
+        servers = {PIDS[send_url], PIDS[recv_url]}
+        cpu_before = sum(cpu_seconds(pid) for pid in servers)
         delivered, elapsed = await saturate(pairs, args.window, args.seconds)
+        cpu = sum(cpu_seconds(pid) for pid in servers) - cpu_before
     finally:
         for p in pairs:
             await p.sender.disconnect()
@@ -209,6 +223,7 @@ async def scenario(name: str, send_url: str, recv_url: str, args: argparse.Names
         "rate_sent": sent, "rate_received": got,
         "p50_ms": _pct(latencies, 0.5), "p99_ms": _pct(latencies, 0.99),
         "throughput": delivered / elapsed,
+        "cpu_us_per_msg": cpu / max(1, delivered) * 1e6,
         "join_p50_ms": statistics.median(joins) * 1000, "join_p99_ms": _pct(joins, 0.99),
     }
 
@@ -224,10 +239,11 @@ async def main(args: argparse.Namespace) -> None:
                 results.append(await scenario("cross-node", one, two, args))
     base = results[0]["throughput"]
     print(f"{'scenario':<12} {'sent':>6} {'recv':>6} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'msg/s':>7} {'ratio':>6} {'join p50':>9} {'join p99':>9}")
+          f"{'msg/s':>7} {'ratio':>6} {'us/msg':>7} {'join p50':>9} {'join p99':>9}")
     for r in results:
         print(f"{r['scenario']:<12} {r['rate_sent']:>6} {r['rate_received']:>6} {r['p50_ms']:>7.2f} "
               f"{r['p99_ms']:>7.2f} {r['throughput']:>7.0f} {r['throughput'] / base:>6.2f} "
+              f"{r['cpu_us_per_msg']:>7.0f} "
               f"{r['join_p50_ms']:>9.2f} {r['join_p99_ms']:>9.2f}")
 
 
