@@ -7,6 +7,7 @@ import os
 import signal
 from typing import Any
 
+import aiohttp
 import pytest
 
 from tests.cluster.conftest import NEEDS_REDIS, Connect, health, wait_health
@@ -226,3 +227,25 @@ async def test_stream_survives_a_node_kill_and_resume(redis_server: RedisServer,
         assert got == list(range(got[0], acked[-1] + 1))
         assert before == list(range(len(before)))
         assert got[0] <= len(before) + 200
+
+
+async def test_sigterm_a_node_its_peers_resume_on_the_other(redis_server: RedisServer, connect: Connect) -> None:
+    one_cm, two_cm = nodes(redis_server)
+    async with one_cm as one, two_cm as two:
+        a, b = await connect(one.url), await connect(two.url)
+        ack_a = await a.join("room")
+        await b.join("room")
+        one.process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(one.process.wait(), 5) == 0
+        reply = await b.request("signal", {"room": "room", "to": ack_a["peerId"], "data": {"kept": 1}})
+        assert reply == {"ok": True}  # a is lost, not gone: kept for its resume
+        again = await connect(two.url)
+        ack = await again.join("room", resume=ack_a["resumeToken"])
+        assert ack["resumed"] is True and ack["peerId"] == ack_a["peerId"]
+        assert (await again.wait_for("signal"))[0]["data"] == {"kept": 1}
+        assert b.received["peer-left"] == []
+        assert "Traceback" not in one.log()
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{two.url}/metrics") as response:
+                text = await response.text()
+        assert "signaling_peers 2" in text and "signaling_rooms 1" in text
