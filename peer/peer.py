@@ -314,11 +314,12 @@ class Peer:
         try:
             await self._send_body(remote, sender.offer)
             with source.open("rb") as handle:  # noqa: ASYNC230 (reads go through a thread)
-                block = b""
+                block, offset = b"", 0
                 while count := sender.next_read:
-                    if not block:
-                        block = await asyncio.to_thread(handle.read, READ_AHEAD_BYTES)
-                    piece, block = block[:count], block[count:]
+                    if offset >= len(block):
+                        block, offset = await asyncio.to_thread(handle.read, READ_AHEAD_BYTES), 0
+                    piece = block[offset : offset + count]
+                    offset += len(piece)
                     await self._send_body(remote, sender.chunk(piece))
             await self._send_body(remote, sender.end())
             verdict = await result
@@ -351,6 +352,8 @@ class Peer:
         self._remotes.clear()
         if self._signaling is not None:
             await self._signaling.close()
+        if self._id is not None:
+            self._raise("signaling", "closed", self._id)
         in_handler = asyncio.current_task() in self._tasks
         if self._events is not None and not in_handler:
             await self._drain_events()
@@ -396,6 +399,7 @@ class Peer:
             self._raise("signaling", "resumed", self.id)
             return
         # A new identity: every session and connection starts over.
+        self._id = str(ack["peerId"])  # before any await: new remotes must use it
         old = list(self._remotes.values())
         self._remotes.clear()
         for remote in old:
