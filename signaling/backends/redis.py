@@ -31,9 +31,7 @@ and goes into the mailbox first, before anything newer).
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import json
 import logging
 import secrets
 import time
@@ -52,6 +50,8 @@ from ..errors import ResumeExpired, RoomFull, SignalingError
 from ..mailbox import MAX_BYTES, MAX_MESSAGES
 from . import redis_scripts
 from .base import Delivery, Departure, JoinResult, Member, Resumed, Sink
+from .redis_scripts import mail_item as _mail_item
+from .redis_scripts import pack, unpack
 
 log = logging.getLogger("signaling")
 
@@ -67,59 +67,6 @@ class BackendUnavailable(SignalingError):
     code = "unavailable"
 
 
-# -- payload codec ------------------------------------------------------------
-# JSON, with bytes (anywhere in the payload) as {"\u0000b": base64}. A payload
-# that itself holds a key starting with NUL is written in the escaped form
-# ("e"), where every such key gets one more NUL, so nothing can collide.
-
-_MARK = "\x00b"
-_MARK_JSON = '"\\u0000b"'
-
-
-def pack(value: Any) -> bytes:
-    """Encode a JSON value that may hold bytes."""
-    marks = 0
-
-    def default(obj: Any) -> Any:
-        nonlocal marks
-        if isinstance(obj, (bytes, bytearray, memoryview)):
-            marks += 1
-            return {_MARK: base64.b64encode(obj).decode("ascii")}
-        raise TypeError(f"cannot encode {type(obj).__name__}")
-
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=default)
-    if text.count(_MARK_JSON) == marks:
-        return b"j" + text.encode("utf-8", "surrogatepass")
-    text = json.dumps(_escape(value), separators=(",", ":"), ensure_ascii=False, default=default)
-    return b"e" + text.encode("utf-8", "surrogatepass")
-
-
-def _escape(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {("\x00" + k if k.startswith("\x00") else k): _escape(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_escape(v) for v in value]
-    return value
-
-
-def _plain_hook(obj: dict[str, Any]) -> Any:
-    if len(obj) == 1 and _MARK in obj:
-        return base64.b64decode(obj[_MARK])
-    return obj
-
-
-def _escaped_hook(obj: dict[str, Any]) -> Any:
-    if len(obj) == 1 and _MARK in obj:
-        return base64.b64decode(obj[_MARK])
-    return {(k[1:] if k.startswith("\x00") else k): v for k, v in obj.items()}
-
-
-def unpack(blob: bytes) -> Any:
-    text = blob[1:].decode("utf-8", "surrogatepass")
-    hook = _plain_hook if blob[:1] == b"j" else _escaped_hook
-    return json.loads(text, object_hook=hook)
-
-
 def _member_blob(member: Member) -> bytes:
     return pack({"meta": member.meta, "webrtc": member.webrtc})
 
@@ -127,11 +74,6 @@ def _member_blob(member: Member) -> bytes:
 def _member(peer_id: str, blob: bytes) -> Member:
     record = unpack(blob)
     return Member(peer_id, record["meta"], bool(record["webrtc"]))
-
-
-def _mail_item(item: bytes) -> tuple[int, bytes]:
-    size, _, blob = item.partition(b"|")
-    return int(size), blob
 
 
 def _str(value: bytes | str) -> str:

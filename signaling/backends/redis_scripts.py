@@ -1,6 +1,6 @@
-"""The Lua scripts behind ``RedisBackend``: each backend operation is one script.
+"""What ``RedisBackend`` keeps in Redis: the Lua scripts and the blobs they store.
 
-A script runs atomically in Redis, so each operation is one decision that no
+Each backend operation is one script. A script runs atomically in Redis, so each operation is one decision that no
 other node can interleave with (two joins racing for the last seat, a resume
 racing the expiry of the same peer, two survivors reaping one dead node).
 
@@ -27,9 +27,78 @@ Cluster. The keys, with ``P`` the prefix::
                           or c (a control word) and p
     P skip:<node>         hash: pid -> stream id; entries up to that id were
                           already moved elsewhere for that pid
+
+Member records and messages are stored as blobs made by :func:`pack`; the
+scripts never look inside them.
 """
 
 from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+# -- stored blobs -------------------------------------------------------------
+
+# JSON, with bytes (anywhere in the payload) as {"\u0000b": base64}. A payload
+# that itself holds a key starting with NUL is written in the escaped form
+# ("e"), where every such key gets one more NUL, so nothing can collide.
+
+_MARK = "\x00b"
+_MARK_JSON = '"\\u0000b"'
+
+
+def pack(value: Any) -> bytes:
+    """Encode a JSON value that may hold bytes."""
+    marks = 0
+
+    def default(obj: Any) -> Any:
+        nonlocal marks
+        if isinstance(obj, (bytes, bytearray, memoryview)):
+            marks += 1
+            return {_MARK: base64.b64encode(obj).decode("ascii")}
+        raise TypeError(f"cannot encode {type(obj).__name__}")
+
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=default)
+    if text.count(_MARK_JSON) == marks:
+        return b"j" + text.encode("utf-8", "surrogatepass")
+    text = json.dumps(_escape(value), separators=(",", ":"), ensure_ascii=False, default=default)
+    return b"e" + text.encode("utf-8", "surrogatepass")
+
+
+def _escape(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {("\x00" + k if k.startswith("\x00") else k): _escape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escape(v) for v in value]
+    return value
+
+
+def _plain_hook(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1 and _MARK in obj:
+        return base64.b64decode(obj[_MARK])
+    return obj
+
+
+def _escaped_hook(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1 and _MARK in obj:
+        return base64.b64decode(obj[_MARK])
+    return {(k.removeprefix("\x00")): v for k, v in obj.items()}
+
+
+def unpack(blob: bytes) -> Any:
+    text = blob[1:].decode("utf-8", "surrogatepass")
+    hook = _plain_hook if blob[:1] == b"j" else _escaped_hook
+    return json.loads(text, object_hook=hook)
+
+
+def mail_item(item: bytes) -> tuple[int, bytes]:
+    """Split a mailbox entry into its size and blob."""
+    size, _, blob = item.partition(b"|")
+    return int(size), blob
+
+
+# -- scripts ------------------------------------------------------------------
 
 PRELUDE = r"""
 local P = ARGV[1]

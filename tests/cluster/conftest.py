@@ -46,9 +46,8 @@ async def connect() -> AsyncIterator[Connect]:
 
 
 async def health(url: str) -> int:
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"{url}/healthz") as response:
-            return response.status
+    async with aiohttp.ClientSession() as http, http.get(f"{url}/healthz") as response:
+        return response.status
 
 
 async def wait_health(url: str, status: int, timeout: float = 15.0) -> None:

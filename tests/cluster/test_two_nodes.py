@@ -11,7 +11,6 @@ import aiohttp
 import pytest
 
 from tests.cluster.conftest import NEEDS_REDIS, Connect, health, wait_health
-from tests.helpers.clients import RecordingClient
 from tests.helpers.redis_server import RedisServer
 from tests.helpers.server import running_server
 
@@ -245,7 +244,6 @@ async def test_sigterm_a_node_its_peers_resume_on_the_other(redis_server: RedisS
         assert (await again.wait_for("signal"))[0]["data"] == {"kept": 1}
         assert b.received["peer-left"] == []
         assert "Traceback" not in one.log()
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"{two.url}/metrics") as response:
-                text = await response.text()
+        async with aiohttp.ClientSession() as http, http.get(f"{two.url}/metrics") as response:
+            text = await response.text()
         assert "signaling_peers 2" in text and "signaling_rooms 1" in text
