@@ -352,6 +352,11 @@ class Peer:
         self._remotes.clear()
         if self._signaling is not None:
             await self._signaling.close()
+        if self._chores is not None and asyncio.current_task() not in self._tasks:
+            try:  # peers that left just before: their connections close too
+                await asyncio.wait_for(self._chores.join(), FLUSH_ON_CLOSE)
+            except TimeoutError:
+                logger.warning("clean-up of departed peers still running at close")
         if self._id is not None:
             self._raise("signaling", "closed", self._id)
         in_handler = asyncio.current_task() in self._tasks
@@ -742,7 +747,10 @@ class Peer:
         assert self._chores is not None
         while True:
             chore = await self._chores.get()
-            await chore
+            try:
+                await chore
+            finally:
+                self._chores.task_done()
 
     async def _stop_tasks(self) -> None:
         current = asyncio.current_task()
