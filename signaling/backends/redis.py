@@ -138,6 +138,10 @@ class RedisBackend:
         self._parked: dict[str, list[tuple[int, bytes]]] = {}
         self._losing: dict[str, int] = {}  # peers whose lose() is under way
         self._expiring: set[str] = set()
+        # Departures the other nodes missed while Redis was away: peer -> rooms;
+        # and those Redis lost (it restarted empty), told once every node is back.
+        self._left_while_down: dict[str, list[str]] = {}
+        self._left_later: list[tuple[float, str, list[str]]] = []
         self._down: str | None = f"not connected to Redis at {self._url} yet"
         self._version = 0  # bumped on every change to the local mirror
         self._tasks: list[asyncio.Task[None]] = []
@@ -314,6 +318,7 @@ class RedisBackend:
             if local is None:
                 return []
             # Tell the local ones now; the others hear of it once Redis is back.
+            self._left_while_down[peer_id] = list(local.rooms)
             return [
                 Departure(room, peer_id, [pid for pid in self._room_locals(room) if pid != peer_id])
                 for room in local.rooms
@@ -567,6 +572,9 @@ class RedisBackend:
             log.info("redis back at %s", self._url)
             self._down = None
             self._up.set()
+        if self._left_later:
+            with contextlib.suppress(*UNREACHABLE):
+                await self._tell_left_later()
 
     async def _restore(self) -> None:
         """Write this node's own peers back into Redis, until the mirror holds still."""
@@ -592,10 +600,45 @@ class RedisBackend:
                 deadline = repr(self.clock() + self.resume_grace)
                 for raw_pid in held:
                     pid = _str(raw_pid)
-                    if pid not in self._local:  # its connection ended while Redis was away
+                    if pid in self._left_while_down:
+                        await self._tell_left(pid)
+                    elif pid not in self._local:  # its connection broke while Redis was away
                         await self._scripts["lose"](args=[*self._base_args, pid, deadline, 0])
                 if version == self._version:
+                    # Redis no longer knows these: tell the rooms once every
+                    # live node has written its peers back (within one TTL).
+                    due = self.clock() + self.node_ttl
+                    for pid, rooms in self._left_while_down.items():
+                        self._left_later.append((due, pid, rooms))
+                    self._left_while_down.clear()
                     return
+
+    async def _tell_left(self, peer_id: str) -> None:
+        """Finish a departure made while Redis was away: the other nodes' peers hear of it now."""
+        found = await self._scripts["forget"](args=[*self._base_args, peer_id, "0"])
+        for raw_room, remaining in found or []:
+            await self._announce_left(_str(raw_room), peer_id, [_str(pid) for pid in remaining])
+        self._left_while_down.pop(peer_id, None)
+
+    async def _announce_left(self, room: str, peer_id: str, remaining: list[str]) -> None:
+        others = [pid for pid in remaining if pid not in self._local and pid != peer_id]
+        if not others:
+            return
+        blob = pack(["peer-left", {"room": room, "peerId": peer_id, "reason": "left"}])
+        triples: list[Any] = []
+        for pid in others:
+            triples += [pid, 1, 0]
+        await self._scripts["deliver"](args=[*self._base_args, 1, blob, *triples])
+
+    async def _tell_left_later(self) -> None:
+        now = self.clock()
+        due = [item for item in self._left_later if item[0] <= now]
+        for item in due:
+            _, peer_id, rooms = item
+            for room in rooms:
+                members = await self._redis.hkeys(f"{self._prefix}room:{room}")
+                await self._announce_left(room, peer_id, [_str(pid) for pid in members])
+            self._left_later.remove(item)
 
     async def _hand_back(self, peer_id: str, items: list[bytes]) -> None:
         deliveries = []

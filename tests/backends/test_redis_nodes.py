@@ -253,3 +253,22 @@ async def test_redis_down_at_start_serves_locally_then_attaches(own_redis: Redis
         assert len(await one.sink.wait("a", 1)) == 1
     finally:
         await made.close()
+
+
+async def test_departure_while_redis_is_away_reaches_the_other_nodes_after(own_redis: RedisServer, own_nodes: Nodes) -> None:
+    one, two = await two_in_room(own_nodes)
+    await one.backend.register("c", "tok-c")
+    await one.backend.join("r", Member("c", {}, True), 8)
+    own_redis.stop()
+
+    async def down() -> bool:
+        return await one.backend.unavailable_reason() is not None
+
+    await eventually(down)
+    departures = await one.backend.forget("c")  # c left on purpose: a is told at once
+    assert [(d.room, d.remaining) for d in departures] == [("r", ["a"])]
+    own_redis.start()
+    left = await two.sink.wait("b", 1, "peer-left")
+    assert [d.payload for d in left] == [{"room": "r", "peerId": "c", "reason": "left"}]
+    assert sorted(m.peer_id for m in await two.backend.members("r")) == ["a", "b"]
+    assert one.sink.to("a", "peer-left") == []  # the service told a already, once
