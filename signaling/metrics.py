@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
@@ -32,12 +33,22 @@ class Metrics:
             "signaling_relayed_bytes", "Payload bytes handed to peers", registry=self.registry
         )
 
+        # Labelled children, looked up once: labels() costs more than inc().
+        self._requests: dict[tuple[str, str], Any] = {}
+        self._relayed: dict[str, Any] = {}
+
     def request(self, event: str, outcome: str) -> None:
-        self.requests.labels(event=event, outcome=outcome).inc()
+        child = self._requests.get((event, outcome))
+        if child is None:
+            child = self._requests[(event, outcome)] = self.requests.labels(event=event, outcome=outcome)
+        child.inc()
 
     def relayed(self, kind: str, messages: int, size: int) -> None:
         if messages:
-            self.relayed_messages.labels(kind=kind).inc(messages)
+            child = self._relayed.get(kind)
+            if child is None:
+                child = self._relayed[kind] = self.relayed_messages.labels(kind=kind)
+            child.inc(messages)
             self.relayed_bytes.inc(size)
 
     async def render(self, counts: Callable[[], Awaitable[tuple[int, int]]]) -> bytes:

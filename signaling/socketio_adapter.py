@@ -12,12 +12,14 @@ is how we know whether the client asked for one (else failures become
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import socketio
 from socketio import packet as sio_packet
 
@@ -39,6 +41,29 @@ RESERVED_EVENTS = frozenset(
 )
 NAMESPACE = "/"
 MAX_ATTACHMENTS = 10
+
+
+class _OrjsonCodec:
+    """The ``json`` python-socketio's packets use, on orjson (~5x faster).
+
+    orjson reads integers beyond 64 bits as floats (as JavaScript does) and
+    refuses NaN and nesting past 1,024 levels, which drops the client.
+    """
+
+    @staticmethod
+    def dumps(obj: Any, **_: Any) -> str:
+        try:
+            return orjson.dumps(obj).decode()
+        except orjson.JSONEncodeError:  # integers beyond 64 bits
+            return json.dumps(obj, separators=(",", ":"))
+
+    @staticmethod
+    def loads(text: str | bytes) -> Any:
+        return orjson.loads(text)
+
+
+class FastPacket(sio_packet.Packet):  # type: ignore[misc]
+    json = _OrjsonCodec
 
 
 @dataclass(slots=True)
@@ -71,6 +96,7 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
             engineio_logger=False,
         )
         socketio_fixes.install(self.eio, websocket_compression=settings.websocket_compression)
+        self.packet_class = FastPacket
         self.settings = settings
         self.service = service
         self.metrics = metrics
@@ -185,7 +211,9 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
             log.debug("refused %s from %s: %s", event, conn.session.peer_id, exc.message)
         if id is not None:
             await self._send_packet(
-                eio_sid, self.packet_class(sio_packet.ACK, namespace=NAMESPACE, data=[reply], id=id)
+                eio_sid, self.packet_class(
+                    sio_packet.ACK, namespace=NAMESPACE, data=[reply], id=id, binary=False
+                )
             )
         elif not reply["ok"]:
             await self._emit_to(eio_sid, "rejected", {"event": event, "error": reply["error"]})
@@ -207,8 +235,13 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
             await socketio_fixes.force_close(self.eio, previous.eio_sid, abort=True)
 
     async def _emit_to(self, eio_sid: str, event: str, payload: dict[str, Any]) -> None:
-        await self._send_packet(
-            eio_sid, self.packet_class(sio_packet.EVENT, namespace=NAMESPACE, data=[event, payload])
+        await self._send_packet(eio_sid, self._event_packet(event, payload))
+
+    def _event_packet(self, event: str, payload: dict[str, Any]) -> Any:
+        # Only a relay can carry binary; skip upstream's walk over the others.
+        binary = None if event == "relay" else False
+        return self.packet_class(
+            sio_packet.EVENT, namespace=NAMESPACE, data=[event, payload], binary=binary
         )
 
     async def deliver(self, deliveries: Sequence[Delivery]) -> None:
@@ -227,10 +260,7 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
             key = id(delivery.payload)
             parts = encoded.get(key)
             if parts is None:
-                pkt = self.packet_class(
-                    sio_packet.EVENT, namespace=NAMESPACE, data=[delivery.event, delivery.payload]
-                )
-                parts = pkt.encode()
+                parts = self._event_packet(delivery.event, delivery.payload).encode()
                 encoded[key] = parts
             for part in parts if isinstance(parts, list) else (parts,):
                 await self.eio.send(conn.eio_sid, part)

@@ -126,6 +126,9 @@ def _packet_size(pkt: Any) -> int:
 class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
     """An Engine.IO socket with the corrections above (set on connect)."""
 
+    connected: bool  # upstream's state flags, set in its __init__
+    upgrading: bool
+    upgraded: bool
     ws_close_code: int | None = None
     queued_bytes: int = 0
     queued_messages: int = 0
@@ -309,6 +312,71 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
         if self.websocket is not None:
             self.websocket.abort()
         return False
+
+    async def _websocket_handler(self, ws: WebSocket) -> None:
+        """Run a websocket session: the upgrade probe if any, then read and write.
+
+        Upstream reads each frame through a new task and a ``wait_for`` with
+        the ping deadline (two tasks per message: ~11 % of the server's CPU
+        in the relay benchmark). We await the socket directly; a silent
+        client is caught by the ping deadline above, which aborts the socket.
+        """
+        if self.connected and not await self._probe_upgrade(ws):
+            return
+        if not self.connected:
+            self.connected = True
+            self.upgraded = True
+        writer = asyncio.create_task(self._write_websocket(ws), name=f"eio-writer-{self.sid}")
+        try:
+            while not self.closed:
+                try:
+                    data = await ws.wait()
+                except OSError:
+                    break
+                try:
+                    await self.receive(eio_packet.Packet(encoded_packet=data))
+                except eio_exceptions.SocketIsClosedError:
+                    break
+                except eio_exceptions.UnknownPacketError:
+                    continue
+        finally:
+            self.queue.put_nowait(None)  # lets the writer finish
+            await writer
+            await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
+
+    async def _probe_upgrade(self, ws: WebSocket) -> bool:
+        """Engine.IO's upgrade: ``2probe`` / ``3probe``, then ``5``; False if it fails."""
+        self.upgrading = True
+        try:
+            probe = eio_packet.Packet(encoded_packet=await ws.wait())
+            if probe.packet_type != eio_packet.PING or probe.data != "probe":
+                return False
+            await ws.send(eio_packet.Packet(eio_packet.PONG, data="probe").encode())
+            self.queue.put_nowait(eio_packet.Packet(eio_packet.NOOP))  # ends the pending poll
+            done = eio_packet.Packet(encoded_packet=await ws.wait())
+            if done.packet_type != eio_packet.UPGRADE:
+                return False
+        except OSError:
+            return False
+        finally:
+            self.upgrading = False
+        self.upgraded = True
+        return True
+
+    async def _write_websocket(self, ws: WebSocket) -> None:
+        while True:
+            try:
+                packets = await self.poll()
+            except eio_exceptions.QueueEmpty:
+                break
+            if not packets:
+                break
+            try:
+                for pkt in packets:
+                    await ws.send(pkt.encode())
+            except (OSError, ConnectionError, RuntimeError):
+                break
+        await ws.close()
 
     async def close(self, wait: bool = True, abort: bool = False, reason: Any = None) -> None:
         was_open = not self.closed and not self.closing
