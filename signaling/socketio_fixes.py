@@ -187,9 +187,14 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
 
     async def poll(self) -> list[Any]:
         try:
-            first = await asyncio.wait_for(
-                self.queue.get(), self.server.ping_interval + self.server.ping_timeout
-            )
+            if self.upgraded:
+                # The websocket writer: the ping deadline ends a silent session,
+                # so no timer (and no wait_for task) per idle connection.
+                first = await self.queue.get()
+            else:
+                first = await asyncio.wait_for(
+                    self.queue.get(), self.server.ping_interval + self.server.ping_timeout
+                )
             self.queue.task_done()
         except (TimeoutError, asyncio.CancelledError):
             raise eio_exceptions.QueueEmpty() from None
