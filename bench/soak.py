@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .procstat import cpu_seconds, rss_kib
+from .procstat import cpu_seconds, loadavg, rss_kib
 from .servers import REPO_DIR, RunningServer, ServerSpec, start
 
 RESULTS = REPO_DIR / "bench" / "results"
@@ -88,6 +88,7 @@ def sample(server: RunningServer) -> dict[str, Any]:
         "fds": fd_count(server.pid),
         "threads": thread_count(server.pid),
         "cpu_s": cpu_seconds(server.pid),
+        "loadavg": loadavg(),
         **gauges(server.url),
     }
 
@@ -173,7 +174,7 @@ def plans(variant: str, minutes: float | None) -> dict[str, Plan]:
                    module="node"),
         "L4": Plan("L4", "saturation: 400 clients offering 8,000 relays/s, then L3 load recovers",
                    ["--scenario", "latency", "--clients", "400", "--rate", "8000",
-                    "--duration", "60" if full else "30", "--warmup", "2"], [],
+                    "--duration", "60" if full else "30", "--warmup", "2", "--drain", "90"], [],
                    module="node",
                    phases=[("recovery", ["--scenario", "latency", "--clients", "100",
                                          "--rate", "2000", "--duration", "10",

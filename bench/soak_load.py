@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import sys
 import time
@@ -268,12 +269,16 @@ async def connect_many(clients: list[Client], urls: list[str], rate: float) -> f
 
 
 async def join_pairs(clients: list[Client], prefix: str) -> None:
-    """Clients 2i and 2i+1 share a room; each learns the other's id."""
-    await asyncio.gather(*(c.join(f"{prefix}-{i // 2}") for i, c in enumerate(clients)))
+    """Clients 2i and 2i+1 share a room of their own; each learns the other's id.
+
+    Room names carry this process's id: several generator processes may
+    share one server."""
+    tag = f"{prefix}-{os.getpid()}"
+    await asyncio.gather(*(c.join(f"{tag}-{i // 2}") for i, c in enumerate(clients)))
     for i in range(0, len(clients) - 1, 2):
         a, b = clients[i], clients[i + 1]
-        a.peers.add(b.peer_id)
-        b.peers.add(a.peer_id)
+        a.peers = {b.peer_id}
+        b.peers = {a.peer_id}
 
 
 async def leave_all(clients: list[Client]) -> None:
@@ -401,7 +406,7 @@ async def scenario_churn(args: argparse.Namespace, stats: Stats) -> dict[str, An
             if not await client.connect(args.urls[index % len(args.urls)]):
                 await asyncio.sleep(1)
                 continue
-            if await client.join(f"churn-{random.randrange(rooms)}"):
+            if await client.join(f"churn-{os.getpid()}-{random.randrange(rooms)}"):
                 stay_until = min(end, time.monotonic() + random.uniform(5, 20))
                 while time.monotonic() < stay_until and client.sio.connected:
                     if client.peers:
