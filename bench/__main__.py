@@ -39,6 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ours-args", default="",
                    help="extra flags for `python -m signaling`, given with '=': "
                         "--ours-args='--log-level error'")
+    p.add_argument("--ours-ref", metavar="GIT_REF",
+                   help="run our server from a snapshot of this commit (e.g. HEAD) instead of "
+                        "the working tree, so edits made meanwhile do not mix into the run")
     p.add_argument("--server-core", type=int, default=0, help="core for the server (default 0)")
     p.add_argument("--loadgen-core", type=int, default=1, help="core for the load generator")
     p.add_argument("--no-pin", action="store_true", help="do not pin processes with taskset")
@@ -137,7 +140,13 @@ def main(argv: list[str] | None = None) -> int:
     repeat = args.repeat or (1 if args.quick else 3)
     server_core = None if args.no_pin else args.server_core
     loadgen_core = None if args.no_pin else args.loadgen_core
-    specs = {"ours": servers.ours(shlex.split(args.ours_args)), "node": servers.node_reference()}
+    results_dir = servers.BENCH_DIR / "results"
+    ours_dir, ours_source = servers.REPO_DIR, "working tree"
+    if args.ours_ref:
+        sha, ours_dir = servers.snapshot(args.ours_ref, results_dir)
+        ours_source = f"commit {sha[:10]}"
+    specs = {"ours": servers.ours(shlex.split(args.ours_args), ours_dir),
+             "node": servers.node_reference()}
     wanted = [s.strip() for s in args.servers.split(",") if s.strip()]
     unknown = set(wanted) - set(specs)
     if unknown:
@@ -145,9 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     servers.ensure_npm_deps()
 
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    results_dir = servers.BENCH_DIR / "results"
     cfg = Config(stamp, results_dir, server_core, loadgen_core, args.profile)
-    digest_before = report.source_digest()
+    digest_before = report.source_digest(ours_dir)
     started = time.monotonic()
     runs: list[RunResult] = []
     broken: dict[str, str] = {}
@@ -186,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         "interrupted": interrupted,
         "commands": {k: specs[k].command for k in wanted},
         "machine": report.machine_info(),
-        "server_source": {"before": digest_before, "after": report.source_digest()},
+        "server_source": {"before": digest_before, "after": report.source_digest(ours_dir),
+                          "from": ours_source},
         "scenarios": {sc.name: {"title": sc.title, "kind": sc.kind, "args": sc.args}
                       for sc in scenarios},
         "summary": summary,

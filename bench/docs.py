@@ -36,6 +36,7 @@ python -m bench                  # the full suite, 3 runs per scenario
 python -m bench --scenarios windowed latency --repeat 5
 python -m bench --write-docs     # regenerate this page and docs/img/*.png
 python -m bench --max-noise 0.3  # retry runs disturbed by other processes
+python -m bench --ours-ref HEAD  # our server from a commit, not the working tree
 python -m bench --servers ours --scenarios windowed --profile   # py-spy summary
 ```
 
@@ -161,11 +162,20 @@ def plot_absolute(doc: dict[str, Any], path: Path) -> bool:
     return drawn
 
 
-def _source_note(doc: dict[str, Any]) -> str:
+def _source_line(doc: dict[str, Any]) -> str:
+    """Which code of our server was measured, and whether it changed meanwhile."""
+    m = doc["machine"]
     src = doc.get("server_source") or {}
+    origin = src.get("from", "working tree")
+    if origin == "working tree":
+        line = f"- Our server: the working tree at commit {m['git_commit']}"
+        if m.get("git_dirty_signaling"):
+            line += " (with uncommitted changes in signaling/)"
+    else:
+        line = f"- Our server: a snapshot of {origin} (`--ours-ref`)"
     if src and src.get("before") != src.get("after"):
-        return "; signaling/ CHANGED during the run, so the runs measured different code"
-    return ""
+        line += "; signaling/ CHANGED during the run, so the runs measured different code"
+    return line
 
 
 def _machine_md(doc: dict[str, Any]) -> str:
@@ -182,9 +192,7 @@ def _machine_md(doc: dict[str, Any]) -> str:
         f"- Runtimes: Python {m['python']}, Node {m['node']}",
         f"- Node packages: socket.io {m['socket.io']}, socket.io-client {m['socket.io-client']}",
         f"- Python packages: {py}",
-        (f"- Repository commit: {m['git_commit']}"
-         + (" (with uncommitted changes in signaling/)" if m.get("git_dirty_signaling") else "")
-         + _source_note(doc)),
+        _source_line(doc),
         (f"- Pinning: server on core {pin['server_core']}, load generator on core "
          f"{pin['loadgen_core']}"),
         f"- CPU used by other processes during the measured windows: {noise}",

@@ -164,11 +164,11 @@ def _mem_total_gib() -> float | None:
     return None
 
 
-def source_digest(package: str = "signaling") -> str:
+def source_digest(root: Path = REPO_DIR, package: str = "signaling") -> str:
     """A short hash of the server's source files, to notice edits during a run."""
     digest = hashlib.sha256()
-    for path in sorted((REPO_DIR / package).rglob("*.py")):
-        digest.update(str(path.relative_to(REPO_DIR)).encode())
+    for path in sorted((root / package).rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode())
         try:
             digest.update(path.read_bytes())
         except OSError:

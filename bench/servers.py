@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,18 +25,47 @@ class ServerError(RuntimeError):
 
 @dataclass(frozen=True)
 class ServerSpec:
-    """How to launch one server: its short name, label and command."""
+    """How to launch one server: its short name, label, command and directory."""
 
     name: str
     label: str
     command: list[str]
+    cwd: Path = REPO_DIR
 
 
-def ours(extra_args: list[str] | None = None) -> ServerSpec:
-    """The project's server, without the per-connection rate limit."""
+def ours(extra_args: list[str] | None = None, cwd: Path = REPO_DIR) -> ServerSpec:
+    """The project's server (from ``cwd``), without the per-connection rate limit."""
     cmd = [sys.executable, "-m", "signaling", "--host", "127.0.0.1", "--port", "0",
            "--rate-limit", "0", "--log-level", "warning", *(extra_args or [])]
-    return ServerSpec("ours", "signaling (Python)", cmd)
+    return ServerSpec("ours", "signaling (Python)", cmd, cwd)
+
+
+def snapshot(ref: str, dest_root: Path, packages: tuple[str, ...] = ("signaling", "web")
+             ) -> tuple[str, Path]:
+    """Extract ``packages`` as of git ``ref`` under ``dest_root``; returns (commit, dir).
+
+    Running the server from there keeps edits made to the working tree during
+    a run (other people's work in progress) out of the measurement.
+    """
+    def git(*args: str) -> bytes:
+        done = subprocess.run(["git", *args], cwd=REPO_DIR, capture_output=True, check=False)
+        if done.returncode != 0:
+            raise ServerError(f"git {' '.join(args)}: {done.stderr.decode(errors='replace')}")
+        return done.stdout
+
+    sha = git("rev-parse", "--verify", f"{ref}^{{commit}}").decode().strip()
+    dest = dest_root / f"src-{sha[:12]}"
+    if not (dest / "signaling").is_dir():
+        present = set(git("ls-tree", "--name-only", sha).decode().split())
+        archive = git("archive", "--format=tar", sha, *[p for p in packages if p in present])
+        tmp = dest.with_name(dest.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(tmp, filter="data")
+        shutil.rmtree(dest, ignore_errors=True)
+        tmp.rename(dest)
+    return sha, dest
 
 
 def node_reference() -> ServerSpec:
@@ -83,7 +114,7 @@ def start(spec: ServerSpec, core: int | None, log_dir: Path, timeout: float = 20
     log_path = log_dir / f"{spec.name}.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(pinned(spec.command, core), cwd=REPO_DIR, env=env,
+        proc = subprocess.Popen(pinned(spec.command, core), cwd=spec.cwd, env=env,
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
