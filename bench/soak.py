@@ -158,7 +158,7 @@ class Plan:
 
 def plans(variant: str, minutes: float | None) -> dict[str, Plan]:
     full = variant == "full"
-    churn_s = (minutes or (60 if full else 1.5)) * 60
+    churn_s = (minutes or (60 if full else 2)) * 60
     nolimit = ["--rate-limit", "0"]
     return {
         "L1": Plan("L1", "connect storm, raw websocket clients",
@@ -182,7 +182,7 @@ def plans(variant: str, minutes: float | None) -> dict[str, Plan]:
         "L5": Plan("L5", "churn soak: join/leave every 5-20 s with signals",
                    ["--scenario", "churn", "--clients", "300" if full else "100",
                     "--duration", str(churn_s), "--progress", "60" if full else "20"],
-                   nolimit, warmup=300 if full else 30),
+                   nolimit, warmup=300 if full else 60),
         "L6": Plan("L6", "polling-only clients, 5 msg/s each",
                    ["--scenario", "pairs", "--clients", "200", "--msg-rate", "5",
                     "--size", "256", "--duration", "300" if full else "60",
