@@ -37,16 +37,10 @@ twice, whichever path carried them; the frames are the ones in
 
 from __future__ import annotations
 
-from .errors import FileTransferError, HashMismatch, PeerError, SignalingError
-from .peer import (
-    FileFailed,
-    FileOffered,
-    FileProgress,
-    Peer,
-    PeerGone,
-    PeerInfo,
-    ReceivedFile,
-)
+from .errors import FileTransferError, HashMismatch, PeerError, PeerGone, SignalingError
+from .peer import Peer
+from .peer_link import PeerInfo
+from .transfers import FileFailed, FileOffered, FileProgress, ReceivedFile
 
 __all__ = [
     "FileFailed",

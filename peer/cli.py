@@ -24,8 +24,10 @@ from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from .errors import PeerError, SignalingError
-from .peer import FileFailed, FileProgress, Peer, PeerGone, PeerInfo, ReceivedFile
+from .errors import PeerError, PeerGone, SignalingError
+from .peer import Peer
+from .peer_link import PeerInfo
+from .transfers import FileFailed, FileProgress, ReceivedFile
 
 UPGRADE_WAIT = 3.0
 """How long ``send`` gives the data channel to open before starting on the relay."""

@@ -10,6 +10,8 @@ The tree::
     │                         session is unusable afterwards
     ├── SendBufferFull        backpressure: wait for acks, then retry
     ├── MessageTooLarge       a message over the session's size limit
+    ├── PeerGone              the remote peer left (or this peer closed)
+    │                         before the operation ended
     └── FileTransferError     a file transfer failed (bad chunk, cancel)
         └── HashMismatch      the received bytes do not match the SHA-256
 
@@ -50,6 +52,10 @@ class SendBufferFull(PeerError):
 
 class MessageTooLarge(PeerError):
     """The message exceeds the session's ``max_message_bytes``."""
+
+
+class PeerGone(PeerError):
+    """The remote peer left (or this peer closed) before the operation ended."""
 
 
 class FileTransferError(PeerError):

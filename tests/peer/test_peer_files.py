@@ -105,7 +105,7 @@ async def test_file_across_upgrade_and_forced_downgrade(server: RunningServer, t
         def progress(done: int, total: int) -> None:
             if done >= total // 2 and not first_half.is_set():
                 first_half.set()
-                remote = sender._remotes[other]
+                remote = sender._links[other]
                 if remote.webrtc is not None:
                     remote.webrtc.channel.close()
 

@@ -51,7 +51,7 @@ async def test_numbered_messages_survive_every_switch(server: RunningServer) -> 
         await _send(b, a.id, range(250, 500))
 
         # Forced downgrade mid-stream: close the data channel under the traffic.
-        remote = a._remotes[b.id]
+        remote = a._links[b.id]
         assert remote.webrtc is not None
         remote.webrtc.channel.close()
         await _send(a, b.id, range(500, 650))

@@ -1,0 +1,239 @@
+"""``PeerLink``: the link to one remote peer (mirrors ``web/static/lib/peer-link.js``).
+
+A link owns the exactly-once :class:`~peer.session.Session` with that peer,
+the :class:`~peer.channel.Outbox` that writes its frames to the current path
+(the server's ``relay`` until a data channel opens, the data channel while it
+is open), the session's timer, and, when both sides have WebRTC, the
+:class:`~peer.negotiation.Negotiator` that keeps trying to open a channel.
+
+The session is sans-I/O; the link is its owner: it writes what the session
+returns to the current path, feeds it every message from either path, and on
+every path switch sends the session's ``resend()`` first on the new path, so
+the application sees each message once and in order whichever path carried it.
+
+Writers that meet a full send buffer wait in :meth:`PeerLink.wait_progress`
+for the next ack; :meth:`PeerLink.forget` wakes them with :class:`PeerGone`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from aiortc import RTCDataChannel
+
+from .channel import Outbox
+from .errors import FrameError, PeerGone, SendBufferFull, SessionError
+from .framing import FileBody
+from .negotiation import Negotiator
+from .relay_channel import RelayChannel
+from .session import Delivery, Session
+from .webrtc_channel import WebRTCChannel
+
+logger = logging.getLogger(__name__)
+
+Transport = Literal["webrtc", "relay"]
+"""The path a link's frames take now."""
+
+
+@dataclass(frozen=True)
+class PeerInfo:
+    """What the room knows about another peer."""
+
+    peer_id: str
+    meta: dict[str, Any]
+    webrtc: bool
+
+
+def now() -> float:
+    """The session clock: the running loop's monotonic time."""
+    return asyncio.get_running_loop().time()
+
+
+class PeerLink:
+    """Session, current path, timer and backpressure for one remote peer."""
+
+    def __init__(
+        self,
+        info: PeerInfo,
+        relay: RelayChannel,
+        *,
+        on_deliveries: Callable[[PeerLink, list[Delivery]], None],
+        on_path: Callable[[PeerLink, Transport], None],
+    ) -> None:
+        self.info = info
+        self.session = Session()
+        self.relay = relay
+        self.outbox = Outbox(relay, info.peer_id[:8])
+        self.negotiator: Negotiator | None = None
+        self.webrtc: WebRTCChannel | None = None
+        """The open data channel, or None while the frames go through the relay."""
+        self.gone = False
+        self._on_deliveries = on_deliveries
+        self._on_path = on_path
+        self._timer: asyncio.TimerHandle | None = None
+        self._progress: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._backlog: list[FileBody] = []
+
+    @property
+    def path(self) -> Transport:
+        return "webrtc" if self.webrtc is not None else "relay"
+
+    # -- writing ------------------------------------------------------------------
+
+    async def send_message(self, event: str, data: Any) -> None:
+        """Sequence one application message and write it, waiting for room."""
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("> %s %s %.75r", self.info.peer_id, event, data)
+        while True:
+            try:
+                frames = self.session.send_message(event, data, now())
+                break
+            except SendBufferFull:
+                await self.wait_progress()
+        self._write(frames)
+
+    async def send_body(self, body: FileBody) -> None:
+        """Sequence one file-transfer body and write it, waiting for room."""
+        while True:
+            try:
+                frame = self.session.send(body, now())
+                break
+            except SendBufferFull:
+                await self.wait_progress()
+        self._write([frame])
+
+    def send_control(self, body: FileBody) -> None:
+        """Send a small body from a callback; parked until acks free room."""
+        try:
+            frame = self.session.send(body, now())
+        except SendBufferFull:
+            self._backlog.append(body)
+            return
+        self._write([frame])
+
+    def _write(self, frames: list[bytes]) -> None:
+        self.outbox.write(frames)
+        self._schedule()
+
+    # -- reading ------------------------------------------------------------------
+
+    def receive(self, data: bytes) -> None:
+        """One message from the remote peer, from either path."""
+        if self.gone:
+            return
+        try:
+            deliveries = self.session.receive(data, now())
+        except FrameError as exc:
+            logger.warning("dropped a malformed message from %s: %s", self.info.peer_id, exc)
+            return
+        except SessionError as exc:
+            logger.error("session with %s broken (%s): starting a new one", self.info.peer_id, exc)
+            self.session = Session()
+            self._notify_progress()
+            return
+        self._notify_progress()
+        if deliveries:
+            self._on_deliveries(self, deliveries)
+        self._write(self.session.poll(now()))
+
+    # -- the timer ----------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self.session.next_deadline()
+        if deadline is not None and not self.gone:
+            self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self.gone:
+            return
+        try:
+            self.outbox.write(self.session.poll(now()))
+        except SessionError:
+            return
+        self._schedule()
+
+    # -- paths --------------------------------------------------------------------
+
+    def attach_channel(self, channel: RTCDataChannel) -> None:
+        """The data channel is open: move to it and resend what is unacked."""
+        if self.gone:
+            return
+        path = WebRTCChannel(channel)
+
+        @channel.on("message")
+        def on_message(message: bytes | str) -> None:
+            if isinstance(message, bytes):
+                self.receive(message)
+
+        channel.on("close", lambda: self.detach_channel(path))
+        self.webrtc = path
+        self.outbox.switch(path, self.session.resend(now()))
+        self._schedule()
+        logger.info("upgrade: data channel to %s open", self.info.peer_id)
+        self._on_path(self, "webrtc")
+
+    def detach_channel(self, path: WebRTCChannel) -> None:
+        """The data channel is gone: back to the relay, resending what is unacked."""
+        if self.webrtc is not path or self.gone:
+            return
+        self.webrtc = None
+        self.outbox.switch(self.relay, self.session.resend(now()))
+        self._schedule()
+        logger.info("downgrade: data channel to %s lost, relaying", self.info.peer_id)
+        self._on_path(self, "relay")
+
+    def resend_on_relay(self) -> None:
+        """The relay path came back (signaling resumed): resend there."""
+        if self.webrtc is None and not self.gone:
+            self.outbox.switch(self.relay, self.session.resend(now()))
+            self._schedule()
+
+    # -- backpressure -------------------------------------------------------------
+
+    def _notify_progress(self) -> None:
+        backlog, self._backlog = self._backlog, []
+        for body in backlog:
+            self.send_control(body)
+        future = self._progress
+        self._progress = asyncio.get_running_loop().create_future()
+        if not future.done():
+            future.set_result(None)
+
+    async def wait_progress(self) -> None:
+        """Return at the next ack; raise PeerGone once the peer is gone."""
+        if self.gone:
+            raise PeerGone(f"peer {self.info.peer_id} is gone")
+        await asyncio.shield(self._progress)
+
+    async def flushed(self) -> None:
+        """Return once the remote peer acknowledged everything sent."""
+        while self.session.unacked and not self.gone:
+            await self.wait_progress()
+        await self.outbox.drained()
+
+    # -- the end ------------------------------------------------------------------
+
+    def forget(self) -> None:
+        """Synchronous part of closing: stop the timer, fail every waiting writer."""
+        self.gone = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._progress.done():
+            self._progress.set_exception(PeerGone(f"peer {self.info.peer_id} is gone"))
+            self._progress.exception()  # retrieved: nobody may be waiting
+
+    async def close(self) -> None:
+        """Forget, then close the negotiation and the outbox."""
+        self.forget()
+        if self.negotiator is not None:
+            await self.negotiator.close()
+        await self.outbox.close()
