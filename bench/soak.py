@@ -213,7 +213,7 @@ def run_plan(plan: Plan, variant: str) -> dict[str, Any]:
     try:
         flags = ["--log-level", "warning", *plan.server_flags]
         if plan.redis:
-            from tests.helpers.redis_server import RedisServer  # noqa: PLC0415
+            from tests.helpers.redis_server import RedisServer
 
             redis = RedisServer()
             redis.start()
@@ -231,7 +231,7 @@ def run_plan(plan: Plan, variant: str) -> dict[str, Any]:
 
 def _command(module: str, urls: list[str], args: list[str]) -> list[str]:
     if module == "node":  # bench/loadgen.mjs (issue 7's load generator), websocket only
-        from .servers import ensure_npm_deps  # noqa: PLC0415
+        from .servers import ensure_npm_deps
 
         ensure_npm_deps()
         return ["node", str(REPO_DIR / "bench" / "loadgen.mjs"), "--url", urls[1], *args]

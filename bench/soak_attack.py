@@ -54,7 +54,7 @@ async def flood(url: str) -> dict[str, Any]:
             sent += 1
         try:
             await asyncio.wait_for(gone.wait(), 0.01)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
     took = time.monotonic() - started
     dropped = gone.is_set()

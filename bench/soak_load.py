@@ -47,7 +47,7 @@ def percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, int(round(q / 100 * (len(ordered) - 1)))))
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
     return round(ordered[index] * 1000, 2)  # ms
 
 
@@ -238,7 +238,7 @@ async def sweeper(stats: Stats, stop: asyncio.Event) -> None:
         stats.sweep(time.monotonic())
         try:
             await asyncio.wait_for(stop.wait(), 1.0)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
     stats.sweep(time.monotonic())
 
@@ -431,7 +431,7 @@ async def _progress(stats: Stats, stop: asyncio.Event, every: float) -> None:
     while not stop.is_set():
         try:
             await asyncio.wait_for(stop.wait(), every)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             summary = stats.summary()
             mark("progress", sent=summary["sent"], delivered=summary["delivered"],
                  failed=summary["failed_reported"], joins=summary["joins"])
@@ -480,7 +480,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse(sys.argv[1:] if argv is None else argv)
     try:
-        import uvloop  # noqa: PLC0415
+        import uvloop
 
         uvloop.install()
     except ImportError:

@@ -164,7 +164,7 @@ class UpgradeRefusingProxy:
         self._tasks: set[asyncio.Task[None]] = set()
         self.url = ""
 
-    async def __aenter__(self) -> UpgradeRefusingProxy:
+    async def __aenter__(self) -> UpgradeRefusingProxy:  # noqa: PYI034
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
         self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
         return self
@@ -179,8 +179,7 @@ class UpgradeRefusingProxy:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError,
-                ConnectionError):
+        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
             writer.transport.abort()
             return
         lines = head.decode("latin-1").split("\r\n")
@@ -192,7 +191,7 @@ class UpgradeRefusingProxy:
             up_writer.write(head)
             try:
                 answer = await asyncio.wait_for(up_reader.readuntil(b"\r\n\r\n"), WAIT)
-            except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):
+            except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
                 writer.transport.abort()
                 up_writer.transport.abort()
                 return

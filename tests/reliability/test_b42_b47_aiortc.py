@@ -21,7 +21,7 @@ from typing import Any
 import aioice
 import aioice.stun
 import pytest
-from aiortc import RTCIceCandidate, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
 
 from .rtc import channel_pair, negotiate

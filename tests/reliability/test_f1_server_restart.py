@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import signal
 import time
 
@@ -118,7 +119,7 @@ async def test_data_channel_flows_through_a_server_restart(how: str) -> None:
             stop.set()
             await asyncio.gather(*tasks)
             for counts in (at_a.counts, at_b.counts):
-                assert all(x < y for x, y in zip(counts, counts[1:])), "duplicate or reorder"
+                assert all(x < y for x, y in itertools.pairwise(counts)), "duplicate or reorder"
             print(f"F1 {how}: re-joined in {took:.1f} s; a got {len(at_a.counts)} of "
                   f"{len(sent_b)}, b got {len(at_b.counts)} of {len(sent_a)}; "
                   f"states a {at_a.states}")

@@ -41,9 +41,6 @@ pytestmark = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "redis-py's default pool refuses the 101st concurrent command (Too many connections) "
-    "and the adapter drops the client for it; see the module docstring"))
 async def test_hundreds_of_requests_in_flight_across_nodes() -> None:
     redis = RedisServer()
     redis.start()
