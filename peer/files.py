@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from .errors import FileTransferError, HashMismatch
 from .framing import DEFAULT_CHUNK_BYTES, MAX_NAME_CHARS, FileChunk, FileEnd, FileOffer, FileResult
@@ -48,6 +48,22 @@ def safe_filename(name: str) -> str:
     base = re.split(r"[/\\]", name)[-1]
     cleaned = _UNSAFE.sub("_", base).strip(" .")[:MAX_NAME_CHARS]
     return cleaned or "file"
+
+
+def numbered_names(name: str) -> Iterator[str]:
+    """``name``, then ``stem (1).ext``, ``stem (2).ext``, ...: the names to try in turn.
+
+    The number goes before the last extension (``report (1).pdf``); a name
+    with no extension, or only a leading dot (``.bashrc``), gets it at the end.
+    """
+    yield name
+    stem, dot, ext = name.rpartition(".")
+    if not stem:
+        stem, dot, ext = name, "", ""
+    number = 1
+    while True:
+        yield f"{stem} ({number}){dot}{ext}"
+        number += 1
 
 
 class FileSender:

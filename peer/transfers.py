@@ -3,9 +3,11 @@
 Sending reads a file block by block in a thread and feeds it, chunk by chunk,
 into the peer's session (waiting while the send buffer is full), then waits
 for the receiver's verdict. Receiving writes each incoming file to a hidden
-``.<name>.<id>.part`` file in the download directory and moves it to its name
-once the SHA-256 matches. The pure parts (chunks, hashing, the verdict) are in
-:mod:`peer.files`; this is their owner.
+``.<name>.<id>.part`` file in the download directory and, once the SHA-256
+matches, moves it to its name, or to ``name (1).ext``, ``name (2).ext``, ...
+when that is taken: a received file never replaces one already there. The
+pure parts (chunks, hashing, the verdict, the names) are in :mod:`peer.files`;
+this is their owner.
 
 Events raised through the peer, with the browser client's names and fields:
 ``file`` (senderId, :class:`ReceivedFile`), ``file-offer`` (senderId,
@@ -20,11 +22,19 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from .errors import FileTransferError, HashMismatch
-from .files import FileReceiver, FileSender, Progress, new_file_id, safe_filename
+from .files import (
+    FileReceiver,
+    FileSender,
+    Progress,
+    new_file_id,
+    numbered_names,
+    safe_filename,
+)
 from .framing import FileBody, FileCancel, FileChunk, FileEnd, FileOffer, FileResult
 from .peer_link import PeerLink
 
@@ -32,6 +42,9 @@ logger = logging.getLogger(__name__)
 
 READ_AHEAD_BYTES = 1024 * 1024
 """Bytes read from the file at once (then cut into chunks)."""
+
+MAX_NAME_TRIES = 10_000
+"""Numbered names tried before a received file is refused."""
 
 RaiseEvent = Callable[[str, str, Any], None]
 """``raise_event(event, peer_id, data)``: hand an event to the peer's handlers."""
@@ -90,6 +103,35 @@ class _Incoming:
             self.part_path.unlink(missing_ok=True)
         except OSError as exc:
             logger.warning("could not remove %s: %s", self.part_path, exc)
+
+
+def save_as_new_file(part: Path, name: str) -> Path:
+    """Move ``part`` to ``name`` in its directory, or the first free ``name (n).ext``.
+
+    Never replaces a file: each candidate is claimed atomically, as a hard link
+    (which fails if the name exists) or, where the file system has no hard
+    links, as a new empty file created with ``O_EXCL`` that the move then fills.
+    """
+    for candidate in islice(numbered_names(name), MAX_NAME_TRIES):
+        target = part.with_name(candidate)
+        try:
+            os.link(part, target)
+        except FileExistsError:
+            continue
+        except OSError:  # no hard links here: reserve the name, then move onto it
+            try:
+                os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            except FileExistsError:
+                continue
+            try:
+                os.replace(part, target)
+            except OSError:
+                target.unlink(missing_ok=True)
+                raise
+            return target
+        part.unlink()
+        return target
+    raise FileExistsError(f"{name} and {MAX_NAME_TRIES - 1} numbered names are taken")
 
 
 def _progress_events(
@@ -222,11 +264,10 @@ class FileTransfers:
                 offer.id, offer.name, "receive", HashMismatch(
                     f"{offer.name}: SHA-256 {result.sha256} differs from the sender's {end.sha256}")))
             return
-        target = self.download_dir / safe_filename(offer.name)
         try:
-            os.replace(incoming.part_path, target)
+            target = save_as_new_file(incoming.part_path, safe_filename(offer.name))
         except OSError as exc:
-            self._fail_incoming(link, end.id, f"cannot save: {exc.strerror}", incoming)
+            self._fail_incoming(link, end.id, f"cannot save: {exc.strerror or exc}", incoming)
             return
         link.send_control(result)
         self._raise("file", sender, ReceivedFile(offer.name, offer.size, result.sha256, target))

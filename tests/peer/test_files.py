@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from peer.errors import FileTransferError, HashMismatch, SendBufferFull
-from peer.files import FileReceiver, FileSender, new_file_id, safe_filename
+from peer.files import FileReceiver, FileSender, new_file_id, numbered_names, safe_filename
 from peer.framing import FileBody, FileChunk, FileEnd, FileOffer, FileResult
 from peer.session import Delivery, Session
 
@@ -159,6 +159,20 @@ def test_transfer_through_sessions_keeps_memory_to_the_window() -> None:
 )
 def test_safe_filename(name: str, safe: str) -> None:
     assert safe_filename(name) == safe
+
+
+@pytest.mark.parametrize(
+    ("name", "second", "third"),
+    [
+        ("report.pdf", "report (1).pdf", "report (2).pdf"),
+        ("archive.tar.gz", "archive.tar (1).gz", "archive.tar (2).gz"),
+        ("README", "README (1)", "README (2)"),
+        (".bashrc", ".bashrc (1)", ".bashrc (2)"),
+    ],
+)
+def test_numbered_names(name: str, second: str, third: str) -> None:
+    names = numbered_names(name)
+    assert [next(names), next(names), next(names)] == [name, second, third]
 
 
 def test_new_file_ids_are_valid_and_distinct() -> None:

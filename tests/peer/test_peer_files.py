@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import os
 import resource
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from peer import FileProgress, Peer, ReceivedFile
+from peer.transfers import save_as_new_file
 from tests.helpers.server import RunningServer
 
 WAIT = 10.0
@@ -129,6 +131,58 @@ async def test_zero_byte_file_and_unsafe_name(server: RunningServer, tmp_path: P
             received = await asyncio.wait_for(receiver.file, WAIT)
     assert digest == hashlib.sha256(b"").hexdigest() == received.sha256
     assert received.path.read_bytes() == b""
+
+
+async def test_received_files_never_replace_existing_ones(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    downloads = tmp_path / "in"
+    downloads.mkdir()
+    (downloads / "report.txt").write_bytes(b"mine")
+    received: list[ReceivedFile] = []
+    three = asyncio.Event()
+
+    def on_file(_sender: str, file: ReceivedFile) -> None:
+        received.append(file)
+        if len(received) == 3:
+            three.set()
+
+    async with Peer(server.url, "names", webrtc=False) as sender:
+        receiver_peer = Peer(server.url, "names", webrtc=False, download_dir=downloads)
+        receiver_peer.on("file", on_file)
+        async with receiver_peer:
+            for number in range(3):
+                source = tmp_path / f"out{number}" / "report.txt"
+                source.parent.mkdir()
+                source.write_bytes(f"theirs {number}".encode())
+                await sender.send_file(receiver_peer.id, source)
+            await asyncio.wait_for(three.wait(), WAIT)
+    assert (downloads / "report.txt").read_bytes() == b"mine"
+    assert [(f.name, f.path.name, f.path.read_bytes()) for f in received] == [
+        ("report.txt", "report (1).txt", b"theirs 0"),
+        ("report.txt", "report (2).txt", b"theirs 1"),
+        ("report.txt", "report (3).txt", b"theirs 2"),
+    ]
+    assert sorted(p.name for p in downloads.iterdir()) == [
+        "report (1).txt", "report (2).txt", "report (3).txt", "report.txt"]  # no .part left
+
+
+@pytest.mark.parametrize("hard_links", [True, False], ids=["link", "no-link"])
+def test_save_as_new_file_claims_a_free_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hard_links: bool
+) -> None:
+    if not hard_links:  # as on file systems without hard links (FAT, some mounts)
+        def no_link(_src: object, _dst: object) -> None:
+            raise PermissionError(errno.EPERM, "Operation not permitted")
+
+        monkeypatch.setattr(os, "link", no_link)
+    (tmp_path / "a.tar.gz").write_bytes(b"old")
+    (tmp_path / "a.tar (1).gz").mkdir()  # a directory takes a name too
+    part = tmp_path / ".a.tar.gz.0123.part"
+    part.write_bytes(b"new")
+    target = save_as_new_file(part, "a.tar.gz")
+    assert target == tmp_path / "a.tar (2).gz" and target.read_bytes() == b"new"
+    assert (tmp_path / "a.tar.gz").read_bytes() == b"old" and not part.exists()
 
 
 def test_file_progress_is_a_plain_record() -> None:
