@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
 from tests.helpers.server import RunningServer, running_server
@@ -252,3 +254,72 @@ async def test_token_auth_and_turn_ice_servers(browser: Any) -> None:
         assert int(expiry) > time.time() and peer_id and entry["credential"]
         await context.close()
         assert errors == []
+
+
+async def test_offering_browser_starts_a_new_connection_when_python_loses_the_channel(
+    server: RunningServer, browser: Any, tmp_path: Path
+) -> None:
+    """`renegotiate` without kinds: a new RTCPeerConnection, not a re-offer on the old one.
+
+    The browser is the offerer (lower peerId); the Python peer, the answerer,
+    closes the data channel, so it drops its connection and sends
+    `{type: "renegotiate"}` while the browser's RTCPeerConnection is still up.
+    """
+    from peer import Peer as PythonPeer
+
+    context, page, errors = await blank_page(browser, server.url)
+    browser_id = await run(
+        page,
+        """
+        const peer = new Peer(location.origin, 'reoffer-room');
+        window.got = []; window.events = [];
+        peer.on('m', (from, data) => window.got.push(data));
+        for (const e of ['upgrade', 'downgrade']) peer.on(e, () => window.events.push(e));
+        await peer.connect();
+        window.rtcPeer = peer;
+        return peer.id;
+        """,
+    )
+    python = None
+    for _ in range(40):  # peerIds are random: join until the browser's is the lower one
+        candidate = PythonPeer(server.url, "reoffer-room", download_dir=tmp_path)
+        await candidate.connect()
+        if browser_id < candidate.id:
+            python = candidate
+            break
+        await candidate.close()
+    assert python is not None, "the Python peer never drew a peerId above the browser's"
+    upgrades: asyncio.Queue[str] = asyncio.Queue()
+    python.on("upgrade", lambda sender, _d: upgrades.put_nowait(sender))
+    python.on("downgrade", lambda sender, _d: upgrades.put_nowait("down"))
+    on_webrtc = "([id]) => window.rtcPeer.transport(id) === 'webrtc'"
+    try:
+        await page.wait_for_function(on_webrtc, arg=[python.id], timeout=30_000)
+        while python.transport(browser_id) != "webrtc":
+            await asyncio.wait_for(upgrades.get(), 30)
+        await page.evaluate("([id]) => { window.firstPc = window.rtcPeer._negotiators.get(id).pc; }",
+                            [python.id])
+
+        link = python._links[browser_id]
+        assert link.webrtc is not None
+        link.webrtc.channel.close()  # the Python side loses the channel; the browser's pc lives on
+        for number in range(20):
+            await python.emit("m", number, to=browser_id)
+        await page.wait_for_function("() => window.events.includes('downgrade')", timeout=30_000)
+        await page.wait_for_function(
+            """([id]) => window.rtcPeer.transport(id) === 'webrtc'
+                 && window.rtcPeer._negotiators.get(id).pc !== window.firstPc""",
+            arg=[python.id],
+            timeout=30_000,
+        )
+        while python.transport(browser_id) != "webrtc":
+            await asyncio.wait_for(upgrades.get(), 30)
+        for number in range(20, 30):
+            await python.emit("m", number, to=browser_id)
+        await page.wait_for_function("() => window.got.length === 30", timeout=30_000)
+        assert await page.evaluate("() => window.got") == list(range(30))
+        assert await page.evaluate("() => window.events") == ["upgrade", "downgrade", "upgrade"]
+    finally:
+        await python.close()
+        await context.close()
+    assert errors == []
