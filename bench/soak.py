@@ -264,6 +264,7 @@ def _run_generator(plan: Plan, command: list[str], servers: list[RunningServer],
         try:
             message = json.loads(line)
         except ValueError:
+            print(f"[{plan.name}] generator line not JSON: {line[:100]!r}...{line[-300:]!r}", file=sys.stderr)
             continue
         if "mark" in message:
             name = message.pop("mark")

@@ -486,6 +486,9 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:
         pass
     result = asyncio.run(main_async(args))
+    # The event loop may have left stdout non-blocking: a long line to a slow
+    # reader would then be cut short (BlockingIOError mid-write).
+    os.set_blocking(sys.stdout.fileno(), True)
     print(json.dumps({"result": result}), flush=True)
 
 
