@@ -229,12 +229,19 @@ def run_plan(plan: Plan, variant: str) -> dict[str, Any]:
             redis.stop()
 
 
+_result_files = iter(range(10**6))
+
+
 def _command(module: str, urls: list[str], args: list[str]) -> list[str]:
     if module == "node":  # bench/loadgen.mjs (issue 7's load generator), websocket only
         from .servers import ensure_npm_deps
 
         ensure_npm_deps()
         return ["node", str(REPO_DIR / "bench" / "loadgen.mjs"), "--url", urls[1], *args]
+    if module == "bench.soak_load":
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        path = RESULTS / f"generator-{os.getpid()}-{next(_result_files)}.json"
+        args = [*args, "--result-file", str(path)]
     return [sys.executable, "-m", module, *urls, *args]
 
 
@@ -264,7 +271,8 @@ def _run_generator(plan: Plan, command: list[str], servers: list[RunningServer],
         try:
             message = json.loads(line)
         except ValueError:
-            print(f"[{plan.name}] generator line not JSON: {line[:100]!r}...{line[-300:]!r}", file=sys.stderr)
+            print(f"[{plan.name}] generator line not JSON ({len(line)} chars): "
+                  f"{line[:60]!r}...{line[-60:]!r}", file=sys.stderr)
             continue
         if "mark" in message:
             name = message.pop("mark")
@@ -277,6 +285,10 @@ def _run_generator(plan: Plan, command: list[str], servers: list[RunningServer],
                 marks[name] = {**message, "server": at}
         elif "result" in message:
             result = message["result"]
+        elif "result_file" in message:
+            written = Path(message["result_file"])
+            result = json.loads(written.read_text())
+            written.unlink()
         elif "error" in message:
             result = {"error": message["error"]}
     result["_exit"] = gen.wait()

@@ -474,6 +474,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--recovery", type=float, default=0.0)
     p.add_argument("--recovery-peers", type=int, default=100)
     p.add_argument("--progress", type=float, default=60.0)
+    p.add_argument("--result-file", default="", help="write the result there, not on stdout")
     return p.parse_args(argv)
 
 
@@ -486,10 +487,15 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:
         pass
     result = asyncio.run(main_async(args))
-    # The event loop may have left stdout non-blocking: a long line to a slow
-    # reader would then be cut short (BlockingIOError mid-write).
-    os.set_blocking(sys.stdout.fileno(), True)
-    print(json.dumps({"result": result}), flush=True)
+    if args.result_file:
+        # A result line of 100 KB or more was seen cut short on its way
+        # through the pipe; a file has no such trouble.
+        with open(args.result_file, "w") as out:
+            json.dump(result, out)
+        print(json.dumps({"result_file": args.result_file}), flush=True)
+    else:
+        os.set_blocking(sys.stdout.fileno(), True)
+        print(json.dumps({"result": result}), flush=True)
 
 
 if __name__ == "__main__":
