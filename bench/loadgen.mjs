@@ -440,12 +440,12 @@ async function bulk(opts) {
 async function idle(opts) {
   const base = Math.min(opts.base, opts.connections);
   const first = await connectMany(opts.url, base, opts.concurrency);
-  await sleep(500);
+  await sleep(300);
   await mark("idle-base", { connections: base }, true);
   const t0 = now();
   const rest = await connectMany(opts.url, opts.connections - base, opts.concurrency);
   const connectSeconds = (now() - t0) / 1000;
-  await sleep(1000);
+  await sleep(700);
   const sockets = [...first.sockets, ...rest.sockets];
   const connected = sockets.filter((s) => s.connected).length;
   await mark("idle-ready", { connections: sockets.length, connected }, true);

@@ -71,7 +71,7 @@ _JOIN = (
 def all_scenarios(quick: bool) -> list[Scenario]:
     """Every scenario, with shorter runs and fewer connections when ``quick``."""
     timing: dict[str, float | int | str] = (
-        {"duration": 1.0, "warmup": 0.5} if quick else {"duration": 5, "warmup": 1}
+        {"duration": 1.0, "warmup": 0.3} if quick else {"duration": 5, "warmup": 1}
     )
     idle_counts = [2000] if quick else [2000, 5000]
     pairs = {"clients": 200}
