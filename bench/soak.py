@@ -254,7 +254,7 @@ def node_totals(result: dict[str, Any]) -> dict[str, Any]:
         "sent": c.get("sent"), "expected": c.get("ack_delivered"), "delivered": c.get("unique"),
         "failed_reported": c.get("ack_errors"), "fail_codes": c.get("error_codes"),
         "silent_lost": c.get("lost"), "unacked": unacked, "duplicates": c.get("duplicates"),
-        "reorders": c.get("reorders"), "corrupt": c.get("corrupt"),
+        "reorders": c.get("reorders"), "misrouted": c.get("corrupt"),
         "p50_ms": lat.get("p50_ms"), "p99_ms": lat.get("p99_ms"), "max_ms": lat.get("max_ms"),
         "achieved_rate": round(result.get("achieved_rate") or 0, 1),
         "target_rate": result.get("target_rate"), "unexpected_disconnects": 0,
@@ -299,7 +299,7 @@ def _run_generator(plan: Plan, command: list[str], servers: list[RunningServer],
 
 SUMMED = ("sent", "expected", "delivered", "failed_reported", "ack_timeouts", "silent_lost",
           "unacked", "duplicates", "reorders", "connect_errors", "unexpected_disconnects",
-          "joins", "leaves", "not_sent_backpressure")
+          "joins", "leaves", "not_sent_backpressure", "misrouted")
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -477,6 +477,9 @@ def checks(plan: Plan, report: dict[str, Any]) -> dict[str, dict[str, Any]]:
                                                   silent_lost=t["silent_lost"])
         found["outcome recorded for every message" + phase] = _check(t["unacked"] == 0,
                                                                      unacked=t["unacked"])
+        if "misrouted" in t:
+            found["nobody let in: 0 messages from another room or with a forged from" + phase] = (
+                _check(t["misrouted"] == 0, misrouted=t["misrouted"]))
         found["0 duplicates, 0 reorders" + phase] = _check(
             t["duplicates"] == 0 and t["reorders"] == 0,
             duplicates=t["duplicates"], reorders=t["reorders"])

@@ -71,6 +71,7 @@ class Stats:
     joins: int = 0
     leaves: int = 0
     not_sent_backpressure: int = 0
+    misrouted: int = 0
     inflight: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def received_message(self, sender: str, receiver: str, seq: int, sent_at: float) -> None:
@@ -134,6 +135,7 @@ class Stats:
             "joins": self.joins,
             "leaves": self.leaves,
             "not_sent_backpressure": self.not_sent_backpressure,
+            "misrouted": self.misrouted,
         }
 
 
@@ -158,6 +160,10 @@ class Client:
     async def _on_message(self, payload: dict[str, Any]) -> None:
         data = payload.get("data")
         if isinstance(data, dict) and "n" in data:
+            # Nobody let in: the room is ours and ``from`` is the id the
+            # sender itself put in the body (the server's, not a claim).
+            if payload.get("room") != self.room or payload.get("from") != data.get("k"):
+                self.stats.misrouted += 1
             self.stats.received_message(payload["from"], self.peer_id, data["n"], data["t"])
 
     async def _on_joined(self, payload: dict[str, Any]) -> None:
