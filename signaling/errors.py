@@ -12,7 +12,8 @@ adapter turns them into an ack ``{ok: false, error: {code, message}}`` or a
     ├── UnknownPeer                unknown-peer
     ├── Unauthorized               unauthorized
     ├── RateLimited                rate-limited
-    └── ResumeExpired              resume-expired
+    ├── ResumeExpired              resume-expired
+    └── Unavailable                unavailable  (not in contract v1, see below)
 """
 
 from __future__ import annotations
@@ -63,6 +64,17 @@ class RateLimited(SignalingError):
 
 class ResumeExpired(SignalingError):
     code = "resume-expired"
+
+
+class Unavailable(SignalingError):
+    """The server could not do it now (shared state unreachable, internal error).
+
+    Contract v1 has no code for this; rather than fail silently or drop the
+    client, the request is refused with ``unavailable`` and changes nothing.
+    The client may retry. Proposed for the next version of the contract.
+    """
+
+    code = "unavailable"
 
 
 ERROR_CODES: tuple[str, ...] = tuple(

@@ -37,7 +37,7 @@ def json_size(value: object) -> int:
         if isinstance(obj, (bytes, bytearray, memoryview)):
             binary_total += len(obj)
             binary_count += 1
-            return None
+            return
         raise TypeError(f"not JSON serializable: {type(obj).__name__}")
 
     try:

@@ -26,7 +26,7 @@ from socketio import packet as sio_packet
 from . import socketio_fixes
 from .auth import MIN_SECRET_BYTES, TokenClaims, verify_token
 from .backends.base import Delivery
-from .errors import RateLimited, SignalingError, Unauthorized
+from .errors import RateLimited, SignalingError, Unauthorized, Unavailable
 from .metrics import Metrics
 from .origins import OriginPolicy
 from .protocol import REQUEST_EVENTS, parse_request
@@ -200,7 +200,15 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
                 )
             request = parse_request(event, data[1:], max_relay_bytes=self.settings.max_relay_bytes)
             self.by_peer_id.setdefault(conn.session.peer_id, conn)
-            outcome = await self.service.handle(conn.session, request)
+            try:
+                outcome = await self.service.handle(conn.session, request)
+            except SignalingError:
+                raise
+            except Exception as exc:
+                # Refuse the request rather than drop a client that did
+                # nothing wrong (the dispatcher drops on any other error).
+                log.exception("%s from %s failed", event, conn.session.peer_id)
+                raise Unavailable(f"the server could not do this now ({type(exc).__name__}); retry") from None
             await self._bind(conn)
             reply: dict[str, Any] = outcome.ack
             then = outcome.then

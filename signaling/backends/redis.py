@@ -46,7 +46,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..errors import ResumeExpired, RoomFull, SignalingError
+from ..errors import ResumeExpired, RoomFull, Unavailable
 from ..mailbox import MAX_BYTES, MAX_MESSAGES
 from . import redis_scripts
 from .base import Delivery, Departure, JoinResult, Member, Resumed, Sink
@@ -61,10 +61,12 @@ RESTORE_BATCH = 100
 BLOCK_MS = 500
 
 
-class BackendUnavailable(SignalingError):
-    """The shared state cannot be reached; the request changed nothing."""
+POOL_CONNECTIONS = 64
+"""Redis connections per node; concurrent commands past it wait their turn."""
 
-    code = "unavailable"
+
+class BackendUnavailable(Unavailable):
+    """The shared state cannot be reached; the request changed nothing."""
 
 
 def _member_blob(member: Member) -> bytes:
@@ -116,13 +118,18 @@ class RedisBackend:
         self.node_ttl = node_ttl
         self.clock = clock
         self._url = _safe_url(redis_url)
-        self._redis = aioredis.Redis.from_url(
+        # A blocking pool: past its size a command waits for a free
+        # connection; redis-py's default pool raises "Too many connections".
+        pool = aioredis.BlockingConnectionPool.from_url(
             redis_url,
+            max_connections=POOL_CONNECTIONS,
+            timeout=max(3.0, node_ttl),
             socket_timeout=max(3.0, node_ttl),
             socket_connect_timeout=2.0,
             retry=Retry(NoBackoff(), 0),  # never run a script twice
             health_check_interval=0,
         )
+        self._redis = aioredis.Redis(connection_pool=pool)
         self._base_args: list[str | int] = [prefix, mailbox_messages, mailbox_bytes, self.node_id]
         self._scripts = {
             name: self._redis.register_script(redis_scripts.PRELUDE + body)
@@ -172,7 +179,7 @@ class RedisBackend:
             # Let the others reap this node now rather than after the TTL.
             with contextlib.suppress(*UNREACHABLE):
                 await self._redis.delete(f"{self._prefix}alive:{self.node_id}")
-        await self._redis.aclose()
+        await self._redis.aclose(close_connection_pool=True)  # our own pool
         self._sink = None
 
     async def unavailable_reason(self) -> str | None:
