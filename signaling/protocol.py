@@ -29,6 +29,11 @@ REQUEST_EVENTS = frozenset({"join", "leave", "signal", "relay"})
 
 def json_size(value: object) -> int:
     """Bytes of ``value`` as compact UTF-8 JSON, binary counted as its own length."""
+    return measure(value)[0]
+
+
+def measure(value: object) -> tuple[int, bool]:
+    """``json_size(value)``, and whether ``value`` holds any binary."""
     binary_total = 0
     binary_count = 0
 
@@ -52,7 +57,7 @@ def json_size(value: object) -> int:
         except (TypeError, ValueError) as exc:
             raise InvalidPayload(f"data is not a JSON value: {exc}") from None
     # Each binary value was written as ``null`` (4 bytes) in its place.
-    return len(text) - 4 * binary_count + binary_total
+    return len(text) - 4 * binary_count + binary_total, binary_count > 0
 
 
 def contains_binary(value: object) -> bool:
@@ -114,6 +119,7 @@ class RelayRequest:
     data: Any
     to: str | None
     size: int
+    binary: bool = False
 
 
 Request = JoinRequest | LeaveRequest | SignalRequest | RelayRequest
@@ -181,10 +187,10 @@ def _parse_relay(body: dict[str, Any], max_relay_bytes: int) -> RelayRequest:
     to = body.get("to")
     if to is not None:
         to = peer_id(to)
-    size = json_size(data)
+    size, binary = measure(data)
     if size > max_relay_bytes:
         raise PayloadTooLarge(f"relay data is {size} bytes, over the limit of {max_relay_bytes}")
-    return RelayRequest(room=room, event=event, data=data, to=to, size=size)
+    return RelayRequest(room=room, event=event, data=data, to=to, size=size, binary=binary)
 
 
 def _show(value: object) -> str:

@@ -202,7 +202,7 @@ class SignalingService:
             "event": request.event,
             "data": request.data,
         }
-        await self.backend.deliver([Delivery(pid, "relay", payload, request.size) for pid in targets])
+        await self.backend.deliver([Delivery(pid, "relay", payload, request.size, request.binary) for pid in targets])
         self.counter.relayed("relay", len(targets), request.size * len(targets))
         return Outcome(ack={"ok": True, "delivered": len(targets)})
 

@@ -245,9 +245,13 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
     async def _emit_to(self, eio_sid: str, event: str, payload: dict[str, Any]) -> None:
         await self._send_packet(eio_sid, self._event_packet(event, payload))
 
-    def _event_packet(self, event: str, payload: dict[str, Any]) -> Any:
-        # Only a relay can carry binary; skip upstream's walk over the others.
-        binary = None if event == "relay" else False
+    def _event_packet(
+        self, event: str, payload: dict[str, Any], binary: bool | None = None
+    ) -> Any:
+        # Only a relay can carry binary: skip upstream's walk over the others,
+        # and over a relay whose request already told (None: walk).
+        if event != "relay":
+            binary = False
         return self.packet_class(
             sio_packet.EVENT, namespace=NAMESPACE, data=[event, payload], binary=binary
         )
@@ -268,7 +272,9 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
             key = id(delivery.payload)
             parts = encoded.get(key)
             if parts is None:
-                parts = self._event_packet(delivery.event, delivery.payload).encode()
+                parts = self._event_packet(
+                    delivery.event, delivery.payload, delivery.binary
+                ).encode()
                 encoded[key] = parts
             for part in parts if isinstance(parts, list) else (parts,):
                 await self.eio.send(conn.eio_sid, part)

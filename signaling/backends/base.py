@@ -34,6 +34,7 @@ class Delivery:
     event: str
     payload: dict[str, Any]
     size: int = 0
+    binary: bool | None = None  # whether payload holds bytes; None: not known
 
 
 @dataclass(frozen=True, slots=True)
