@@ -128,6 +128,7 @@ class Negotiator:
         self._remote_session: tuple[str | None, str | None] | None = None
         self._early_candidates: list[Any] = []
         self._timers: list[asyncio.TimerHandle] = []
+        self._gathering: asyncio.Future[None] | None = None
         self._inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name=f"negotiation {remote_id[:8]}"
@@ -156,6 +157,8 @@ class Negotiator:
             timer.cancel()
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
+        if self._gathering is not None:
+            await asyncio.gather(self._gathering, return_exceptions=True)
         await self._close_pc()
 
     # -- the task -------------------------------------------------------------
@@ -229,7 +232,7 @@ class Negotiator:
         pc = await self._new_pc()
         channel = pc.createDataChannel(CHANNEL_LABEL, ordered=True)
         self._watch_channel(pc, channel)
-        await pc.setLocalDescription(await pc.createOffer())
+        await self._set_local_description(pc, await pc.createOffer())
         if pc is self._pc:
             sdp = with_fresh_session(pc.localDescription.sdp)
             await self._signal_out({"type": "offer", "sdp": sdp})
@@ -248,9 +251,21 @@ class Negotiator:
         self._remote_session = session
         await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
         await self._flush_candidates(pc)
-        await pc.setLocalDescription(await pc.createAnswer())
+        await self._set_local_description(pc, await pc.createAnswer())
         if pc is self._pc:
             await self._signal_out({"type": "answer", "sdp": pc.localDescription.sdp})
+
+    async def _set_local_description(
+        self, pc: RTCPeerConnection, description: RTCSessionDescription
+    ) -> None:
+        """``setLocalDescription``, which gathers the candidates, run to its end.
+
+        aioice leaks the UDP sockets of a gathering cancelled half-way, so a
+        ``close()`` meanwhile waits for it (milliseconds for host candidates,
+        aioice's 5 s at most for STUN) and then closes them with the connection.
+        """
+        self._gathering = asyncio.ensure_future(pc.setLocalDescription(description))
+        await asyncio.shield(self._gathering)
 
     async def _add_candidate(self, raw: Any) -> None:
         pc = self._pc

@@ -8,9 +8,12 @@ a browser behaves: its SDP carries no candidates, which follow one by one as
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+from pathlib import Path
 from typing import Any
 
+import pytest
 from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
 from peer.negotiation import (
@@ -219,3 +222,25 @@ async def test_garbage_sdp_does_not_stop_the_negotiator() -> None:
     finally:
         await negotiator.close()
         await browser.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts /proc/self/fd")
+async def test_close_while_gathering_leaves_no_socket_open() -> None:
+    """aioice leaks the sockets of a gathering cancelled half-way: close() lets it end."""
+    async def send_signal(_data: dict[str, Any]) -> None:
+        return None
+
+    def open_files() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = open_files()
+    for step in range(12):
+        negotiator = Negotiator(
+            "a", "b", configuration=rtc_configuration([]),
+            send_signal=send_signal, on_channel=lambda _channel: None,
+        )
+        for _ in range(step):  # stop the offer at another point of the gathering each time
+            await asyncio.sleep(0)
+        await negotiator.close()
+    await asyncio.sleep(0.1)
+    assert open_files() <= before
