@@ -61,7 +61,9 @@ async def test_json_and_binary_arrive_exact_and_in_order(server: RunningServer, 
         const upgraded = new Promise((resolve) => b.on('upgrade', resolve));
         b.on('m', (from, data) => got.push([from, data]));
         await a.connect();
+        const aSeesB = new Promise((resolve) => a.on('peer-joined', resolve));
         await b.connect();
+        await aSeesB;  // a can address b only once it knows b
         const bytes = new Uint8Array(256).map((_, i) => i);
         const big = { text: 'é'.repeat(50000), list: [1, 2.5, null, true, 'x'] };
         // Some go before the data channel opens (relay), some after (webrtc).

@@ -1,7 +1,7 @@
 // The link to one remote peer: its exactly-once Session and the path the
 // frames take now, the data channel once it is open and the server's relay
-// before that or after it is lost. Mirrors peer/channel.py,
-// peer/webrtc_channel.py and peer/relay_channel.py in one place.
+// before that or after it is lost. Mirrors peer/peer_link.py (which keeps
+// its paths in peer/channel.py, webrtc_channel.py and relay_channel.py).
 //
 // The session is sans-I/O; this class is its owner: it writes what the
 // session returns to the current path, feeds it every message from either

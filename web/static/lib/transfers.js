@@ -1,8 +1,7 @@
 // File transfers of one Peer: reads a File chunk by chunk into the session
 // (waiting while the send buffer or the data channel is full), reassembles
 // incoming files, checks SHA-256 both ways. The pure parts (chunks, hashing,
-// the verdict) are in files.js; this is their owner, like the transfer code
-// in peer/peer.py.
+// the verdict) are in files.js; this is their owner, like peer/transfers.py.
 
 import { FileCancel, FileChunk, FileEnd, FileOffer, FileResult } from "./framing.js";
 import { FileReceiver, FileSender, FileTransferError, HashMismatch, newFileId, safeFilename } from "./files.js";
