@@ -83,14 +83,31 @@ def _lifecycle(
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def run(app: web.Application) -> AsyncIterator[None]:
         await backend.start(sio.deliver)
-        reaper = asyncio.create_task(_reap(service, settings), name="resume-reaper")
+        tasks = [
+            asyncio.create_task(_reap(service, settings), name="resume-reaper"),
+            asyncio.create_task(_watch_loop_lag(sio.metrics), name="loop-lag"),
+        ]
         yield
-        reaper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reaper
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await backend.close()
 
     return run
+
+
+LAG_SAMPLE_SECONDS = 1.0
+
+
+async def _watch_loop_lag(metrics: Metrics) -> None:
+    """Sample how late a timer fires: the server's event-loop lag."""
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + LAG_SAMPLE_SECONDS
+        await asyncio.sleep(LAG_SAMPLE_SECONDS)
+        metrics.loop_lag.set(max(0.0, loop.time() - due))
 
 
 async def _reap(service: SignalingService, settings: Settings) -> None:

@@ -33,6 +33,11 @@ class Metrics:
             "signaling_relayed_bytes", "Payload bytes handed to peers", registry=self.registry
         )
 
+        self.loop_lag = Gauge(
+            "signaling_event_loop_lag_seconds",
+            "How late the event loop ran a timer in the last sample (a stall shows here)",
+            registry=self.registry,
+        )
         # Labelled children, looked up once: labels() costs more than inc().
         self._requests: dict[tuple[str, str], Any] = {}
         self._relayed: dict[str, Any] = {}

@@ -114,6 +114,7 @@ async def test_healthz_and_metrics(server: RunningServer) -> None:
         assert 'signaling_relayed_messages_total{kind="signal"} 1.0' in lines
         assert 'signaling_relayed_messages_total{kind="relay"} 1.0' in lines
         assert "signaling_relayed_bytes_total 12.0" in lines  # {"x":1} is 7 bytes, then 5 of binary
+        assert any(line.startswith("signaling_event_loop_lag_seconds ") for line in lines)
     finally:
         await a.disconnect()
         await b.disconnect()
