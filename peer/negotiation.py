@@ -43,9 +43,12 @@ from aiortc import (
 from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError, OperationError
 from aiortc.sdp import candidate_from_sdp
 
+from . import aioice_fixes
 from .channel import PathClosed
 from .errors import SignalingError
 from .webrtc_channel import CHANNEL_LABEL
+
+aioice_fixes.install()  # B46: see peer/aioice_fixes.py
 
 logger = logging.getLogger(__name__)
 
@@ -282,10 +285,14 @@ class Negotiator:
         if not isinstance(text, str):
             return
         text = text.removeprefix("candidate:")
-        if len(text.split()) < 8:
+        if len(text.split()) < 8:  # aiortc asserts this, so check it first
             logger.debug("ignored malformed candidate %.75r", text)
             return
-        candidate = candidate_from_sdp(text)
+        try:
+            candidate = candidate_from_sdp(text)
+        except (ValueError, IndexError):  # a bad candidate is skipped, not the negotiation
+            logger.debug("ignored malformed candidate %.75r", text)
+            return
         mid, index = raw.get("sdpMid"), raw.get("sdpMLineIndex")
         candidate.sdpMid = mid if isinstance(mid, str) else None
         candidate.sdpMLineIndex = index if isinstance(index, int) else None

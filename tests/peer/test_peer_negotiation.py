@@ -85,6 +85,9 @@ async def test_answerer_takes_trickled_candidates_from_a_browser_like_offerer() 
         sdp, candidates = split_candidates(browser.localDescription.sdp)
         assert candidates, "aiortc gathered no host candidate"
         negotiator.signal({"type": "offer", "sdp": sdp})
+        # Eight fields but no numbers where they belong: skipped, not fatal.
+        negotiator.signal({"type": "candidate", "candidate": {
+            "candidate": "candidate:x one udp high 127.0.0.1 port typ host", "sdpMid": "0"}})
         for candidate in candidates:
             negotiator.signal({"type": "candidate",
                                "candidate": {"candidate": candidate, "sdpMid": "0", "sdpMLineIndex": 0}})

@@ -108,32 +108,6 @@ class LossyLink:
             aioice.ice.StunProtocol.datagram_received = original
 
 
-@contextlib.contextmanager
-def dtls_source_guard() -> Iterator[None]:
-    """The fix for B46, as a patch of aioice: drop a non-STUN datagram
-    (DTLS, SCTP) unless it comes from the remote address of a candidate pair
-    whose connectivity check succeeded on that socket. aioice 0.13.0 hands
-    data from any address to aiortc, so one forged DTLS ClientHello sent to a
-    host candidate's port before ICE completes makes the call fail."""
-    original = aioice.ice.StunProtocol.datagram_received
-    succeeded = aioice.ice.CandidatePair.State.SUCCEEDED
-
-    def datagram_received(protocol: Any, data: bytes, addr: tuple[Any, ...]) -> None:
-        if not is_stun(data):
-            source = (addr[0], addr[1])
-            if not any(pair.protocol is protocol and pair.state == succeeded
-                       and pair.remote_addr == source
-                       for pair in protocol.receiver._check_list):
-                return
-        original(protocol, data, addr)
-
-    aioice.ice.StunProtocol.datagram_received = datagram_received
-    try:
-        yield
-    finally:
-        aioice.ice.StunProtocol.datagram_received = original
-
-
 def _late(original: Any, protocol: Any, data: bytes, addr: tuple[Any, ...]) -> None:
     with contextlib.suppress(Exception):
         original(protocol, data, addr)

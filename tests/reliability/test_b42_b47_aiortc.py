@@ -24,8 +24,10 @@ import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
 
+from peer import aioice_fixes
+
 from .rtc import channel_pair, negotiate
-from .support import WAIT, dtls_source_guard, until
+from .support import WAIT, until
 
 BOUND = 1.0  # seconds a bad description may take, raising or not
 
@@ -221,17 +223,11 @@ def _ports(sdp: str) -> list[int]:
     return [int(m) for m in re.findall(r"a=candidate:\S+ 1 udp \d+ 127\.0\.0\.1 (\d+) typ host", sdp)]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "aiortc 1.16.0 / aioice 0.13.0: aioice hands DTLS from any source address to "
-    "aiortc, which takes the stray ClientHello and the call fails; fixed by "
-    "dtls_source_guard() (see the next test), not yet applied in peer/"))
 async def test_b46_stray_dtls_client_hello_before_ice_completes() -> None:
+    """With peer/aioice_fixes.py installed (importing ``peer`` does it), a stray
+    ClientHello no longer breaks the call; without it, it did on aioice 0.13.0."""
+    aioice_fixes.install()
     await _stray_client_hello_call()
-
-
-async def test_b46_with_the_source_guard_the_real_handshake_completes() -> None:
-    with dtls_source_guard():
-        await _stray_client_hello_call()
 
 
 async def _stray_client_hello_call() -> None:
