@@ -15,11 +15,12 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from .settings import Settings
 
+N = TypeVar("N", int, float)
 ENV_PREFIX = "SIGNALING_"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -40,34 +41,30 @@ class Flag:
         return ENV_PREFIX + self.dest.upper()
 
 
-def _int_range(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
+def _number(convert: Callable[[str], N], low: N, high: N, what: str, unit: str = "") -> Callable[[str], N]:
+    """A parser for a number in ``[low, high]`` (NaN and infinities fail the range)."""
+
+    def parse(text: str) -> N:
         try:
-            value = int(text)
+            value = convert(text)
         except ValueError:
-            raise ValueError(f"expected a whole number, got {text!r}") from None
+            raise ValueError(f"expected {what}, got {text!r}") from None
         if not low <= value <= high:
-            raise ValueError(f"expected {low} to {high}, got {value}")
+            raise ValueError(f"expected {low:g} to {high:g}{unit}, got {text}")
         return value
 
     return parse
+
+
+def _int_range(low: int, high: int) -> Callable[[str], int]:
+    return _number(int, low, high, "a whole number")
 
 
 def _seconds(low: float, high: float) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise ValueError(f"expected a number of seconds, got {text!r}") from None
-        if not low <= value <= high:
-            raise ValueError(f"expected {low:g} to {high:g} seconds, got {value:g}")
-        return value
-
-    return parse
+    return _number(float, low, high, "a number of seconds", " seconds")
 
 
-def _rate(text: str) -> float:
-    return _seconds(0, 1_000_000)(text)
+_rate = _number(float, 0.0, 1_000_000.0, "a number of requests per second")
 
 
 def _url(*schemes: str) -> Callable[[str], str]:
