@@ -16,7 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -76,7 +76,6 @@ class Connection:
     limiter: ConnectionLimiter
     held: list[Delivery] | None = None  # deliveries waiting behind an ack
     closing: bool = False
-    ack_sent_at: float = field(default=0.0)
 
 
 class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]

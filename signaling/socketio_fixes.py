@@ -391,9 +391,6 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
             self.queue.put_nowait(None)
 
 
-# Kept for callers that still use the old name.
-PollingSocket = HardenedSocket
-
 
 class WebSocket:
     """aiohttp websocket for python-engineio: deflate optional, real close code, guarded decode."""
