@@ -8,8 +8,10 @@ a browser behaves: its SDP carries no candidates, which follow one by one as
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +126,11 @@ async def test_answerer_takes_trickled_candidates_from_a_browser_like_offerer() 
         await browser.close()
 
 
-async def test_candidates_before_the_offer_are_kept_for_it() -> None:
+@contextlib.asynccontextmanager
+async def answerer_facing_browser() -> AsyncIterator[
+    tuple[Negotiator, Wire, asyncio.Queue[RTCDataChannel], RTCPeerConnection]
+]:
+    """Our answerer ("b") and a browser-like offerer ("a") with a data channel, closed after."""
     wire = Wire()
     opened: asyncio.Queue[RTCDataChannel] = asyncio.Queue()
     negotiator = Negotiator("b", "a", configuration=rtc_configuration([]),
@@ -132,6 +138,14 @@ async def test_candidates_before_the_offer_are_kept_for_it() -> None:
     browser = RTCPeerConnection()
     browser.createDataChannel("rtc-peer")
     try:
+        yield negotiator, wire, opened, browser
+    finally:
+        await negotiator.close()
+        await browser.close()
+
+
+async def test_candidates_before_the_offer_are_kept_for_it() -> None:
+    async with answerer_facing_browser() as (negotiator, wire, opened, browser):
         await browser.setLocalDescription(await browser.createOffer())
         sdp, candidates = split_candidates(browser.localDescription.sdp)
         for candidate in candidates:
@@ -141,9 +155,6 @@ async def test_candidates_before_the_offer_are_kept_for_it() -> None:
         answer = await wire.next("answer")
         await browser.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
         assert (await asyncio.wait_for(opened.get(), WAIT)).readyState == "open"
-    finally:
-        await negotiator.close()
-        await browser.close()
 
 
 async def test_offerer_sends_full_sdp_and_accepts_a_trickling_answerer() -> None:
@@ -205,13 +216,7 @@ async def test_ice_that_never_connects_is_given_up_and_retried(monkeypatch: Any)
 
 async def test_garbage_sdp_does_not_stop_the_negotiator() -> None:
     """An offer aiortc cannot parse is logged and dropped; the next good one still works."""
-    wire = Wire()
-    opened: asyncio.Queue[RTCDataChannel] = asyncio.Queue()
-    negotiator = Negotiator("b", "a", configuration=rtc_configuration([]),
-                            send_signal=wire.send, on_channel=opened.put_nowait)
-    browser = RTCPeerConnection()
-    browser.createDataChannel("rtc-peer")
-    try:
+    async with answerer_facing_browser() as (negotiator, wire, opened, browser):
         negotiator.signal({"type": "offer", "sdp": "v=0\r\nthis is not SDP\r\n"})
         negotiator.signal({"type": "offer", "sdp": "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\nm=audio x\r\n"})
         negotiator.signal({"type": "answer", "sdp": 42})
@@ -222,9 +227,6 @@ async def test_garbage_sdp_does_not_stop_the_negotiator() -> None:
             answer = await wire.next("answer")
         await browser.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
         assert (await asyncio.wait_for(opened.get(), WAIT)).readyState == "open"
-    finally:
-        await negotiator.close()
-        await browser.close()
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts /proc/self/fd")
