@@ -275,8 +275,19 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
                     delivery.event, delivery.payload, delivery.binary
                 ).encode()
                 encoded[key] = parts
-            for part in parts if isinstance(parts, list) else (parts,):
-                await self.eio.send(conn.eio_sid, part)
+            await self._send_encoded(conn.eio_sid, parts)
+
+    async def _send_packet(self, eio_sid: str, pkt: Any) -> None:
+        await self._send_encoded(eio_sid, pkt.encode())
+
+    async def _send_encoded(self, eio_sid: str, parts: str | bytes | list[str | bytes]) -> None:
+        """Send an encoded Socket.IO packet (a list when it has attachments)."""
+        eio_socket = self.eio.sockets.get(eio_sid)
+        if eio_socket is None:
+            return
+        for part in parts if isinstance(parts, list) else (parts,):
+            if not isinstance(eio_socket, socketio_fixes.HardenedSocket) or not eio_socket.write_message(part):
+                await self.eio.send(eio_sid, part)
 
     def _resuming(self, peer_id: str) -> Connection | None:
         """The connection whose join is resuming ``peer_id`` right now, if any.

@@ -75,6 +75,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -123,6 +124,32 @@ def _packet_size(pkt: Any) -> int:
     return 64
 
 
+TEXT_OPCODE = 0x1
+BINARY_OPCODE = 0x2
+_HEADER_SHORT = struct.Struct("!BB").pack
+_HEADER_MEDIUM = struct.Struct("!BBH").pack
+_HEADER_LONG = struct.Struct("!BBQ").pack
+
+
+def _frame(payload: bytes, opcode: int) -> bytes:
+    """One unmasked, final WebSocket frame (RFC 6455 5.2), as a server sends."""
+    size = len(payload)
+    if size < 126:
+        return _HEADER_SHORT(0x80 | opcode, size) + payload
+    if size < 65536:
+        return _HEADER_MEDIUM(0x80 | opcode, 126, size) + payload
+    return _HEADER_LONG(0x80 | opcode, 127, size) + payload
+
+
+_background: set[asyncio.Task[Any]] = set()
+
+
+def _spawn(coro: Any) -> None:
+    task = asyncio.ensure_future(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
 class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
     """An Engine.IO socket with the corrections above (set on connect)."""
 
@@ -136,14 +163,48 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
     violation: str | None = None
     websocket: WebSocket | None = None
     _in_post: bool = False
+    _transport: asyncio.Transport | None = None  # set while frames are written directly
 
     # -- outbound --------------------------------------------------------
     def _limits(self) -> tuple[int, int]:
         max_bytes = max(MIN_QUEUED_BYTES, 3 * int(self.server.max_http_buffer_size))
         return MAX_QUEUED_MESSAGES, max_bytes
 
+    def write_message(self, data: str | bytes) -> bool:
+        """Send a MESSAGE packet straight onto the websocket; False if it must be queued.
+
+        Once a session is on an uncompressed websocket, there is nothing to
+        wait for: a frame goes to the transport's buffer at once (one frame,
+        no packet object, no queue, no writer task to wake), and the bound
+        on what waits for a slow reader is the transport's buffer.
+        """
+        transport = self._transport
+        if transport is None:
+            return False
+        if isinstance(data, str):
+            self._write_frame(transport, ("4" + data).encode(), TEXT_OPCODE)
+        else:
+            self._write_frame(transport, data, BINARY_OPCODE)
+        return True
+
+    def _write_frame(self, transport: asyncio.Transport, payload: bytes, opcode: int) -> None:
+        transport.write(_frame(payload, opcode))
+        waiting = transport.get_write_buffer_size()
+        if waiting > self._limits()[1]:
+            log.warning("aborting %s: it stopped reading (%d bytes waiting)", self.sid, waiting)
+            self._transport = None
+            _spawn(self.abort(self.server.reason.TRANSPORT_ERROR))
+
     async def send(self, pkt: Any) -> None:
         if self.aborted:
+            return
+        transport = self._transport
+        if transport is not None:
+            encoded = pkt.encode()
+            if isinstance(encoded, str):
+                self._write_frame(transport, encoded.encode(), TEXT_OPCODE)
+            else:
+                self._write_frame(transport, encoded, BINARY_OPCODE)
             return
         if not await self.check_ping_timeout():
             return
@@ -171,6 +232,7 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
         if self.aborted:
             return
         self.aborted = True
+        self._transport = None
         if unregister and self.server.sockets.get(self.sid) is self:
             del self.server.sockets[self.sid]
         if self.websocket is not None:
@@ -323,15 +385,23 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
 
         Upstream reads each frame through a new task and a ``wait_for`` with
         the ping deadline (two tasks per message: ~11 % of the server's CPU
-        in the relay benchmark). We await the socket directly; a silent
-        client is caught by the ping deadline above, which aborts the socket.
+        in the relay benchmark), and writes through a queue and a writer
+        task. We await the socket directly (a silent client is caught by the
+        ping deadline above, which aborts the socket), hand a Socket.IO
+        message straight to its handler, and, without compression, write
+        frames straight to the transport (``write_message``).
         """
         if self.connected and not await self._probe_upgrade(ws):
             return
         if not self.connected:
             self.connected = True
             self.upgraded = True
-        writer = asyncio.create_task(self._write_websocket(ws), name=f"eio-writer-{self.sid}")
+        writer = None
+        if ws.compress or ws.transport is None:
+            writer = asyncio.create_task(self._write_websocket(ws), name=f"eio-writer-{self.sid}")
+        else:
+            self._write_queued(ws.transport)
+        on_message = self.server.handlers.get("message")
         try:
             while not self.closed:
                 try:
@@ -339,15 +409,43 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
                 except OSError:
                     break
                 try:
-                    await self.receive(eio_packet.Packet(encoded_packet=data))
+                    if on_message is not None and (isinstance(data, bytes) or data[:1] == "4"):
+                        await on_message(self.sid, data if isinstance(data, bytes) else data[1:])
+                    else:
+                        await self.receive(eio_packet.Packet(encoded_packet=data))
                 except eio_exceptions.SocketIsClosedError:
                     break
                 except eio_exceptions.UnknownPacketError:
                     continue
+                except Exception:  # noqa: BLE001 - as upstream: log, the session goes on
+                    log.exception("%s: handling a message failed", self.sid)
         finally:
-            self.queue.put_nowait(None)  # lets the writer finish
-            await writer
+            self._transport = None
+            if writer is not None:
+                self.queue.put_nowait(None)  # lets the writer finish
+                await writer
+            else:
+                await ws.close()
             await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
+
+    def _write_queued(self, transport: asyncio.Transport) -> None:
+        """Write what was queued before the websocket took over, then write directly."""
+        while True:
+            try:
+                pkt = self.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            self.queue.task_done()
+            if pkt is None:
+                return  # the session ended meanwhile
+            self._took(pkt)
+            encoded = pkt.encode()
+            if isinstance(encoded, str):
+                transport.write(_frame(encoded.encode(), TEXT_OPCODE))
+            else:
+                transport.write(_frame(encoded, BINARY_OPCODE))
+        if not self.closed and not self.aborted:
+            self._transport = transport
 
     async def _probe_upgrade(self, ws: WebSocket) -> bool:
         """Engine.IO's upgrade: ``2probe`` / ``3probe``, then ``5``; False if it fails."""
@@ -389,6 +487,11 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
         if was_open and not self.upgraded:
             # Wake a long-poll GET that would otherwise hang until ping timeout.
             self.queue.put_nowait(None)
+        if self._transport is not None and self.websocket is not None:
+            # Frames were written directly: no writer task will close the
+            # websocket, so close it now (this also ends the read loop).
+            self._transport = None
+            _spawn(self.websocket.close())
 
 
 
@@ -419,6 +522,14 @@ class WebSocket:
         self.environ = environ
         await self.handler(self)
         return self._sock
+
+    @property
+    def transport(self) -> asyncio.Transport | None:
+        """The connection's transport, for frames written directly (None once it ended)."""
+        if self._request is None or self._sock is None:
+            return None
+        transport = self._request.transport
+        return None if transport is None or transport.is_closing() else transport  # type: ignore[return-value]
 
     def abort(self) -> None:
         """Drop the TCP connection at once, whatever is still buffered."""
