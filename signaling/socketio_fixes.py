@@ -45,6 +45,14 @@ corrects and the test that fails without it (``tests/signaling`` and
   (a stalled event loop is not a silent client), and abort the transport.
   Tests: tests/security/test_faults.py test_f5_silent_client_times_out,
   test_f11_event_loop_stall_under_ping_timeout.
+- ``HardenedSocket._websocket_handler``: upstream reads each websocket frame
+  through a new task, hands each message to its handler through another
+  wrapper, and writes every outbound packet through a queue, a writer task
+  and one ``send`` system call. We read in the session's own task, call the
+  Socket.IO dispatcher directly, and (without compression) write frames
+  straight to the transport, coalesced per loop turn (``frame_writer``):
+  ~2x the relay throughput per CPU-second. Tests: every websocket test, the
+  official client's in tests/interop; tests/signaling/unit/test_frame_writer.py.
 - ``WebSocket`` (the aiohttp wrapper): upstream leaves per-message deflate on
   whenever the client offers it (~90 KB per idle connection, and inflate
   work an attacker controls); ours makes deflate a setting. Upstream forgets
@@ -75,7 +83,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -84,6 +91,8 @@ import engineio.async_socket
 from aiohttp import WebSocketError, WSMsgType, web
 from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
+
+from .frame_writer import BINARY, TEXT, FrameWriter
 
 log = logging.getLogger("signaling")
 
@@ -124,23 +133,6 @@ def _packet_size(pkt: Any) -> int:
     return 64
 
 
-TEXT_OPCODE = 0x1
-BINARY_OPCODE = 0x2
-_HEADER_SHORT = struct.Struct("!BB").pack
-_HEADER_MEDIUM = struct.Struct("!BBH").pack
-_HEADER_LONG = struct.Struct("!BBQ").pack
-
-
-def _frame(payload: bytes, opcode: int) -> bytes:
-    """One unmasked, final WebSocket frame (RFC 6455 5.2), as a server sends."""
-    size = len(payload)
-    if size < 126:
-        return _HEADER_SHORT(0x80 | opcode, size) + payload
-    if size < 65536:
-        return _HEADER_MEDIUM(0x80 | opcode, 126, size) + payload
-    return _HEADER_LONG(0x80 | opcode, 127, size) + payload
-
-
 _background: set[asyncio.Task[Any]] = set()
 
 
@@ -163,7 +155,7 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
     violation: str | None = None
     websocket: WebSocket | None = None
     _in_post: bool = False
-    _transport: asyncio.Transport | None = None  # set while frames are written directly
+    _frames: FrameWriter | None = None  # set while frames are written directly
 
     # -- outbound --------------------------------------------------------
     def _limits(self) -> tuple[int, int]:
@@ -174,37 +166,35 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
         """Send a MESSAGE packet straight onto the websocket; False if it must be queued.
 
         Once a session is on an uncompressed websocket, there is nothing to
-        wait for: a frame goes to the transport's buffer at once (one frame,
-        no packet object, no queue, no writer task to wake), and the bound
+        wait for: a frame goes to the transport at the end of this loop turn
+        (no packet object, no queue, no writer task to wake), and the bound
         on what waits for a slow reader is the transport's buffer.
         """
-        transport = self._transport
-        if transport is None:
+        frames = self._frames
+        if frames is None:
             return False
         if isinstance(data, str):
-            self._write_frame(transport, ("4" + data).encode(), TEXT_OPCODE)
+            frames.write(("4" + data).encode(), TEXT)
         else:
-            self._write_frame(transport, data, BINARY_OPCODE)
+            frames.write(data, BINARY)
         return True
 
-    def _write_frame(self, transport: asyncio.Transport, payload: bytes, opcode: int) -> None:
-        transport.write(_frame(payload, opcode))
-        waiting = transport.get_write_buffer_size()
-        if waiting > self._limits()[1]:
-            log.warning("aborting %s: it stopped reading (%d bytes waiting)", self.sid, waiting)
-            self._transport = None
-            _spawn(self.abort(self.server.reason.TRANSPORT_ERROR))
+    def _write_packet(self, frames: FrameWriter, pkt: Any) -> None:
+        encoded = pkt.encode()
+        if isinstance(encoded, str):
+            frames.write(encoded.encode(), TEXT)
+        else:
+            frames.write(encoded, BINARY)
+
+    def _overflowed(self, waiting: int) -> None:
+        log.warning("aborting %s: it stopped reading (%d bytes waiting)", self.sid, waiting)
+        _spawn(self.abort(self.server.reason.TRANSPORT_ERROR))
 
     async def send(self, pkt: Any) -> None:
         if self.aborted:
             return
-        transport = self._transport
-        if transport is not None:
-            encoded = pkt.encode()
-            if isinstance(encoded, str):
-                self._write_frame(transport, encoded.encode(), TEXT_OPCODE)
-            else:
-                self._write_frame(transport, encoded, BINARY_OPCODE)
+        if self._frames is not None:
+            self._write_packet(self._frames, pkt)
             return
         if not await self.check_ping_timeout():
             return
@@ -232,7 +222,9 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
         if self.aborted:
             return
         self.aborted = True
-        self._transport = None
+        if self._frames is not None:
+            self._frames.discard()
+            self._frames = None
         if unregister and self.server.sockets.get(self.sid) is self:
             del self.server.sockets[self.sid]
         if self.websocket is not None:
@@ -397,10 +389,11 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
             self.connected = True
             self.upgraded = True
         writer = None
-        if ws.compress or ws.transport is None:
+        transport = ws.transport
+        if ws.compress or transport is None:
             writer = asyncio.create_task(self._write_websocket(ws), name=f"eio-writer-{self.sid}")
         else:
-            self._write_queued(ws.transport)
+            self._write_directly(transport)
         on_message = self.server.handlers.get("message")
         try:
             while not self.closed:
@@ -420,7 +413,9 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
                 except Exception:  # noqa: BLE001 - as upstream: log, the session goes on
                     log.exception("%s: handling a message failed", self.sid)
         finally:
-            self._transport = None
+            if self._frames is not None:
+                self._frames.flush()
+                self._frames = None
             if writer is not None:
                 self.queue.put_nowait(None)  # lets the writer finish
                 await writer
@@ -428,8 +423,10 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
                 await ws.close()
             await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
 
-    def _write_queued(self, transport: asyncio.Transport) -> None:
-        """Write what was queued before the websocket took over, then write directly."""
+    def _write_directly(self, transport: asyncio.Transport) -> None:
+        """From now on write frames directly, starting with what was queued meanwhile."""
+        max_bytes = self._limits()[1]
+        frames = FrameWriter(transport, max_bytes, self._overflowed)
         while True:
             try:
                 pkt = self.queue.get_nowait()
@@ -439,13 +436,10 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
             if pkt is None:
                 return  # the session ended meanwhile
             self._took(pkt)
-            encoded = pkt.encode()
-            if isinstance(encoded, str):
-                transport.write(_frame(encoded.encode(), TEXT_OPCODE))
-            else:
-                transport.write(_frame(encoded, BINARY_OPCODE))
+            self._write_packet(frames, pkt)
+        frames.flush()
         if not self.closed and not self.aborted:
-            self._transport = transport
+            self._frames = frames
 
     async def _probe_upgrade(self, ws: WebSocket) -> bool:
         """Engine.IO's upgrade: ``2probe`` / ``3probe``, then ``5``; False if it fails."""
@@ -487,10 +481,12 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
         if was_open and not self.upgraded:
             # Wake a long-poll GET that would otherwise hang until ping timeout.
             self.queue.put_nowait(None)
-        if self._transport is not None and self.websocket is not None:
+        frames = self._frames
+        if frames is not None and self.websocket is not None:
             # Frames were written directly: no writer task will close the
             # websocket, so close it now (this also ends the read loop).
-            self._transport = None
+            frames.flush()
+            self._frames = None
             _spawn(self.websocket.close())
 
 
