@@ -37,7 +37,7 @@ corrects and the test that fails without it (``tests/signaling`` and
   leaves a pending long-poll GET waiting until the ping timeout after the
   client's Engine.IO close; we wake it.
   Tests: tests/security/test_transport.py test_b02_oversized_polling_post, test_b04_slowloris_post.
-- ``HardenedSocket._send_ping`` / ``check_ping_timeout``: upstream enforces
+- ``HardenedSocket.schedule_ping`` / ``check_ping_timeout``: upstream enforces
   a ping deadline only when its service task comes round (every ping
   timeout), so a silent client is noticed up to interval + 2 x timeout after
   its last pong, and it leaves the dead TCP connection open; we check each
@@ -341,17 +341,31 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
             )
         await super().receive(pkt)
 
-    async def _send_ping(self) -> None:
-        await asyncio.sleep(self.server.ping_interval)
+    def schedule_ping(self) -> None:
+        # Timers rather than upstream's task sleeping through each ping
+        # interval: an idle connection holds no task of its own.
+        if self.last_ping:
+            self.last_ping = None
+            asyncio.get_running_loop().call_later(self.server.ping_interval, self._ping_due)
+
+    def _ping_due(self) -> None:
         if self.closing or self.closed:
             return
-        self.last_ping = time.time()
-        await self.send(eio_packet.Packet(eio_packet.PING))
+        sent_at = self.last_ping = time.time()
+        ping = eio_packet.Packet(eio_packet.PING)
+        if self._frames is not None:
+            self._write_packet(self._frames, ping)
+        else:
+            _spawn(self.send(ping))
         # Check this ping's deadline on time, rather than when upstream's
         # service task next comes round (up to another ping timeout later).
-        await asyncio.sleep(self.server.ping_timeout + PING_CHECK_SLACK)
-        if not self.closing and not self.closed:
-            await self.check_ping_timeout()
+        asyncio.get_running_loop().call_later(
+            self.server.ping_timeout + PING_CHECK_SLACK, self._ping_deadline, sent_at
+        )
+
+    def _ping_deadline(self, sent_at: float) -> None:
+        if not self.closing and not self.closed and self.last_ping is sent_at:
+            _spawn(self.check_ping_timeout())
 
     async def check_ping_timeout(self) -> bool:
         if self.closed:
