@@ -142,6 +142,39 @@ def _spawn(coro: Any) -> None:
     task.add_done_callback(_background.discard)
 
 
+class _NoQueue:
+    """The outbound queue of a session that writes frames directly: it holds nothing.
+
+    Upstream's ``asyncio.Queue`` (four deques and an event, ~3.3 KB) is
+    dropped when a session starts writing frames directly; the end markers
+    other paths still put are not needed there (closing the websocket ends it).
+    """
+
+    def put_nowait(self, item: Any) -> None:
+        pass
+
+    async def put(self, item: Any) -> None:
+        pass
+
+    def get_nowait(self) -> Any:
+        raise asyncio.QueueEmpty
+
+    async def get(self) -> Any:
+        raise asyncio.QueueEmpty
+
+    def task_done(self) -> None:
+        pass
+
+    async def join(self) -> None:
+        pass
+
+    def empty(self) -> bool:
+        return True
+
+
+NO_QUEUE = _NoQueue()
+
+
 class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
     """An Engine.IO socket with the corrections above (set on connect)."""
 
@@ -454,6 +487,7 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
         frames.flush()
         if not self.closed and not self.aborted:
             self._frames = frames
+            self.queue = NO_QUEUE
 
     async def _probe_upgrade(self, ws: WebSocket) -> bool:
         """Engine.IO's upgrade: ``2probe`` / ``3probe``, then ``5``; False if it fails."""
