@@ -35,6 +35,8 @@ from typing import Any
 
 import socketio
 
+from tests.helpers.clients import disconnect_flushed
+
 ACK_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 30.0
 
@@ -231,7 +233,9 @@ class Client:
                 self.stats.leaves += 1
             except Exception:  # noqa: BLE001
                 self.stats.join_errors["leave-failed"] += 1
-        await self.sio.disconnect()
+        # Not a bare disconnect(): on polling, with the leave POST's response
+        # still on its way, python-engineio would send no goodbye (bug 6).
+        await disconnect_flushed(self.sio)
 
 
 def _swallow(task: asyncio.Future[Any]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
 from typing import Any
 
@@ -10,6 +11,27 @@ import socketio
 
 EVENTS = ("peer-joined", "peer-left", "signal", "relay", "rejected")
 WAIT = 10.0
+FLUSH_TIMEOUT = 5.0
+
+
+async def disconnect_flushed(sio: socketio.AsyncClient, timeout: float = FLUSH_TIMEOUT) -> None:
+    """``sio.disconnect()`` once everything already queued has been sent.
+
+    python-engineio 4.15.1's client, on polling, drops what ``disconnect()``
+    queues (the Socket.IO DISCONNECT and the Engine.IO close) when a POST is
+    still in flight: its write loop sends nothing once the state is no longer
+    ``connected``. The ack of a request comes back on the long-poll GET, often
+    before the response of the POST that carried it, so ``leave`` then
+    ``disconnect()`` says no goodbye and the server takes the connection for
+    lost (docs/reliability.md, bug 6). The queue's ``join`` returns once the
+    write loop has the response of every POST.
+    """
+    eio = sio.eio
+    if eio.state == "connected" and eio.current_transport == "polling" and eio.write_loop_task:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await eio.queue.join()
+    await sio.disconnect()
 
 
 class RecordingClient:
@@ -50,4 +72,4 @@ class RecordingClient:
             return list(self.received[event])
 
     async def disconnect(self) -> None:
-        await self.sio.disconnect()
+        await disconnect_flushed(self.sio)
