@@ -130,8 +130,9 @@ class SignalingService:
     async def _resumed(
         self, session: Session, request: JoinRequest, resumed: Resumed, token: str
     ) -> Outcome:
-        if session.registered:
-            await self.backend.forget(session.peer_id)
+        # A join refused (room full) registered this connection's own peer; it
+        # goes once the resume has succeeded, so a failed one leaves it whole.
+        own = session.peer_id if session.registered else None
         session.peer_id = resumed.peer_id
         session.registered = True
         session.joined_any = True
@@ -142,6 +143,8 @@ class SignalingService:
         )
         # The usual ack for that room; a room it was not in is joined afresh.
         outcome = await self._join(session, JoinRequest(request.room, request.meta, request.webrtc, None))
+        if own is not None:
+            await self.backend.forget(own)
         rooms = resumed.rooms if request.room in resumed.rooms else [*resumed.rooms, request.room]
         outcome.ack.update(resumed=True, rooms=rooms, dropped=resumed.dropped)
         outcome.then = resumed.kept
@@ -228,11 +231,18 @@ class SignalingService:
         await self._depart(session.peer_id, "disconnected" if lost else "left")
 
     async def expire(self) -> int:
-        """Give up on lost peers past their grace time; returns how many."""
+        """Give up on lost peers past their grace time; returns how many.
+
+        The backend hands each one out once: a departure that fails must not
+        stop the others of the round, or their records would stay for good.
+        """
         gone = await self.backend.expired(self.clock())
         for peer_id in gone:
             log.info("gone %s: resume grace over", peer_id)
-            await self._depart(peer_id, "disconnected")
+            try:
+                await self._depart(peer_id, "disconnected")
+            except Exception:  # logged; the next peer still goes
+                log.exception("gone %s: departure failed", peer_id)
         return len(gone)
 
     async def _depart(self, peer_id: str, reason: str) -> None:

@@ -88,7 +88,8 @@ class Backend(Protocol):
         """Reattach a lost peer to this node. Raises ``ResumeExpired``."""
 
     async def expired(self, now: float) -> list[str]:
-        """Lost peers whose deadline has passed (each returned once)."""
+        """Lost peers whose deadline has passed, each returned once (again only
+        if its ``forget`` could not be done). None of them can be resumed any more."""
 
     async def forget(self, peer_id: str) -> list[Departure]:
         """Remove the peer from every room and drop its record."""

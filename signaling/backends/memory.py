@@ -79,7 +79,10 @@ class MemoryBackend:
             if record.lost_until is not None and record.lost_until <= now
         ]
         for peer_id in gone:
-            self._peers[peer_id].lost_until = None  # returned once
+            record = self._peers[peer_id]
+            record.lost_until = None  # returned once
+            # Its expiry is under way: a resume now would be forgotten at once.
+            self._tokens.pop(record.resume_token, None)
         return gone
 
     async def forget(self, peer_id: str) -> list[Departure]:

@@ -145,6 +145,7 @@ class RedisBackend:
         self._parked: dict[str, list[tuple[int, bytes]]] = {}
         self._losing: dict[str, int] = {}  # peers whose lose() is under way
         self._expiring: set[str] = set()
+        self._unfinished: set[str] = set()  # expired, but Redis was away for their forget
         # Departures the other nodes missed while Redis was away: peer -> rooms;
         # and those Redis lost (it restarted empty), told once every node is back.
         self._left_while_down: dict[str, list[str]] = {}
@@ -311,6 +312,11 @@ class RedisBackend:
             gone = [_str(pid) for pid in await self._run("expired", repr(now))]
         except BackendUnavailable:
             return []
+        # Redis hands each one out once: those whose forget could not reach it
+        # come out again here, or their records would stay for good.
+        again = [pid for pid in self._unfinished if pid not in gone]
+        self._unfinished.clear()
+        gone = again + gone
         self._expiring.update(gone)
         return gone
 
@@ -322,6 +328,8 @@ class RedisBackend:
         try:
             found = await self._run("forget", peer_id, "1" if force else "0")
         except BackendUnavailable:
+            if force:
+                self._unfinished.add(peer_id)
             if local is None:
                 return []
             # Tell the local ones now; the others hear of it once Redis is back.

@@ -138,6 +138,21 @@ async def test_expired_once_then_forget(nodes: Nodes) -> None:
     assert (await b.counts())[1] == 2
 
 
+async def test_expired_peer_cannot_be_resumed(nodes: Nodes) -> None:
+    """Once ``expired`` has handed a peer out its departure is under way: a resume
+    before its ``forget`` would be forgotten with it, and its connection would hold
+    a peer with no record (docs/reliability.md, bug 6)."""
+    b = (await nodes()).backend
+    await b.register("c", "tok-c")
+    await b.join("r", member("c"), 4)
+    await b.lose("c", deadline=100.0)
+    assert await b.expired(100.0) == ["c"]
+    with pytest.raises(ResumeExpired):
+        await b.resume("tok-c", "x")
+    assert [d.room for d in await b.forget("c")] == ["r"]
+    assert await b.counts() == (0, 0)
+
+
 async def test_rotate_token(nodes: Nodes) -> None:
     b = (await nodes()).backend
     await b.register("a", "one")

@@ -163,6 +163,25 @@ async def test_dead_node_peers_are_lost_then_expire_once(redis_nodes: Nodes) -> 
     assert [(d.room, d.remaining) for d in departures] == [("r", ["b"])]
 
 
+async def test_expiry_cut_off_by_redis_is_finished_later(redis_nodes: Nodes) -> None:
+    """``expired`` hands each peer out once, cluster-wide; when Redis cannot be
+    reached for its ``forget``, the peer comes out again once Redis answers,
+    or its record and rooms would stay for good (docs/reliability.md, bug 6)."""
+    b = (await redis_nodes()).backend
+    assert isinstance(b, RedisBackend)
+    await b.register("c", "tok-c")
+    await b.join("r", Member("c", {}, True), 8)
+    await b.lose("c", deadline=100.0)
+    assert await b.expired(100.0) == ["c"]
+    b._down = "unreachable for this forget"  # no await until it is back
+    assert await b.forget("c") == []
+    b._down = None
+    assert await b.expired(101.0) == ["c"]
+    assert [d.room for d in await b.forget("c")] == ["r"]
+    assert await b.expired(102.0) == []
+    assert await b.counts() == (0, 0)
+
+
 async def test_dead_node_peer_resumes_elsewhere_with_its_mail(redis_nodes: Nodes) -> None:
     one, two = await two_in_room(redis_nodes)
     await crash(one)
