@@ -41,6 +41,7 @@ RESERVED_EVENTS = frozenset(
 )
 NAMESPACE = "/"
 MAX_ATTACHMENTS = 10
+_NO_ENVIRON: dict[str, Any] = {}
 
 
 class _OrjsonCodec:
@@ -115,10 +116,12 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
         eio_socket = self.eio.sockets.get(eio_sid)
         if eio_socket is not None:
             socketio_fixes.adopt(eio_socket)
-            asyncio.get_running_loop().call_later(
+            eio_socket.connect_deadline = asyncio.get_running_loop().call_later(
                 self.settings.connect_timeout, self._connect_deadline, eio_sid, eio_socket
             )
-        return await super()._handle_eio_connect(eio_sid, environ)
+        # python-socketio keeps each session's environ (headers and all) for
+        # get_environ(), which nothing here calls: keep an empty one instead.
+        return await super()._handle_eio_connect(eio_sid, _NO_ENVIRON)
 
     def _connect_deadline(self, eio_sid: str, eio_socket: Any) -> None:
         """Close an Engine.IO session that never completed the Socket.IO connect."""
@@ -133,6 +136,11 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
     async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
         claims = self._authenticate(auth)
         eio_sid = self.manager.eio_sid_from_sid(sid, NAMESPACE)
+        eio_socket = self.eio.sockets.get(eio_sid)
+        deadline = getattr(eio_socket, "connect_deadline", None)
+        if deadline is not None:  # its timer would hold the session's memory for 10 s
+            deadline.cancel()
+            eio_socket.connect_deadline = None
         session = self.service.open_session(claims)
         conn = Connection(eio_sid, sid, session, ConnectionLimiter(self.settings.rate_limit, time.monotonic()))
         self.by_eio_sid[eio_sid] = conn

@@ -181,6 +181,10 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
     connected: bool  # upstream's state flags, set in its __init__
     upgrading: bool
     upgraded: bool
+    closing: bool
+    closed: bool
+    last_ping: float | None
+    queue: Any  # upstream's asyncio.Queue, or NO_QUEUE once frames are written directly
     ws_close_code: int | None = None
     queued_bytes: int = 0
     queued_messages: int = 0
@@ -189,6 +193,7 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
     websocket: WebSocket | None = None
     _in_post: bool = False
     _frames: FrameWriter | None = None  # set while frames are written directly
+    connect_deadline: asyncio.TimerHandle | None = None  # until the Socket.IO connect
 
     # -- outbound --------------------------------------------------------
     def _limits(self) -> tuple[int, int]:
@@ -563,7 +568,9 @@ class WebSocket:
             autoping=True,
         )
         await self._sock.prepare(request)
-        self.environ = environ
+        # Nothing reads the request's environ from here on, but upstream's
+        # frames hold it for the life of the websocket: ~1.5 KB of headers.
+        environ.clear()
         await self.handler(self)
         return self._sock
 
@@ -573,7 +580,7 @@ class WebSocket:
         if self._request is None or self._sock is None:
             return None
         transport = self._request.transport
-        return None if transport is None or transport.is_closing() else transport  # type: ignore[return-value]
+        return None if transport is None or transport.is_closing() else transport
 
     def abort(self) -> None:
         """Drop the TCP connection at once, whatever is still buffered."""
