@@ -206,7 +206,8 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
                     f"over {self.settings.rate_limit:g} requests a second: slow down"
                 )
             request = parse_request(event, data[1:], max_relay_bytes=self.settings.max_relay_bytes)
-            self.by_peer_id.setdefault(conn.session.peer_id, conn)
+            before = conn.session.peer_id
+            self.by_peer_id.setdefault(before, conn)
             try:
                 outcome = await self.service.handle(conn.session, request)
             except SignalingError:
@@ -216,6 +217,8 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
                 # nothing wrong (the dispatcher drops on any other error).
                 log.exception("%s from %s failed", event, conn.session.peer_id)
                 raise Unavailable(f"the server could not do this now ({type(exc).__name__}); retry") from None
+            if conn.session.peer_id != before and self.by_peer_id.get(before) is conn:
+                del self.by_peer_id[before]  # resumed: the connection speaks for another peer now
             await self._bind(conn)
             reply: dict[str, Any] = outcome.ack
             then = outcome.then
