@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -21,43 +22,54 @@ class Metrics:
             "signaling_peers", "Peers known, connected or within resume grace",
             registry=self.registry,
         )
-        self.requests = Counter(
-            "signaling_requests", "Requests by event and outcome (ok or error code)",
-            ["event", "outcome"], registry=self.registry,
-        )
-        self.relayed_messages = Counter(
-            "signaling_relayed_messages", "Messages handed to peers, by kind",
-            ["kind"], registry=self.registry,
-        )
-        self.relayed_bytes = Counter(
-            "signaling_relayed_bytes", "Payload bytes handed to peers", registry=self.registry
-        )
-
+        # Counted in plain dicts and read at each scrape: a prometheus_client
+        # Counter takes a lock per inc(), three times per relayed message.
+        self._requests: dict[tuple[str, str], int] = {}
+        self._relayed: dict[str, int] = {}
+        self._relayed_bytes = 0
+        self.registry.register(_Tallies(self))
         self.loop_lag = Gauge(
             "signaling_event_loop_lag_seconds",
             "How late the event loop ran a timer in the last sample (a stall shows here)",
             registry=self.registry,
         )
-        # Labelled children, looked up once: labels() costs more than inc().
-        self._requests: dict[tuple[str, str], Any] = {}
-        self._relayed: dict[str, Any] = {}
 
     def request(self, event: str, outcome: str) -> None:
-        child = self._requests.get((event, outcome))
-        if child is None:
-            child = self._requests[(event, outcome)] = self.requests.labels(event=event, outcome=outcome)
-        child.inc()
+        key = (event, outcome)
+        self._requests[key] = self._requests.get(key, 0) + 1
 
     def relayed(self, kind: str, messages: int, size: int) -> None:
         if messages:
-            child = self._relayed.get(kind)
-            if child is None:
-                child = self._relayed[kind] = self.relayed_messages.labels(kind=kind)
-            child.inc(messages)
-            self.relayed_bytes.inc(size)
+            self._relayed[kind] = self._relayed.get(kind, 0) + messages
+            self._relayed_bytes += size
 
     async def render(self, counts: Callable[[], Awaitable[tuple[int, int]]]) -> bytes:
         rooms, peers = await counts()
         self.rooms.set(rooms)
         self.peers.set(peers)
         return generate_latest(self.registry)
+
+
+class _Tallies(Collector):
+    """The request and relay counters, as Prometheus counters at scrape time."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        requests = CounterMetricFamily(
+            "signaling_requests", "Requests by event and outcome (ok or error code)",
+            labels=["event", "outcome"],
+        )
+        for (event, outcome), count in sorted(self.metrics._requests.items()):
+            requests.add_metric([event, outcome], count)
+        relayed = CounterMetricFamily(
+            "signaling_relayed_messages", "Messages handed to peers, by kind", labels=["kind"]
+        )
+        for kind, count in sorted(self.metrics._relayed.items()):
+            relayed.add_metric([kind], count)
+        yield requests
+        yield relayed
+        yield CounterMetricFamily(
+            "signaling_relayed_bytes", "Payload bytes handed to peers", value=self.metrics._relayed_bytes
+        )
