@@ -41,6 +41,7 @@ RESERVED_EVENTS = frozenset(
 )
 NAMESPACE = "/"
 MAX_ATTACHMENTS = 10
+MAX_ACK_ID_DIGITS = 100  # as python-socketio's decoder
 _NO_ENVIRON: dict[str, Any] = {}
 
 
@@ -228,11 +229,7 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
             self.metrics.request(_event_label(event), exc.code)
             log.debug("refused %s from %s: %s", event, conn.session.peer_id, exc.message)
         if id is not None:
-            await self._send_packet(
-                eio_sid, self.packet_class(
-                    sio_packet.ACK, namespace=NAMESPACE, data=[reply], id=id, binary=False
-                )
-            )
+            await self._send_encoded(eio_sid, f"3{id}{_OrjsonCodec.dumps([reply])}")
         elif not reply["ok"]:
             await self._emit_to(eio_sid, "rejected", {"event": event, "error": reply["error"]})
         held, conn.held = conn.held, None
@@ -253,18 +250,23 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
             await socketio_fixes.force_close(self.eio, previous.eio_sid, abort=True)
 
     async def _emit_to(self, eio_sid: str, event: str, payload: dict[str, Any]) -> None:
-        await self._send_packet(eio_sid, self._event_packet(event, payload))
+        await self._send_encoded(eio_sid, self._encode_event(event, payload))
 
-    def _event_packet(
-        self, event: str, payload: dict[str, Any], binary: bool | None = None
-    ) -> Any:
-        # Only a relay can carry binary: skip upstream's walk over the others,
-        # and over a relay whose request already told (None: walk).
-        if event != "relay":
-            binary = False
-        return self.packet_class(
+    def _encode_event(
+        self, event: str, payload: dict[str, Any], binary: bool | None = False
+    ) -> str | list[str | bytes]:
+        """An EVENT packet, encoded (a list with its attachments when it has binary).
+
+        Only a relay can carry binary, and its request already told whether
+        it does (None: walk it); anything else is ``2`` and its JSON, without
+        upstream's packet object and walk over the payload.
+        """
+        if event != "relay" or binary is False:
+            return "2" + _OrjsonCodec.dumps([event, payload])
+        parts: str | list[str | bytes] = self.packet_class(
             sio_packet.EVENT, namespace=NAMESPACE, data=[event, payload], binary=binary
-        )
+        ).encode()
+        return parts
 
     async def deliver(self, deliveries: Sequence[Delivery]) -> None:
         """The backend's sink: hand each delivery to the connection holding its peer."""
@@ -282,9 +284,7 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
             key = id(delivery.payload)
             parts = encoded.get(key)
             if parts is None:
-                parts = self._event_packet(
-                    delivery.event, delivery.payload, delivery.binary
-                ).encode()
+                parts = self._encode_event(delivery.event, delivery.payload, delivery.binary)
                 encoded[key] = parts
             await self._send_encoded(conn.eio_sid, parts)
 
@@ -343,6 +343,10 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
             return None
         if not isinstance(data, str):
             return "binary attachment without a binary packet header"
+        event = _default_namespace_event(data)
+        if event is not None:
+            await self._handle_event(eio_sid, None, *event)
+            return None
         pkt = self.packet_class(encoded_packet=data)
         kind = pkt.packet_type
         if kind == sio_packet.CONNECT:
@@ -426,6 +430,23 @@ def _check_placeholders(value: Any, count: int, depth: int) -> None:
             return
         for item in value.values():
             _check_placeholders(item, count, depth + 1)
+
+
+def _default_namespace_event(text: str) -> tuple[int | None, Any] | None:
+    """``(ack id, data)`` of a text EVENT packet on ``/``, or None for any other packet.
+
+    The common case, decoded without upstream's packet object: ``2``, the
+    ack id's digits if any, then the JSON array (Socket.IO v5).
+    """
+    if text[:1] != "2" or text[1:2] == "/":
+        return None
+    end, size = 1, len(text)
+    while end < size and "0" <= text[end] <= "9":
+        end += 1
+    if end > MAX_ACK_ID_DIGITS + 1:
+        raise ValueError("ack id field is too long")
+    ack_id = int(text[1:end]) if end > 1 else None
+    return ack_id, orjson.loads(text[end:])
 
 
 def _event_label(event: str) -> str:
