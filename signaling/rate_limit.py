@@ -36,6 +36,8 @@ class TokenBucket:
     ``rate`` 0 disables it: :meth:`take` always succeeds.
     """
 
+    __slots__ = ("rate", "burst", "_tokens", "_last")
+
     def __init__(self, rate: float, burst: float, now: float) -> None:
         if not (rate >= 0 and math.isfinite(rate)):
             raise ValueError("rate must be a finite number >= 0")
@@ -66,6 +68,8 @@ class TokenBucket:
 class AbuseTracker:
     """Strikes for refused requests: ``strikes`` tolerated at once, draining at ``rate``/s."""
 
+    __slots__ = ("_bucket",)
+
     def __init__(self, rate: float, strikes: float, now: float) -> None:
         self._bucket = TokenBucket(rate, strikes, now)
 
@@ -91,15 +95,22 @@ class ConnectionLimiter:
     requests through.
     """
 
+    __slots__ = ("_bucket", "_abuse")
+
     def __init__(self, rate: float, now: float) -> None:
         burst = max(1.0, BURST_FACTOR * rate)
         self._bucket = TokenBucket(rate, burst, now)
-        self._abuse = AbuseTracker(rate, STRIKES_PER_BURST * burst, now)
+        # Made at the first refusal: until then its bucket would be full
+        # whatever the time, and most connections are never refused.
+        self._abuse: AbuseTracker | None = None
 
     def admit(self, now: float) -> Verdict:
         """Count one request at ``now`` and say what to do with it."""
         if self._bucket.take(now):
             return Verdict.ALLOW
+        if self._abuse is None:
+            bucket = self._bucket
+            self._abuse = AbuseTracker(bucket.rate, STRIKES_PER_BURST * bucket.burst, now)
         if self._abuse.refused(now):
             return Verdict.DISCONNECT
         return Verdict.REFUSE

@@ -80,11 +80,28 @@ class Connection:
     closing: bool = False
 
 
+class _RoomlessManager(socketio.AsyncManager):  # type: ignore[misc]
+    """python-socketio's manager without a Socket.IO room per client.
+
+    Rooms here are the service's, not python-socketio's, and nothing emits
+    to a client's own room. Upstream keeps one (a bidict, ~600 B) per
+    connection, and each disconnect scans every room of the namespace, so
+    with one room per client a disconnect cost O(clients).
+    """
+
+    async def pre_connect(self, eio_sid: str, namespace: str) -> Any:
+        sid = await super().pre_connect(eio_sid, namespace)
+        if sid is not None:
+            self.basic_leave_room(sid, namespace, sid)
+        return sid
+
+
 class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
     def __init__(self, settings: Settings, service: SignalingService, metrics: Metrics) -> None:
         super().__init__(
             async_mode="aiohttp",
             async_handlers=False,
+            client_manager=_RoomlessManager(),
             # A callable: python-engineio takes a list *instead of* same origin.
             cors_allowed_origins=OriginPolicy(settings.allowed_origins),
             ping_interval=settings.ping_interval,

@@ -60,3 +60,17 @@ async def test_resumes_leave_no_stale_routes(in_process: tuple[str, SignalingSoc
     await until(lambda: not sio.by_peer_id and not sio.by_eio_sid)
     for client in clients[:-1]:
         await client.sio.disconnect()
+
+
+async def test_no_socketio_room_per_client(in_process: tuple[str, SignalingSocketServer]) -> None:
+    """python-socketio's manager holds only its table of connected clients: a room per
+    client cost memory and made each disconnect scan every room."""
+    url, sio = in_process
+    clients = [await RecordingClient().connect(url) for _ in range(5)]
+    await clients[0].join("r")
+    assert list(sio.manager.rooms["/"]) == [None]
+    assert len(sio.manager.rooms["/"][None]) == 5
+    for client in clients:
+        await client.disconnect()
+    await until(lambda: not sio.by_eio_sid)
+    assert not sio.manager.rooms.get("/", {}).get(None)
