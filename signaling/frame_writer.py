@@ -39,7 +39,7 @@ class FrameWriter:
     ``max_buffered`` bytes after a write: the client stopped reading.
     """
 
-    __slots__ = ("transport", "max_buffered", "on_overflow", "_pending")
+    __slots__ = ("_pending", "max_buffered", "on_overflow", "transport")
 
     def __init__(
         self, transport: asyncio.Transport, max_buffered: int, on_overflow: Callable[[int], None]

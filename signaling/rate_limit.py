@@ -36,7 +36,7 @@ class TokenBucket:
     ``rate`` 0 disables it: :meth:`take` always succeeds.
     """
 
-    __slots__ = ("rate", "burst", "_tokens", "_last")
+    __slots__ = ("_last", "_tokens", "burst", "rate")
 
     def __init__(self, rate: float, burst: float, now: float) -> None:
         if not (rate >= 0 and math.isfinite(rate)):
@@ -95,7 +95,7 @@ class ConnectionLimiter:
     requests through.
     """
 
-    __slots__ = ("_bucket", "_abuse")
+    __slots__ = ("_abuse", "_bucket")
 
     def __init__(self, rate: float, now: float) -> None:
         burst = max(1.0, BURST_FACTOR * rate)

@@ -41,8 +41,10 @@ corrects and the test that fails without it (``tests/signaling`` and
   a ping deadline only when its service task comes round (every ping
   timeout), so a silent client is noticed up to interval + 2 x timeout after
   its last pong, and it leaves the dead TCP connection open; we check each
-  ping's deadline on time, let a pong that is already waiting be read first
-  (a stalled event loop is not a silent client), and abort the transport.
+  ping's deadline on time (on one timer wheel for all sessions, instead of
+  upstream's sleeping task per connection), let a pong that is already
+  waiting be read first (a stalled event loop is not a silent client), and
+  abort the transport.
   Tests: tests/security/test_faults.py test_f5_silent_client_times_out,
   test_f11_event_loop_stall_under_ping_timeout.
 - ``HardenedSocket._websocket_handler``: upstream reads each websocket frame
@@ -93,6 +95,7 @@ from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 
 from .frame_writer import BINARY, TEXT, FrameWriter
+from .timer_wheel import TimerWheel
 
 log = logging.getLogger("signaling")
 
@@ -137,9 +140,19 @@ _background: set[asyncio.Task[Any]] = set()
 
 
 def _spawn(coro: Any) -> None:
+    """Run ``coro`` on its own; a session that closed meanwhile is not an error."""
     task = asyncio.ensure_future(coro)
     _background.add(task)
-    task.add_done_callback(_background.discard)
+    task.add_done_callback(_finished)
+
+
+def _finished(task: asyncio.Task[Any]) -> None:
+    _background.discard(task)
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None and not isinstance(exc, eio_exceptions.SocketIsClosedError):
+        log.error("background work of a session failed", exc_info=exc)
 
 
 class _NoQueue:
@@ -193,6 +206,7 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
     websocket: WebSocket | None = None
     _in_post: bool = False
     _frames: FrameWriter | None = None  # set while frames are written directly
+    wheel_slot: int | None = None  # kept by the server's ping wheel
     connect_deadline: asyncio.TimerHandle | None = None  # until the Socket.IO connect
 
     # -- outbound --------------------------------------------------------
@@ -380,29 +394,28 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
         await super().receive(pkt)
 
     def schedule_ping(self) -> None:
-        # Timers rather than upstream's task sleeping through each ping
-        # interval: an idle connection holds no task of its own.
+        # On the server's timer wheel rather than upstream's task sleeping
+        # through each ping interval: an idle connection holds no task or
+        # timer of its own.
         if self.last_ping:
             self.last_ping = None
-            asyncio.get_running_loop().call_later(self.server.ping_interval, self._ping_due)
+            self.server.ping_wheel.schedule(self, self.server.ping_interval)
 
-    def _ping_due(self) -> None:
+    def on_wheel(self) -> None:
+        """The next ping is due, or (a ping outstanding) its deadline passed."""
         if self.closing or self.closed:
             return
-        sent_at = self.last_ping = time.time()
-        ping = eio_packet.Packet(eio_packet.PING)
-        if self._frames is not None:
-            self._write_packet(self._frames, ping)
+        if self.last_ping is None:
+            self.last_ping = time.time()
+            ping = eio_packet.Packet(eio_packet.PING)
+            if self._frames is not None:
+                self._write_packet(self._frames, ping)
+            else:
+                _spawn(self.send(ping))
+            # Check this ping's deadline on time, rather than when upstream's
+            # service task next comes round (up to another ping timeout later).
+            self.server.ping_wheel.schedule(self, self.server.ping_timeout + PING_CHECK_SLACK)
         else:
-            _spawn(self.send(ping))
-        # Check this ping's deadline on time, rather than when upstream's
-        # service task next comes round (up to another ping timeout later).
-        asyncio.get_running_loop().call_later(
-            self.server.ping_timeout + PING_CHECK_SLACK, self._ping_deadline, sent_at
-        )
-
-    def _ping_deadline(self, sent_at: float) -> None:
-        if not self.closing and not self.closed and self.last_ping is sent_at:
             _spawn(self.check_ping_timeout())
 
     async def check_ping_timeout(self) -> bool:
@@ -462,7 +475,7 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
                     break
                 except eio_exceptions.UnknownPacketError:
                     continue
-                except Exception:  # noqa: BLE001 - as upstream: log, the session goes on
+                except Exception:
                     log.exception("%s: handling a message failed", self.sid)
         finally:
             if self._frames is not None:
@@ -530,6 +543,7 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
 
     async def close(self, wait: bool = True, abort: bool = False, reason: Any = None) -> None:
         was_open = not self.closed and not self.closing
+        self.server.ping_wheel.cancel(self)
         await super().close(wait=False, abort=abort, reason=reason)
         if was_open and not self.upgraded:
             # Wake a long-poll GET that would otherwise hang until ping timeout.
@@ -670,6 +684,7 @@ def install(eio_server: Any, *, websocket_compression: bool) -> None:
     """Make ``eio_server`` use the corrected websocket wrapper."""
     websocket = type("ConfiguredWebSocket", (WebSocket,), {"compress": websocket_compression})
     eio_server._async = {**eio_server._async, "websocket": websocket}
+    eio_server.ping_wheel = TimerWheel()
 
 
 def adopt(eio_socket: Any) -> None:

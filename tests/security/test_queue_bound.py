@@ -14,6 +14,7 @@ import engineio
 from engineio import packet as eio_packet
 
 from signaling.socketio_fixes import MAX_QUEUED_MESSAGES, MIN_QUEUED_BYTES, HardenedSocket
+from signaling.timer_wheel import TimerWheel
 
 
 class FakeServer:
@@ -25,6 +26,7 @@ class FakeServer:
     def __init__(self) -> None:
         self.sockets: dict[str, Any] = {}
         self.disconnects: list[tuple[str, Any]] = []
+        self.ping_wheel = TimerWheel()
 
     def create_queue(self) -> asyncio.Queue[Any]:
         return asyncio.Queue()
