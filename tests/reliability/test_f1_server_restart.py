@@ -21,6 +21,7 @@ import contextlib
 import itertools
 import signal
 import time
+from typing import Any
 
 import pytest
 
@@ -147,3 +148,86 @@ async def test_sigterm_announces_no_peer_left() -> None:
         assert first.received["peer-left"] == [] and second.received["peer-left"] == []
         await first.disconnect()
         await second.disconnect()
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+async def test_every_signal_across_a_restart_is_acked_or_fails_to_its_sender(how: str) -> None:
+    """F1's "each outage-time signal acked or failed": a client sends ``signal`` to a
+    room-mate every 10 ms before, during and after the restart. Every attempt ends in
+    exactly one outcome its sender sees (an ack, or an error raised at once or after
+    the ack timeout: none hangs, none is silent); every signal acked ``ok`` reached its
+    receiver, once and in order; nothing arrives that was not sent."""
+    port = free_port()
+    flags = ("--port", str(port), "--rate-limit", "0")
+    url = f"http://127.0.0.1:{port}"
+    outcomes: list[tuple[int, str, int]] = []  # (n, outcome, server generation)
+    route: dict[str, Any] = {}
+    stop = asyncio.Event()
+
+    async def send_forever() -> None:
+        for n in itertools.count():
+            if stop.is_set():
+                return
+            sender, to, generation = route["sender"], route["to"], route["generation"]
+            try:
+                reply = await sender.sio.call("signal", {"room": ROOM, "to": to, "data": {"n": n}},
+                                            timeout=3)
+                outcome = "ok" if reply.get("ok") else f"error:{reply['error']['code']}"
+            except Exception as exc:  # noqa: BLE001 - any failure is an outcome the sender sees
+                outcome = f"failed:{type(exc).__name__}"
+            outcomes.append((n, outcome, generation))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.01)
+
+    async def pair(generation: int) -> tuple[RecordingClient, RecordingClient]:
+        sender, receiver = RecordingClient(), RecordingClient()
+        await sender.connect(url)
+        await receiver.connect(url)
+        to = (await receiver.join(ROOM))["peerId"]
+        await sender.join(ROOM)
+        route.update(sender=sender, to=to, generation=generation)
+        return sender, receiver
+
+    def oks(generation: int) -> int:
+        return sum(1 for _, outcome, g in outcomes if outcome == "ok" and g == generation)
+
+    clients: list[RecordingClient] = []
+    sending: asyncio.Task[None] | None = None
+    try:
+        async with running_server(*flags) as first:
+            clients += await pair(1)
+            sending = asyncio.create_task(send_forever())
+            await until(lambda: oks(1) >= 20)
+            if how == "SIGKILL":
+                first.process.kill()
+            else:
+                first.process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(first.process.wait(), 10)
+            await until(lambda: sum(o.startswith("failed") for _, o, _ in outcomes) >= 20)
+        async with running_server(*flags):
+            clients += await pair(2)
+            await until(lambda: oks(2) >= 20)
+            stop.set()
+            await sending
+    finally:
+        stop.set()
+        if sending is not None:
+            await asyncio.gather(sending, return_exceptions=True)
+        for client in clients:
+            with contextlib.suppress(Exception):
+                await client.sio.disconnect()
+
+    assert [n for n, _, _ in outcomes] == list(range(len(outcomes))), "an attempt without an outcome"
+    kinds = {outcome for _, outcome, _ in outcomes}
+    assert kinds <= {"ok", "failed:BadNamespaceError", "failed:DisconnectedError",
+                     "failed:TimeoutError"}, kinds
+    sent = {n for n, _, _ in outcomes}
+    for generation, receiver in ((1, clients[1]), (2, clients[3])):
+        got = [event["data"]["n"] for event in receiver.received["signal"]]
+        assert all(x < y for x, y in itertools.pairwise(got)), "duplicate or reorder"
+        assert set(got) <= sent
+        acked = [n for n, outcome, g in outcomes if outcome == "ok" and g == generation]
+        assert set(acked) <= set(got), f"acked but never delivered: {sorted(set(acked) - set(got))[:5]}"
+    print(f"F1 signals {how}: {len(outcomes)} attempts, "
+          f"{sum(o == 'ok' for _, o, _ in outcomes)} ok, "
+          f"{sum(o.startswith('failed') for _, o, _ in outcomes)} failed to the sender")
