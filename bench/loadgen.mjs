@@ -21,7 +21,7 @@
 //
 // Usage: node loadgen.mjs --url http://127.0.0.1:PORT --scenario windowed
 //          [--clients 200] [--window 16] [--duration 5] [--warmup 1]
-//          [--rate 1000] [--size 16384] [--connections 2000]
+//          [--rate 1000] [--size 16384] [--connections 2000] [--pad 64]
 
 import { io } from "socket.io-client";
 import { performance } from "node:perf_hooks";
@@ -40,6 +40,7 @@ const DEFAULTS = {
   base: 100,
   drain: 15,
   concurrency: 100,
+  pad: 64,
 };
 
 function parseArgs(argv) {
@@ -328,6 +329,7 @@ async function windowed(opts, window, name, kind = "relay") {
 /** Open-loop relays at a fixed total rate; latency from send to delivery. */
 async function latency(opts) {
   const name = `latency-${opts.rate}`;
+  const pad = "x".repeat(opts.pad);
   const clients = await setupPairs(opts, opts.clients, "lat");
   const samples = [];
   let recording = false;
@@ -351,7 +353,7 @@ async function latency(opts) {
       c.inflight++;
       c.sent++;
       sentTotal++;
-      const data = { s: c.seq++, t: now(), pad: "x".repeat(64) };
+      const data = { s: c.seq++, t: now(), pad };
       c.socket.emit("relay", { room: c.room, to: c.partner.peerId, event: "bench", data }, (ack) =>
         c.onAck(ack),
       );
@@ -544,10 +546,14 @@ async function main() {
   process.exit(0);
 }
 
+// A scenario ends on its own; this stops one that hangs: 5 minutes, or its
+// planned time plus 2 minutes when that is longer.
+const planned = parseArgs(process.argv.slice(2));
+const watchdogSeconds = Math.max(300, planned.duration + planned.warmup + planned.drain + 120);
 const watchdog = setTimeout(() => {
   emitLine({ error: "loadgen watchdog: scenario took too long" });
   process.exit(3);
-}, 300000);
+}, watchdogSeconds * 1000);
 watchdog.unref();
 
 main().catch((err) => {
