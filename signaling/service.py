@@ -120,8 +120,9 @@ class SignalingService:
             return await self._resumed(session, request, resumed, token)
         except SignalingError:
             # A failed request changes nothing: the peer stays lost, with its
-            # mail, and the token it presented still works.
-            await self.backend.lose(resumed.peer_id, self.clock() + self.settings.resume_grace)
+            # mail, and the token it presented still works. Until it is rotated
+            # back, the peer's current token is the new one.
+            await self.backend.lose(resumed.peer_id, self.clock() + self.settings.resume_grace, token)
             await self.backend.deliver(resumed.kept)
             await self.backend.rotate_token(resumed.peer_id, resume_token)
             session.peer_id, session.registered, session.joined_any, session.resume_token = previous
@@ -221,14 +222,21 @@ class SignalingService:
 
     # -- connection lifecycle --------------------------------------------
     async def disconnected(self, session: Session, *, lost: bool) -> None:
-        """The connection ended: on purpose (leave everything) or lost (grace)."""
+        """The connection ended: on purpose (leave everything) or lost (grace).
+
+        It speaks for its peer only as it knew it: by the resume token it
+        holds. A peer resumed since (a new token, on another connection, maybe
+        on another node) is left alone by the old connection's end, however
+        late that end comes (docs/reliability.md, bug 7).
+        """
         if not session.registered:
             return
+        token = session.resume_token
         if lost and self.settings.resume_grace > 0:
             log.info("lost %s: kept for %ss", session.peer_id, self.settings.resume_grace)
-            await self.backend.lose(session.peer_id, self.clock() + self.settings.resume_grace)
+            await self.backend.lose(session.peer_id, self.clock() + self.settings.resume_grace, token)
             return
-        await self._depart(session.peer_id, "disconnected" if lost else "left")
+        await self._depart(session.peer_id, "disconnected" if lost else "left", token)
 
     async def expire(self) -> int:
         """Give up on lost peers past their grace time; returns how many.
@@ -245,6 +253,7 @@ class SignalingService:
                 log.exception("gone %s: departure failed", peer_id)
         return len(gone)
 
-    async def _depart(self, peer_id: str, reason: str) -> None:
-        for departure in await self.backend.forget(peer_id):
+    async def _depart(self, peer_id: str, reason: str, token: str | None = None) -> None:
+        """Forget the peer and tell its rooms; with ``token``, only while it is current."""
+        for departure in await self.backend.forget(peer_id, token=token):
             await self._announce_left(departure.room, peer_id, departure.remaining, reason)

@@ -81,8 +81,13 @@ class Backend(Protocol):
 
     async def rotate_token(self, peer_id: str, resume_token: str) -> None: ...
 
-    async def lose(self, peer_id: str, deadline: float) -> None:
-        """The peer's connection was lost: keep it, and its mail, until deadline."""
+    async def lose(self, peer_id: str, deadline: float, token: str | None) -> None:
+        """The peer's connection was lost: keep it, and its mail, until deadline.
+
+        ``token`` is the resume token that connection knew: when the peer's
+        current one differs, the peer was resumed since (on another connection,
+        maybe another node) and this does nothing. None: whatever the token.
+        """
 
     async def resume(self, resume_token: str, new_token: str) -> Resumed:
         """Reattach a lost peer to this node. Raises ``ResumeExpired``."""
@@ -91,8 +96,13 @@ class Backend(Protocol):
         """Lost peers whose deadline has passed, each returned once (again only
         if its ``forget`` could not be done). None of them can be resumed any more."""
 
-    async def forget(self, peer_id: str) -> list[Departure]:
-        """Remove the peer from every room and drop its record."""
+    async def forget(self, peer_id: str, token: str | None = None) -> list[Departure]:
+        """Remove the peer from every room and drop its record.
+
+        With ``token`` (a connection's deliberate end), only while it is still
+        the peer's current resume token: a peer resumed since is left alone
+        and nothing is returned. Without (the reaper), unconditionally.
+        """
 
     # -- rooms -----------------------------------------------------------
     async def join(self, room: str, member: Member, capacity: int) -> JoinResult:

@@ -51,10 +51,10 @@ class MemoryBackend:
         record.resume_token = resume_token
         self._tokens[resume_token] = peer_id
 
-    async def lose(self, peer_id: str, deadline: float) -> None:
+    async def lose(self, peer_id: str, deadline: float, token: str | None) -> None:
         record = self._peers.get(peer_id)
-        if record is None:
-            return
+        if record is None or (token is not None and record.resume_token != token):
+            return  # gone, or resumed since: not the connection that peer has now
         record.lost_until = deadline
         record.mailbox = Mailbox(max_messages=self._mailbox_messages, max_bytes=self._mailbox_bytes)
 
@@ -85,10 +85,11 @@ class MemoryBackend:
             self._tokens.pop(record.resume_token, None)
         return gone
 
-    async def forget(self, peer_id: str) -> list[Departure]:
-        record = self._peers.pop(peer_id, None)
-        if record is None:
-            return []
+    async def forget(self, peer_id: str, token: str | None = None) -> list[Departure]:
+        record = self._peers.get(peer_id)
+        if record is None or (token is not None and record.resume_token != token):
+            return []  # gone, or resumed since: not the connection that peer has now
+        del self._peers[peer_id]
         self._tokens.pop(record.resume_token, None)
         departures = []
         for room in list(record.rooms):

@@ -267,13 +267,23 @@ class RedisBackend:
         with contextlib.suppress(BackendUnavailable):
             await self._run("rotate", peer_id, resume_token)
 
-    async def lose(self, peer_id: str, deadline: float) -> None:
+    def _superseded(self, peer_id: str, token: str | None) -> bool:
+        """Whether this node holds the peer under another token than ``token``:
+        it was resumed here since, and the caller's connection is not its own."""
+        local = self._local.get(peer_id)
+        return token is not None and local is not None and local.token != token
+
+    async def lose(self, peer_id: str, deadline: float, token: str | None) -> None:
+        if self._superseded(peer_id, token):
+            return  # also while Redis is away: the resumed peer's mirror stays
         self._drop_local(peer_id)
         self._losing[peer_id] = self._losing.get(peer_id, 0) + 1
         try:
             async with self._locked():
                 parked = self._parked.pop(peer_id, [])
-                args: list[Any] = [peer_id, repr(deadline), len(parked)]
+                # The script checks the token again, atomically: a resume may
+                # have landed (here or on another node) since the check above.
+                args: list[Any] = [peer_id, repr(deadline), token or "", len(parked)]
                 for size, blob in parked:
                     args += [size, blob]
                 # Unreachable: the peer is written back as lost when Redis returns.
@@ -298,11 +308,13 @@ class RedisBackend:
                 if blob:
                     local.rooms[_str(raw_room)] = _member(peer_id, blob)
             self._local[peer_id] = local
-            self._parked.pop(peer_id, None)
+            # Taken from the inbox for it while a lose of its old connection
+            # waited for the lock (that lose now finds a new token and does
+            # nothing): older than anything kept in Redis, so they go first.
+            parked = self._parked.pop(peer_id, [])
             self._changed()
         deliveries = []
-        for item in kept:
-            size, blob = _mail_item(item)
+        for size, blob in [*parked, *map(_mail_item, kept)]:
             event, payload = unpack(blob)
             deliveries.append(Delivery(peer_id, event, payload, size))
         return Resumed(peer_id=peer_id, rooms=list(local.rooms), kept=deliveries, dropped=int(dropped))
@@ -320,13 +332,15 @@ class RedisBackend:
         self._expiring.update(gone)
         return gone
 
-    async def forget(self, peer_id: str) -> list[Departure]:
+    async def forget(self, peer_id: str, token: str | None = None) -> list[Departure]:
+        if self._superseded(peer_id, token):
+            return []  # resumed here since: not the caller's to forget, Redis up or not
         local = self._drop_local(peer_id)
         self._parked.pop(peer_id, None)
         force = peer_id in self._expiring
         self._expiring.discard(peer_id)
         try:
-            found = await self._run("forget", peer_id, "1" if force else "0")
+            found = await self._run("forget", peer_id, "1" if force else "0", token or "")
         except BackendUnavailable:
             if force:
                 self._unfinished.add(peer_id)
@@ -618,19 +632,30 @@ class RedisBackend:
                     if pid in self._left_while_down:
                         await self._tell_left(pid)
                     elif pid not in self._local:  # its connection broke while Redis was away
-                        await self._scripts["lose"](args=[*self._base_args, pid, deadline, 0])
+                        await self._scripts["lose"](args=[*self._base_args, pid, deadline, "", 0])
+                # A departure made here of a peer that Redis places on another
+                # node: it was resumed there meanwhile, and what ended here was
+                # its old connection. It did not leave.
+                moved = set()
+                for pid in list(self._left_while_down):
+                    node = await self._redis.hget(f"{self._prefix}peer:{pid}", "node")
+                    if node is not None and _str(node) != self.node_id:
+                        moved.add(pid)
                 if version == self._version:
                     # Redis no longer knows these: tell the rooms once every
                     # live node has written its peers back (within one TTL).
                     due = self.clock() + self.node_ttl
                     for pid, rooms in self._left_while_down.items():
-                        self._left_later.append((due, pid, rooms))
+                        if pid in moved:
+                            log.info("peer %s resumed on another node: its old connection's end is not told", pid)
+                        else:
+                            self._left_later.append((due, pid, rooms))
                     self._left_while_down.clear()
                     return
 
     async def _tell_left(self, peer_id: str) -> None:
         """Finish a departure made while Redis was away: the other nodes' peers hear of it now."""
-        found = await self._scripts["forget"](args=[*self._base_args, peer_id, "0"])
+        found = await self._scripts["forget"](args=[*self._base_args, peer_id, "0", ""])
         for raw_room, remaining in found or []:
             await self._announce_left(_str(raw_room), peer_id, [_str(pid) for pid in remaining])
         self._left_while_down.pop(peer_id, None)

@@ -223,16 +223,26 @@ redis.call('SET', P .. 'tok:' .. tok, pid)
 return 1
 """
 
-# ARGV[5] pid, ARGV[6] deadline, ARGV[7] n, then n (size, blob) pairs that
-# this node had already taken from its inbox for the peer.
+# ARGV[5] pid, ARGV[6] deadline, ARGV[7] the resume token the lost connection
+# knew ('' for any), ARGV[8] n, then n (size, blob) pairs that this node had
+# already taken from its inbox for the peer. Does nothing (0) when the peer is
+# not this node's, is lost already, or has another token now (it was resumed
+# since: the connection that was lost is not the one it has); the messages
+# taken for it then go on to wherever it is now rather than vanish.
 LOSE = r"""
 local pid = ARGV[5]
-local rec = redis.call('HMGET', pk(pid), 'node', 'lost')
-if rec[1] ~= ME or rec[2] then return 0 end
+local tok = ARGV[7]
+local n = tonumber(ARGV[8])
+local rec = redis.call('HMGET', pk(pid), 'node', 'lost', 'tok')
+if rec[1] ~= ME or rec[2] or (tok ~= '' and rec[3] ~= tok) then
+  for j = 0, n - 1 do
+    route(pid, tonumber(ARGV[9 + 2 * j]), ARGV[10 + 2 * j], nil)
+  end
+  return 0
+end
 mark_lost(pid, ARGV[6])
-local n = tonumber(ARGV[7])
 for j = 0, n - 1 do
-  mail(pid, tonumber(ARGV[8 + 2 * j]), ARGV[9 + 2 * j])
+  mail(pid, tonumber(ARGV[9 + 2 * j]), ARGV[10 + 2 * j])
 end
 move_pending(ME, pid, function(size, blob) mail(pid, size, blob) end)
 return 1
@@ -286,7 +296,9 @@ return gone
 """
 
 # ARGV[5] pid, ARGV[6] '1' when the peer's expiry is being finished (any
-# node may do that), else only the node holding the peer may forget it.
+# node may do that), else only the node holding the peer may forget it;
+# ARGV[7] the resume token the departing connection knew ('' for any): a
+# peer with another token now was resumed since and is not forgotten.
 # Returns false, or {{room, remaining pids}, ...}.
 FORGET = r"""
 local pid = ARGV[5]
@@ -298,6 +310,7 @@ if ARGV[6] == '1' then
 elseif rec[1] ~= ME then
   return false
 end
+if ARGV[7] ~= '' and rec[3] ~= ARGV[7] then return false end
 local out = {}
 for _, room in ipairs(redis.call('LRANGE', roomsk(pid), 0, -1)) do
   local remaining = remove_from_room(room, pid)

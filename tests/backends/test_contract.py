@@ -84,7 +84,7 @@ async def test_lost_peer_keeps_mail_and_resumes_once(nodes: Nodes) -> None:
         await b.register(pid, f"tok-{pid}")
         await b.join("r", member(pid), 4)
     await b.join("s", member("b"), 4)
-    await b.lose("b", deadline=2e9)
+    await b.lose("b", deadline=2e9, token="tok-b")
     for i in range(3):
         await b.deliver([Delivery("b", "signal", {"room": "r", "from": "a", "data": {"i": i, "b": b"\x00\xff"}}, 20)])
     assert node.sink.to("b") == []
@@ -106,14 +106,14 @@ async def test_mailbox_bounds_drop_oldest(nodes: Nodes) -> None:
     b = (await nodes()).backend  # bounds here: 5 messages, 1000 bytes
     await b.register("b", "tok-b")
     await b.join("r", member("b"), 4)
-    await b.lose("b", deadline=2e9)
+    await b.lose("b", deadline=2e9, token="tok-b")
     for i in range(8):
         await b.deliver([Delivery("b", "relay", {"i": i}, 10)])
     await b.deliver([Delivery("b", "relay", {"i": "huge"}, 5000)])  # never fits
     resumed = await b.resume("tok-b", "t2")
     assert [d.payload["i"] for d in resumed.kept] == [3, 4, 5, 6, 7]
     assert resumed.dropped == 4
-    await b.lose("b", deadline=2e9)
+    await b.lose("b", deadline=2e9, token="t2")
     for i in range(3):
         await b.deliver([Delivery("b", "relay", {"i": i}, 400)])
     resumed = await b.resume("t2", "t3")
@@ -125,7 +125,7 @@ async def test_expired_once_then_forget(nodes: Nodes) -> None:
     for pid in "abc":
         await b.register(pid, f"tok-{pid}")
         await b.join("r", member(pid), 4)
-    await b.lose("c", deadline=100.0)
+    await b.lose("c", deadline=100.0, token="tok-c")
     assert await b.expired(99.0) == []
     assert await b.expired(100.0) == ["c"]
     assert await b.expired(101.0) == []
@@ -145,7 +145,7 @@ async def test_expired_peer_cannot_be_resumed(nodes: Nodes) -> None:
     b = (await nodes()).backend
     await b.register("c", "tok-c")
     await b.join("r", member("c"), 4)
-    await b.lose("c", deadline=100.0)
+    await b.lose("c", deadline=100.0, token="tok-c")
     assert await b.expired(100.0) == ["c"]
     with pytest.raises(ResumeExpired):
         await b.resume("tok-c", "x")
@@ -158,7 +158,7 @@ async def test_rotate_token(nodes: Nodes) -> None:
     await b.register("a", "one")
     await b.join("r", member("a"), 4)
     await b.rotate_token("a", "two")
-    await b.lose("a", deadline=2e9)
+    await b.lose("a", deadline=2e9, token="two")
     with pytest.raises(ResumeExpired):
         await b.resume("one", "three")
     assert (await b.resume("two", "three")).peer_id == "a"
@@ -196,10 +196,55 @@ async def test_sink_may_lose_the_peer_it_is_handed(nodes: Nodes) -> None:
 
     async def aborting(deliveries: Sequence[Delivery]) -> None:
         if any(d.peer_id == "b" for d in deliveries):
-            await b.lose("b", deadline=2e9)
+            await b.lose("b", deadline=2e9, token="tok-b")
             await b.deliver([Delivery("b", "signal", {"after": 1}, 1)])
 
     node.sink.then = aborting
     await b.deliver([Delivery("b", "signal", {"first": 1}, 1)])
     resumed = await b.resume("tok-b", "t2")
     assert [d.payload for d in resumed.kept] == [{"after": 1}]
+
+
+async def test_superseded_token_lose_and_forget_change_nothing(nodes: Nodes) -> None:
+    """The end of a peer's old connection comes after the peer was resumed on a new
+    one (a new token): neither its lose nor its forget may touch the resumed peer
+    (docs/reliability.md, bug 7). With the current token both still work."""
+    node = await nodes()
+    b = node.backend
+    for pid in "ab":
+        await b.register(pid, f"tok-{pid}")
+        await b.join("r", member(pid), 4)
+    await b.join("s", member("b"), 4)
+    resumed = await b.resume("tok-b", "tok-b2")  # its old connection has not ended yet
+    assert resumed.peer_id == "b"
+    await b.lose("b", deadline=100.0, token="tok-b")  # the old connection: lost
+    assert await b.forget("b", token="tok-b") == []  # ... or gone on purpose
+    await b.deliver([Delivery("b", "signal", {"room": "r", "from": "a", "data": {"live": 1}}, 1)])
+    assert [d.payload["data"] for d in await node.sink.wait("b", 1)] == [{"live": 1}]
+    assert await b.expired(3e9) == []  # never lost, so never expired
+    assert await b.rooms_of("b") == ["r", "s"]
+    assert sorted(m.peer_id for m in await b.members("r")) == ["a", "b"]
+    assert await b.counts() == (2, 2)
+    # the token the new connection holds: lose, resume, then leave on purpose
+    await b.lose("b", deadline=100.0, token="tok-b2")
+    await b.deliver([Delivery("b", "signal", {"room": "r", "from": "a", "data": {"kept": 1}}, 1)])
+    assert len(node.sink.to("b")) == 1
+    again = await b.resume("tok-b2", "tok-b3")
+    assert [d.payload["data"] for d in again.kept] == [{"kept": 1}]
+    assert await b.forget("b", token="tok-b2") == []  # superseded again
+    departures = await b.forget("b", token="tok-b3")
+    assert sorted((d.room, d.remaining) for d in departures) == [("r", ["a"]), ("s", [])]
+    assert await b.counts() == (1, 1)
+
+
+async def test_superseded_token_lose_then_expiry_keeps_the_resumed_peer(nodes: Nodes) -> None:
+    """A stale lose after a resume from a lost state: the grace of the old loss is
+    over, yet the resumed peer is not handed out to the reaper."""
+    b = (await nodes()).backend
+    await b.register("b", "tok-b")
+    await b.join("r", member("b"), 4)
+    await b.lose("b", deadline=100.0, token="tok-b")
+    await b.resume("tok-b", "tok-b2")
+    await b.lose("b", deadline=100.0, token="tok-b")  # the old connection again, late
+    assert await b.expired(100.0) == []
+    assert (await b.resume("tok-b2", "tok-b3")).rooms == ["r"]  # its token still works

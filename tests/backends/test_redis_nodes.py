@@ -112,7 +112,7 @@ async def test_isolation_across_rooms(redis_nodes: Nodes) -> None:
 
 async def test_resume_on_the_other_node_keeps_mail(redis_nodes: Nodes) -> None:
     one, two = await two_in_room(redis_nodes)
-    await one.backend.lose("a", deadline=time.time() + 60)
+    await one.backend.lose("a", deadline=time.time() + 60, token="tok-a")
     for n in range(5):
         await two.backend.deliver([relay("b", "a", n)])
     resumed = await two.backend.resume("tok-a", "tok-a2")
@@ -134,8 +134,8 @@ async def test_live_resume_elsewhere_evicts_the_old_node(redis_nodes: Nodes) -> 
     await one.backend.deliver([relay("x", "a", 1)])
     assert [d.payload["data"]["n"] for d in await two.sink.wait("a", 1)] == [1]
     # the old connection's end changes nothing
-    await one.backend.lose("a", deadline=time.time())
-    assert await one.backend.forget("a") == []
+    await one.backend.lose("a", deadline=time.time(), token="tok-a")
+    assert await one.backend.forget("a", token="tok-a") == []
     assert await two.backend.is_member("r", "a")
 
 
@@ -171,7 +171,7 @@ async def test_expiry_cut_off_by_redis_is_finished_later(redis_nodes: Nodes) -> 
     assert isinstance(b, RedisBackend)
     await b.register("c", "tok-c")
     await b.join("r", Member("c", {}, True), 8)
-    await b.lose("c", deadline=100.0)
+    await b.lose("c", deadline=100.0, token="tok-c")
     assert await b.expired(100.0) == ["c"]
     b._down = "unreachable for this forget"  # no await until it is back
     assert await b.forget("c") == []
@@ -242,7 +242,7 @@ async def test_redis_restart_local_goes_on_and_state_comes_back(own_redis: Redis
     assert sorted(m.peer_id for m in await two.backend.members("r")) == ["a", "b", "c"]
     await one.backend.deliver([relay("a", "b", 3)])
     assert [d.payload["data"]["n"] for d in await two.sink.wait("b", 1)] == [3]
-    await one.backend.lose("a", deadline=time.time() + 60)
+    await one.backend.lose("a", deadline=time.time() + 60, token="tok-a")
     assert (await two.backend.resume("tok-a", "t2")).peer_id == "a"
 
 
@@ -284,10 +284,84 @@ async def test_departure_while_redis_is_away_reaches_the_other_nodes_after(own_r
         return await one.backend.unavailable_reason() is not None
 
     await eventually(down)
-    departures = await one.backend.forget("c")  # c left on purpose: a is told at once
+    departures = await one.backend.forget("c", token="tok-c")  # c left on purpose: a is told at once
     assert [(d.room, d.remaining) for d in departures] == [("r", ["a"])]
     own_redis.start()
     left = await two.sink.wait("b", 1, "peer-left")
     assert [d.payload for d in left] == [{"room": "r", "peerId": "c", "reason": "left"}]
     assert sorted(m.peer_id for m in await two.backend.members("r")) == ["a", "b"]
     assert one.sink.to("a", "peer-left") == []  # the service told a already, once
+
+
+async def test_a_lose_overtaken_by_a_resume_on_its_node_changes_nothing(redis_nodes: Nodes) -> None:
+    """The old connection's lose has let go of the peer and waits for the node's
+    lock while the peer resumes on a new connection on the same node: the lose
+    must then find the new token and do nothing, and what the node took from its
+    inbox for the peer meanwhile (parked for the lose) goes to the resumed peer
+    first, not nowhere (docs/reliability.md, bug 7)."""
+    one, two = await two_in_room(redis_nodes)
+    backend = one.backend
+    assert isinstance(backend, RedisBackend)
+    async with backend._locked():  # held by this task (re-entrant for it)
+        losing = asyncio.create_task(backend.lose("a", time.time() + 60, "tok-a"))
+
+        async def waiting() -> bool:
+            return "a" in backend._losing
+
+        await eventually(waiting)
+        for n in range(3):  # a is still one's in Redis: into one's inbox
+            await two.backend.deliver([relay("b", "a", n)])
+        assert await backend._claim() == 3  # taken while a's lose is under way: parked
+        resumed = await backend.resume("tok-a", "tok-a2")
+    await asyncio.wait_for(losing, 10)
+    assert [d.payload["data"]["n"] for d in resumed.kept] == [0, 1, 2]
+    await two.backend.deliver([relay("b", "a", 3)])
+    assert [d.payload["data"]["n"] for d in await one.sink.wait("a", 1)] == [3]
+    assert await one.backend.expired(time.time() + 3600) == []
+    assert await two.backend.is_member("r", "a")
+
+
+async def test_a_stale_lose_or_forget_while_redis_is_away_keeps_the_resumed_peer(redis_nodes: Nodes) -> None:
+    """While Redis cannot be reached the node acts on its mirror alone: the end of
+    a's old connection must not drop the mirror of a resumed on this node since."""
+    one, two = await two_in_room(redis_nodes)
+    backend = one.backend
+    assert isinstance(backend, RedisBackend)
+    await backend.resume("tok-a", "tok-a2")  # a's new connection, on the same node
+    backend._tasks[0].cancel()  # the heartbeat: this test says when Redis is back
+    backend._mark_down(ConnectionError("cut off for this test"))
+    await backend.lose("a", time.time(), "tok-a")
+    assert await backend.forget("a", token="tok-a") == []
+    assert await backend.is_member("r", "a")  # answered from the mirror
+    await backend.deliver([relay("x", "a", 1)])  # local delivery goes on
+    assert [d.payload["data"]["n"] for d in await one.sink.wait("a", 1)] == [1]
+    await backend._beat()
+    assert await backend.unavailable_reason() is None
+    assert sorted(m.peer_id for m in await two.backend.members("r")) == ["a", "b"]
+    assert two.sink.to("b", "peer-left") == [] and backend._left_later == []
+    assert await backend.expired(time.time() + 3600) == []
+    await two.backend.deliver([relay("b", "a", 2)])
+    assert [d.payload["data"]["n"] for d in await one.sink.wait("a", 2)] == [1, 2]
+
+
+async def test_an_old_connection_leaving_while_cut_off_is_not_told_once_resumed_elsewhere(
+    redis_nodes: Nodes,
+) -> None:
+    """Node one cannot reach Redis; its client comes back on node two, then the
+    old connection on one says goodbye. One cannot know yet, so it lets go of its
+    mirror; once Redis answers again it must not tell the rooms that a left:
+    Redis places a on two (docs/reliability.md, bug 7)."""
+    one, two = await two_in_room(redis_nodes)
+    backend = one.backend
+    assert isinstance(backend, RedisBackend)
+    backend._tasks[0].cancel()  # the heartbeat: this test says when Redis is back
+    backend._mark_down(ConnectionError("cut off for this test"))
+    assert (await two.backend.resume("tok-a", "tok-a2")).peer_id == "a"
+    departures = await backend.forget("a", token="tok-a")  # one still has tok-a for it
+    assert [(d.room, d.remaining) for d in departures] == [("r", [])]  # no one on one to tell
+    await backend._beat()
+    assert await backend.unavailable_reason() is None
+    assert backend._left_later == [] and backend._left_while_down == {}
+    assert sorted(m.peer_id for m in await two.backend.members("r")) == ["a", "b"]
+    await one.backend.deliver([relay("x", "a", 1)])
+    assert [d.payload["data"]["n"] for d in await two.sink.wait("a", 1)] == [1]
