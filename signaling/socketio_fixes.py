@@ -263,6 +263,13 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
         self.queued_bytes += size
         self.queue.put_nowait(pkt)
 
+    def _take_nowait(self) -> Any:
+        """The next queued packet, accounted for (None: the end marker); raises QueueEmpty."""
+        pkt = self.queue.get_nowait()
+        self.queue.task_done()
+        self._took(pkt)
+        return pkt
+
     def _took(self, pkt: Any) -> None:
         if pkt is None:
             return
@@ -311,14 +318,12 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
         limit = PACKETS_PER_POLL if not self.upgraded else None
         while limit is None or len(packets) < limit:
             try:
-                pkt = self.queue.get_nowait()
+                pkt = self._take_nowait()
             except asyncio.QueueEmpty:
                 break
-            self.queue.task_done()
             if pkt is None:
                 self.queue.put_nowait(None)  # keep the end marker for the next poll
                 break
-            self._took(pkt)
             packets.append(pkt)
         return packets
 
@@ -494,13 +499,11 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
         frames = FrameWriter(transport, max_bytes, self._overflowed)
         while True:
             try:
-                pkt = self.queue.get_nowait()
+                pkt = self._take_nowait()
             except asyncio.QueueEmpty:
                 break
-            self.queue.task_done()
             if pkt is None:
                 return  # the session ended meanwhile
-            self._took(pkt)
             self._write_packet(frames, pkt)
         frames.flush()
         if not self.closed and not self.aborted:
