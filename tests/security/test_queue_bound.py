@@ -8,6 +8,7 @@ checked here on the socket itself, with a stand-in for python-engineio's server.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import engineio
@@ -87,3 +88,14 @@ async def test_polling_takes_packets_off_the_count() -> None:
     sock.upgraded = True
     rest = await sock.poll()
     assert len(rest) == 24 and sock.queued_messages == 0 and sock.queued_bytes == 0
+
+
+async def test_a_ping_check_overtaken_by_the_close_answers_false_not_an_exception() -> None:
+    """Bug 8: the check waits PING_CHECK_SLACK for a pong already on its way; a session
+    closed meanwhile is not an error (upstream's service task logged it as a traceback)."""
+    sock, server = make()
+    sock.last_ping = time.time() - server.ping_timeout - 1  # the deadline has passed
+    check = asyncio.ensure_future(sock.check_ping_timeout())
+    await asyncio.sleep(0)  # the check is now waiting for a late pong
+    await sock.close(wait=False, abort=True, reason=server.reason.CLIENT_DISCONNECT)
+    assert await asyncio.wait_for(check, 2.0) is False
