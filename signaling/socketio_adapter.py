@@ -270,7 +270,7 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
         await self._send_encoded(eio_sid, self._encode_event(event, payload))
 
     def _encode_event(
-        self, event: str, payload: dict[str, Any], binary: bool | None = False
+        self, event: str, payload: dict[str, Any], binary: bool | None = None
     ) -> str | list[str | bytes]:
         """An EVENT packet, encoded (a list with its attachments when it has binary).
 

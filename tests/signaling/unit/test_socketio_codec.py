@@ -38,6 +38,7 @@ def test_encoded_events_and_acks_match_upstream() -> None:
         upstream = FastPacket(sio_packet.EVENT, namespace="/", data=[event, payload], binary=False)
         assert sio._encode_event(event, payload) == upstream.encode()
     binary = {"from": "p", "room": "r", "data": {"blob": b"\x00\x01"}}
-    encoded = sio._encode_event("relay", binary, None)
-    assert isinstance(encoded, list) and encoded[1] == b"\x00\x01"
-    assert encoded[0].startswith('51-["relay"')
+    # Unknown (the default, as for a relay kept for a resume) or known binary: walked.
+    for encoded in (sio._encode_event("relay", binary), sio._encode_event("relay", binary, True)):
+        assert isinstance(encoded, list) and encoded[1] == b"\x00\x01"
+        assert encoded[0].startswith('51-["relay"')
