@@ -30,18 +30,6 @@ HOOK = Path(__file__).resolve().parent / "hold_disconnects"
 LOST, LEFT = (4000).to_bytes(2, "big"), (1000).to_bytes(2, "big")  # websocket close codes
 
 
-async def log_line(server: RunningServer, text: str, timeout: float = 15.0) -> str:
-    """Wait (bounded) until the server logs a line containing ``text``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        for line in server.stderr_lines:
-            if text in line:
-                return line
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"server never logged {text!r}:\n{server.log()}")
-
-
 class Raw:
     """A raw Engine.IO websocket client: it answers pings only while kept alive."""
 
@@ -50,7 +38,7 @@ class Raw:
         self.reader: asyncio.Task[Any] | None = None
 
     @classmethod
-    async def joined(cls, server: RunningServer, room: str, made: list["Raw"]) -> tuple["Raw", dict[str, Any]]:
+    async def joined(cls, server: RunningServer, room: str, made: list[Raw]) -> tuple[Raw, dict[str, Any]]:
         ws = await EioWS.open(server)
         made.append(raw := cls(ws))
         await ws.sio_connect()
@@ -137,12 +125,12 @@ async def test_old_connection_ending_while_its_peer_resumes_on_the_same_node(
         peer_id = ack_old["peerId"]
         hold.write_text(peer_id)
         await old.close(code)
-        await log_line(one, f"holding the end of {peer_id}")
+        await one.log_line(f"holding the end of {peer_id}", 15.0)
         await old.aclose()
         resumed = await connect(one.url)
         ack = await resumed.join("room", resume=ack_old["resumeToken"])
         assert ack["ok"] and ack["resumed"] is True and ack["peerId"] == peer_id
-        await log_line(one, f"the end of {peer_id} is done")
+        await one.log_line(f"the end of {peer_id} is done", 15.0)
         await check_still_there((one, two), mate, resumed, peer_id, sentinel, ack_sentinel["peerId"])
 
 
@@ -168,7 +156,7 @@ async def test_old_connection_ending_after_its_peer_resumed_on_the_other_node(
         assert ack["ok"] and ack["resumed"] is True and ack["peerId"] == peer_id
         if code is not None:
             await old.close(code)
-        line = await log_line(one, f"disconnect {peer_id}")
+        line = await one.log_line(f"disconnect {peer_id}", 15.0)
         assert ("left" if code else "ping timeout") in line
         await old.aclose()
         await check_still_there((one, two), mate, resumed, peer_id, sentinel, ack_sentinel["peerId"])

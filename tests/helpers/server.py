@@ -34,6 +34,17 @@ class RunningServer:
     def log(self) -> str:
         return "".join(self.stderr_lines)
 
+    async def log_line(self, text: str, timeout: float = 10.0) -> str:
+        """Wait (bounded) until the server logs a line containing ``text``; return it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            for line in self.stderr_lines:
+                if text in line:
+                    return line
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"server never logged {text!r} within {timeout:g} s:\n{self.log()}")
+
 
 async def _collect(stream: asyncio.StreamReader, into: list[str]) -> None:
     while line := await stream.readline():
@@ -54,7 +65,7 @@ async def running_server(*flags: str, env: dict[str, str] | None = None) -> Asyn
     collector = asyncio.create_task(_collect(process.stderr, stderr_lines))
     try:
         url = await asyncio.wait_for(_ready_url(process.stdout), START_TIMEOUT)
-    except (asyncio.TimeoutError, EOFError):
+    except (TimeoutError, EOFError):
         process.kill()
         await process.wait()
         await collector
@@ -67,7 +78,7 @@ async def running_server(*flags: str, env: dict[str, str] | None = None) -> Asyn
             process.send_signal(signal.SIGTERM)
             try:
                 await asyncio.wait_for(process.wait(), 10)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 process.kill()
                 await process.wait()
         await collector

@@ -16,7 +16,7 @@ import pytest
 
 from signaling.ice import ice_servers
 from tests.helpers.clients import RecordingClient
-from tests.helpers.server import RunningServer, running_server
+from tests.helpers.server import running_server
 from tests.security.raw import EOF, EioWS, Ended, rss_bytes
 
 
@@ -56,17 +56,6 @@ class BlackHoleProxy:
         await self.server.wait_closed()
 
 
-async def log_line(server: RunningServer, text: str, timeout: float) -> str:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        for line in server.stderr_lines:
-            if text in line:
-                return line
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"server never logged {text!r} within {timeout}s:\n{server.log()}")
-
-
 async def test_f5_silent_client_times_out() -> None:
     """F5: a client whose network goes silent without FIN (a proxy that starts
     black-holing): the server closes it for ping timeout within interval + timeout + 2 s
@@ -87,7 +76,7 @@ async def test_f5_silent_client_times_out() -> None:
         loop = asyncio.get_running_loop()
         proxy.holed.set()
         holed_at = loop.time()
-        line = await log_line(server, f"disconnect {a_id}", timeout=8.0)
+        line = await server.log_line(f"disconnect {a_id}", timeout=8.0)
         assert "ping timeout" in line and "lost" in line, line
         assert loop.time() - holed_at <= 2 + 2 + 2
         left = await b.wait_for("peer-left", timeout=4.0)
@@ -181,7 +170,7 @@ async def test_f10_stalled_reader_is_dropped_and_nobody_else_slows() -> None:
         await calm
         assert dropped_after is not None, "the stalled reader was never dropped"
         assert peak - rss0 < 50 << 20, f"RSS +{(peak - rss0) / 2**20:.1f} MB"
-        assert "lost" in await log_line(server, f"disconnect {stalled_id}", 5.0)
+        assert "lost" in await server.log_line(f"disconnect {stalled_id}", 5.0)
         # the stalled client finds its connection reset once it reads again
         with pytest.raises(Ended) as ended:
             while True:

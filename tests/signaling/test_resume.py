@@ -55,18 +55,6 @@ async def kill(proc: asyncio.subprocess.Process) -> None:
     await proc.wait()
 
 
-async def log_line(server: RunningServer, text: str, timeout: float = 10.0) -> str:
-    """Wait until the server logs a line containing ``text``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        for line in server.stderr_lines:
-            if text in line:
-                return line
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"server never logged {text!r}:\n{server.log()}")
-
-
 @pytest.fixture
 async def grace_server() -> AsyncIterator[RunningServer]:
     # Short pings: a killed polling client is only noticed by its silence (its pending
@@ -87,7 +75,7 @@ async def test_killed_client_resumes_with_everything_in_order(grace_server: Runn
     a_id, token = ack["peerId"], ack["resumeToken"]
     await b.wait_for("peer-joined")
     await kill(child)
-    line = await log_line(server, f"disconnect {a_id}")
+    line = await server.log_line(f"disconnect {a_id}")
     assert "lost" in line, line
 
     sent: list[int] = []
@@ -161,7 +149,7 @@ async def test_kept_messages_arrive_before_newer_ones(grace_server: RunningServe
     await b.join("r")
     child, ack = await spawn_child(server, "r")
     await kill(child)
-    await log_line(server, f"disconnect {ack['peerId']}")
+    await server.log_line(f"disconnect {ack['peerId']}")
     for seq in range(20):
         kind = "signal" if seq % 2 else "relay"
         body = {"room": "r", "to": ack["peerId"], "data": {"seq": seq}}
@@ -198,7 +186,7 @@ async def test_mailbox_is_bounded_and_reports_dropped(grace_server: RunningServe
     await b.join("r")
     child, ack = await spawn_child(server, "r")
     await kill(child)
-    await log_line(server, f"disconnect {ack['peerId']}")
+    await server.log_line(f"disconnect {ack['peerId']}")
     for seq in range(1005):
         assert (await b.request("signal", {"room": "r", "to": ack["peerId"],
                                            "data": {"seq": seq}}))["ok"]
@@ -243,7 +231,7 @@ async def test_close_codes_tell_deliberate_from_lost(close_code: int, reason: st
         await ws.sio_connect()
         peer = (await ws.call("join", {"room": "r"}))["peerId"]
         await ws.send_raw(ws.frame(0x8, close_code.to_bytes(2, "big")))
-        line = await log_line(server, f"disconnect {peer}")
+        line = await server.log_line(f"disconnect {peer}")
         await ws.aclose()
         if reason:
             assert "left" in line.split(",")[-1]
@@ -281,7 +269,7 @@ async def test_failed_resume_changes_nothing() -> None:
         await c.join("full")
         child, ack = await spawn_child(server, "r")
         await kill(child)
-        await log_line(server, f"disconnect {ack['peerId']}")
+        await server.log_line(f"disconnect {ack['peerId']}")
         assert (await b.request("signal", {"room": "r", "to": ack["peerId"],
                                            "data": {"kept": 1}}))["ok"]
         a2 = await RecordingClient().connect(server.url)
@@ -306,7 +294,7 @@ async def test_resume_checks_the_new_tokens_rooms_claim() -> None:
         only_a = mint_token(secret, ttl_seconds=60, rooms=["a"], now=time.time())
         child, ack = await spawn_child(server, "a", "b", token=both)
         await kill(child)
-        await log_line(server, f"disconnect {ack['peerId']}")
+        await server.log_line(f"disconnect {ack['peerId']}")
         narrow = await RecordingClient().connect(server.url, auth={"token": only_a})
         reply = await narrow.join("a", resume=ack["resumeToken"])
         assert reply["ok"] is False and reply["error"]["code"] == "unauthorized"
