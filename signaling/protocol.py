@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -60,16 +60,6 @@ def measure(value: object) -> tuple[int, bool]:
     return len(text) - 4 * binary_count + binary_total, binary_count > 0
 
 
-def contains_binary(value: object) -> bool:
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return True
-    if isinstance(value, dict):
-        return any(contains_binary(v) for v in value.values())
-    if isinstance(value, list):
-        return any(contains_binary(v) for v in value)
-    return False
-
-
 def room_name(value: object, field: str = "room") -> str:
     if not isinstance(value, str) or not ROOM_PATTERN.fullmatch(value):
         raise InvalidPayload(
@@ -110,6 +100,7 @@ class SignalRequest:
     room: str
     to: str
     data: dict[str, Any]
+    size: int = field(default=0, compare=False)  # of data as JSON: derived, measured once
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,9 +141,10 @@ def _parse_join(body: dict[str, Any]) -> JoinRequest:
         meta = {}
     if not isinstance(meta, dict):
         raise InvalidPayload("meta must be a JSON object")
-    if contains_binary(meta):
+    size, binary = measure(meta)
+    if binary:
         raise InvalidPayload("meta must be JSON, not binary")
-    if json_size(meta) > MAX_META_BYTES:
+    if size > MAX_META_BYTES:
         raise PayloadTooLarge(f"meta is larger than {MAX_META_BYTES} bytes as JSON")
     webrtc = body.get("webrtc", True)
     if not isinstance(webrtc, bool):
@@ -171,11 +163,12 @@ def _parse_signal(body: dict[str, Any]) -> SignalRequest:
     data = body.get("data")
     if not isinstance(data, dict):
         raise InvalidPayload("signal data must be a JSON object")
-    if contains_binary(data):
+    size, binary = measure(data)
+    if binary:
         raise InvalidPayload("signal data must be JSON, not binary")
-    if json_size(data) > MAX_SIGNAL_BYTES:
+    if size > MAX_SIGNAL_BYTES:
         raise PayloadTooLarge(f"signal data is larger than {MAX_SIGNAL_BYTES} bytes as JSON")
-    return SignalRequest(room=room, to=to, data=data)
+    return SignalRequest(room=room, to=to, data=data, size=size)
 
 
 def _parse_relay(body: dict[str, Any], max_relay_bytes: int) -> RelayRequest:

@@ -19,7 +19,7 @@ from .auth import TokenClaims
 from .backends.base import Backend, Delivery, Member, Resumed
 from .errors import InvalidPayload, NotInRoom, SignalingError, Unauthorized, UnknownPeer
 from .ice import ice_servers
-from .protocol import JoinRequest, LeaveRequest, RelayRequest, Request, SignalRequest, json_size
+from .protocol import JoinRequest, LeaveRequest, RelayRequest, Request, SignalRequest
 from .settings import Settings
 
 log = logging.getLogger("signaling")
@@ -186,9 +186,8 @@ class SignalingService:
     async def _signal(self, session: Session, request: SignalRequest) -> Outcome:
         await self._check_route(session, request.room, request.to)
         payload = {"room": request.room, "from": session.peer_id, "data": request.data}
-        size = json_size(request.data)
-        await self.backend.deliver([Delivery(request.to, "signal", payload, size)])
-        self.counter.relayed("signal", 1, size)
+        await self.backend.deliver([Delivery(request.to, "signal", payload, request.size)])
+        self.counter.relayed("signal", 1, request.size)
         return Outcome(ack={"ok": True})
 
     async def _relay(self, session: Session, request: RelayRequest) -> Outcome:
