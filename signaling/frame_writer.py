@@ -56,6 +56,13 @@ class FrameWriter:
         pending.append(frame_header(len(payload), opcode))
         pending.append(payload)
 
+    def write_packet(self, encoded: str | bytes) -> None:
+        """One encoded Engine.IO packet: text as a text frame, bytes as a binary one."""
+        if isinstance(encoded, str):
+            self.write(encoded.encode(), TEXT)
+        else:
+            self.write(encoded, BINARY)
+
     def flush(self) -> None:
         """Write what is pending now (also called at the end of the turn)."""
         pending = self._pending

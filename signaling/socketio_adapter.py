@@ -145,11 +145,9 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
         """Close an Engine.IO session that never completed the Socket.IO connect."""
         if self.eio.sockets.get(eio_sid) is not eio_socket or eio_sid in self.by_eio_sid:
             return
-        task = asyncio.ensure_future(
+        socketio_fixes.spawn(
             self.drop(eio_sid, f"no Socket.IO connect within {self.settings.connect_timeout:g} s")
         )
-        _background.add(task)
-        task.add_done_callback(_background.discard)
 
     async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
         claims = self._authenticate(auth)
@@ -419,9 +417,6 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
             eio_socket.violation = why
         self._binary_packet.pop(eio_sid, None)
         await socketio_fixes.force_close(self.eio, eio_sid, abort=True)
-
-
-_background: set[asyncio.Task[None]] = set()
 
 
 def _event_shape_error(data: Any) -> str | None:

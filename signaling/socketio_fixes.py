@@ -94,7 +94,7 @@ from aiohttp import WebSocketError, WSMsgType, web
 from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 
-from .frame_writer import BINARY, TEXT, FrameWriter
+from .frame_writer import FrameWriter
 from .timer_wheel import TimerWheel
 
 log = logging.getLogger("signaling")
@@ -139,8 +139,9 @@ def _packet_size(pkt: Any) -> int:
 _background: set[asyncio.Task[Any]] = set()
 
 
-def _spawn(coro: Any) -> None:
-    """Run ``coro`` on its own; a session that closed meanwhile is not an error."""
+def spawn(coro: Any) -> None:
+    """Run ``coro`` on its own, kept referenced until done; its failure is logged
+    (a session that closed meanwhile is not an error)."""
     task = asyncio.ensure_future(coro)
     _background.add(task)
     task.add_done_callback(_finished)
@@ -210,9 +211,8 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
     connect_deadline: asyncio.TimerHandle | None = None  # until the Socket.IO connect
 
     # -- outbound --------------------------------------------------------
-    def _limits(self) -> tuple[int, int]:
-        max_bytes = max(MIN_QUEUED_BYTES, 3 * int(self.server.max_http_buffer_size))
-        return MAX_QUEUED_MESSAGES, max_bytes
+    def _max_waiting_bytes(self) -> int:
+        return max(MIN_QUEUED_BYTES, 3 * int(self.server.max_http_buffer_size))
 
     def write_message(self, data: str | bytes) -> bool:
         """Send a MESSAGE packet straight onto the websocket; False if it must be queued.
@@ -225,34 +225,26 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
         frames = self._frames
         if frames is None:
             return False
-        if isinstance(data, str):
-            frames.write(("4" + data).encode(), TEXT)
-        else:
-            frames.write(data, BINARY)
+        frames.write_packet("4" + data if isinstance(data, str) else data)
         return True
-
-    def _write_packet(self, frames: FrameWriter, pkt: Any) -> None:
-        encoded = pkt.encode()
-        if isinstance(encoded, str):
-            frames.write(encoded.encode(), TEXT)
-        else:
-            frames.write(encoded, BINARY)
 
     def _overflowed(self, waiting: int) -> None:
         log.warning("aborting %s: it stopped reading (%d bytes waiting)", self.sid, waiting)
-        _spawn(self.abort(self.server.reason.TRANSPORT_ERROR))
+        spawn(self.abort(self.server.reason.TRANSPORT_ERROR))
 
     async def send(self, pkt: Any) -> None:
         if self.aborted:
             return
         if self._frames is not None:
-            self._write_packet(self._frames, pkt)
+            self._frames.write_packet(pkt.encode())
             return
         if not await self.check_ping_timeout():
             return
         size = _packet_size(pkt)
-        max_messages, max_bytes = self._limits()
-        if self.queued_messages + 1 > max_messages or self.queued_bytes + size > max_bytes:
+        if (
+            self.queued_messages + 1 > MAX_QUEUED_MESSAGES
+            or self.queued_bytes + size > self._max_waiting_bytes()
+        ):
             log.warning(
                 "aborting %s: it stopped reading (%d packets, %d bytes waiting)",
                 self.sid, self.queued_messages, self.queued_bytes,
@@ -414,14 +406,14 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
             self.last_ping = time.time()
             ping = eio_packet.Packet(eio_packet.PING)
             if self._frames is not None:
-                self._write_packet(self._frames, ping)
+                self._frames.write_packet(ping.encode())
             else:
-                _spawn(self.send(ping))
+                spawn(self.send(ping))
             # Check this ping's deadline on time, rather than when upstream's
             # service task next comes round (up to another ping timeout later).
             self.server.ping_wheel.schedule(self, self.server.ping_timeout + PING_CHECK_SLACK)
         else:
-            _spawn(self.check_ping_timeout())
+            spawn(self.check_ping_timeout())
 
     async def check_ping_timeout(self) -> bool:
         if self.closed:
@@ -497,8 +489,7 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
 
     def _write_directly(self, transport: asyncio.Transport) -> None:
         """From now on write frames directly, starting with what was queued meanwhile."""
-        max_bytes = self._limits()[1]
-        frames = FrameWriter(transport, max_bytes, self._overflowed)
+        frames = FrameWriter(transport, self._max_waiting_bytes(), self._overflowed)
         while True:
             try:
                 pkt = self._take_nowait()
@@ -506,7 +497,7 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
                 break
             if pkt is None:
                 return  # the session ended meanwhile
-            self._write_packet(frames, pkt)
+            frames.write_packet(pkt.encode())
         frames.flush()
         if not self.closed and not self.aborted:
             self._frames = frames
@@ -559,7 +550,7 @@ class HardenedSocket(engineio.async_socket.AsyncSocket):  # type: ignore[misc]
             # websocket, so close it now (this also ends the read loop).
             frames.flush()
             self._frames = None
-            _spawn(self.websocket.close())
+            spawn(self.websocket.close())
 
 
 

@@ -67,9 +67,3 @@ class TimerWheel:
                 except Exception:
                     log.exception("timer of %r failed", user)
         self._handle = loop.call_later(self.tick, self._turn) if self._slots else None
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-        self._slots.clear()

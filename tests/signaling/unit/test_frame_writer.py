@@ -90,3 +90,12 @@ async def test_discarded_or_closing_writes_nothing() -> None:
     writer.write(b"4late", TEXT)
     writer.flush()
     assert transport.writes == []
+
+
+async def test_an_encoded_packet_is_a_text_frame_when_text_and_binary_when_bytes() -> None:
+    transport = FakeTransport()
+    writer = FrameWriter(transport, 1 << 20, lambda waiting: None)  # type: ignore[arg-type]
+    writer.write_packet("42[\"é\"]")
+    writer.write_packet(b"\x00\xff")
+    writer.flush()
+    assert parse_frames(transport.writes[0]) == [("text", '42["é"]'.encode()), ("binary", b"\x00\xff")]
