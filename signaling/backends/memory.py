@@ -51,10 +51,17 @@ class MemoryBackend:
         record.resume_token = resume_token
         self._tokens[resume_token] = peer_id
 
-    async def lose(self, peer_id: str, deadline: float, token: str | None) -> None:
+    def _current(self, peer_id: str, token: str | None) -> _PeerRecord | None:
+        """The peer's record, unless it is gone or was resumed since ``token``."""
         record = self._peers.get(peer_id)
         if record is None or (token is not None and record.resume_token != token):
-            return  # gone, or resumed since: not the connection that peer has now
+            return None
+        return record
+
+    async def lose(self, peer_id: str, deadline: float, token: str | None) -> None:
+        record = self._current(peer_id, token)
+        if record is None:
+            return
         record.lost_until = deadline
         record.mailbox = Mailbox(max_messages=self._mailbox_messages, max_bytes=self._mailbox_bytes)
 
@@ -86,9 +93,9 @@ class MemoryBackend:
         return gone
 
     async def forget(self, peer_id: str, token: str | None = None) -> list[Departure]:
-        record = self._peers.get(peer_id)
-        if record is None or (token is not None and record.resume_token != token):
-            return []  # gone, or resumed since: not the connection that peer has now
+        record = self._current(peer_id, token)
+        if record is None:
+            return []
         del self._peers[peer_id]
         self._tokens.pop(record.resume_token, None)
         departures = []
