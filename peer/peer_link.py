@@ -21,11 +21,11 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from aiortc import RTCDataChannel
 
-from .channel import Outbox
+from .channel import Channel, Outbox
 from .errors import FrameError, PeerGone, SendBufferFull, SessionError
 from .framing import FileBody
 from .negotiation import Negotiator
@@ -35,6 +35,7 @@ from .webrtc_channel import WebRTCChannel
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
 Transport = Literal["webrtc", "relay"]
 """The path a link's frames take now."""
 
@@ -88,23 +89,19 @@ class PeerLink:
         """Sequence one application message and write it, waiting for room."""
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("> %s %s %.75r", self.info.peer_id, event, data)
-        while True:
-            try:
-                frames = self.session.send_message(event, data, now())
-                break
-            except SendBufferFull:
-                await self.wait_progress()
-        self._write(frames)
+        self._write(await self._with_room(lambda: self.session.send_message(event, data, now())))
 
     async def send_body(self, body: FileBody) -> None:
         """Sequence one file-transfer body and write it, waiting for room."""
+        self._write([await self._with_room(lambda: self.session.send(body, now()))])
+
+    async def _with_room(self, sequence: Callable[[], T]) -> T:
+        """``sequence()``, retried after each ack while the send buffer is full."""
         while True:
             try:
-                frame = self.session.send(body, now())
-                break
+                return sequence()
             except SendBufferFull:
                 await self.wait_progress()
-        self._write([frame])
 
     def send_control(self, body: FileBody) -> None:
         """Send a small body from a callback; parked until acks free room."""
@@ -175,8 +172,7 @@ class PeerLink:
 
         channel.on("close", lambda: self.detach_channel(path))
         self.webrtc = path
-        self.outbox.switch(path, self.session.resend(now()))
-        self._schedule()
+        self._switch(path)
         logger.info("upgrade: data channel to %s open", self.info.peer_id)
         self._on_path(self, "webrtc")
 
@@ -185,16 +181,19 @@ class PeerLink:
         if self.webrtc is not path or self.gone:
             return
         self.webrtc = None
-        self.outbox.switch(self.relay, self.session.resend(now()))
-        self._schedule()
+        self._switch(self.relay)
         logger.info("downgrade: data channel to %s lost, relaying", self.info.peer_id)
         self._on_path(self, "relay")
 
     def resend_on_relay(self) -> None:
         """The relay path came back (signaling resumed): resend there."""
         if self.webrtc is None and not self.gone:
-            self.outbox.switch(self.relay, self.session.resend(now()))
-            self._schedule()
+            self._switch(self.relay)
+
+    def _switch(self, path: Channel) -> None:
+        """Write to ``path`` from now on, starting with every unacked message."""
+        self.outbox.switch(path, self.session.resend(now()))
+        self._schedule()
 
     # -- backpressure -------------------------------------------------------------
 
