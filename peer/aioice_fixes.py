@@ -22,7 +22,8 @@ _STUN_COOKIE = b"\x21\x12\xa4\x42"
 _installed = False
 
 
-def _is_stun(data: bytes) -> bool:
+def is_stun(data: bytes) -> bool:
+    """Whether a datagram is STUN (RFC 5389: first two bits 0, the magic cookie)."""
     return len(data) >= 20 and data[0] < 2 and data[4:8] == _STUN_COOKIE
 
 
@@ -42,7 +43,7 @@ def install() -> None:
     original = aioice.ice.StunProtocol.datagram_received
 
     def datagram_received(protocol: Any, data: bytes, addr: tuple[Any, ...]) -> None:
-        if not _is_stun(data):
+        if not is_stun(data):
             source = (addr[0], addr[1])
             known: set[tuple[Any, Any]] | None = getattr(protocol, "_rtc_known_sources", None)
             if known is None or source not in known:

@@ -13,8 +13,9 @@ from typing import Any
 
 import aioice.ice
 
+from peer.aioice_fixes import is_stun
+
 WAIT = 15.0
-STUN_COOKIE = b"\x21\x12\xa4\x42"
 
 
 @contextlib.contextmanager
@@ -53,10 +54,6 @@ async def until(predicate: Callable[[], bool], timeout: float = WAIT, step: floa
 
 
 # ------------------------------------------------------------ lossy UDP shim
-def is_stun(data: bytes) -> bool:
-    return len(data) >= 20 and data[0] < 2 and data[4:8] == STUN_COOKIE
-
-
 @dataclass
 class LossyLink:
     """Loss, delay and reorder for every datagram aioice receives (both peers
