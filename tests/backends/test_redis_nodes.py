@@ -212,8 +212,8 @@ async def own_nodes(own_redis: RedisServer) -> AsyncIterator[Nodes]:
     await made.close()
 
 
-async def test_redis_restart_local_goes_on_and_state_comes_back(own_redis: RedisServer, own_nodes: Nodes) -> None:
-    one, two = await two_in_room(own_nodes)
+async def local_c_then_redis_down(one: StartedNode, own_redis: RedisServer) -> None:
+    """Peer ``c`` joins "r" on node ``one``, then Redis stops and ``one`` notices."""
     await one.backend.register("c", "tok-c")
     await one.backend.join("r", Member("c", {}, True), 8)
     own_redis.stop()
@@ -222,6 +222,11 @@ async def test_redis_restart_local_goes_on_and_state_comes_back(own_redis: Redis
         return await one.backend.unavailable_reason() is not None
 
     await eventually(down)
+
+
+async def test_redis_restart_local_goes_on_and_state_comes_back(own_redis: RedisServer, own_nodes: Nodes) -> None:
+    one, two = await two_in_room(own_nodes)
+    await local_c_then_redis_down(one, own_redis)
     # local delivery goes on, membership of local peers is known
     assert await one.backend.is_member("r", "c")
     await one.backend.deliver([relay("a", "c", 1)])
@@ -276,14 +281,7 @@ async def test_redis_down_at_start_serves_locally_then_attaches(own_redis: Redis
 
 async def test_departure_while_redis_is_away_reaches_the_other_nodes_after(own_redis: RedisServer, own_nodes: Nodes) -> None:
     one, two = await two_in_room(own_nodes)
-    await one.backend.register("c", "tok-c")
-    await one.backend.join("r", Member("c", {}, True), 8)
-    own_redis.stop()
-
-    async def down() -> bool:
-        return await one.backend.unavailable_reason() is not None
-
-    await eventually(down)
+    await local_c_then_redis_down(one, own_redis)
     departures = await one.backend.forget("c", token="tok-c")  # c left on purpose: a is told at once
     assert [(d.room, d.remaining) for d in departures] == [("r", ["a"])]
     own_redis.start()

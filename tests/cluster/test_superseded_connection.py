@@ -84,6 +84,19 @@ async def two_nodes(redis: RedisServer, hold_file: Path | None = None) -> AsyncI
         yield one, two
 
 
+async def room_with_old_connection(
+    one: RunningServer, two: RunningServer, connect: Connect, raws: list[Raw]
+) -> tuple[RecordingClient, Raw, str, Raw, dict[str, Any]]:
+    """``mate`` on node two, a kept-alive sentinel and the old connection on node one,
+    all in "room": (mate, sentinel, sentinel's peerId, old, old's join ack)."""
+    mate = await connect(two.url)
+    await mate.join("room")
+    sentinel, ack_sentinel = await Raw.joined(one, "room", raws)
+    sentinel.keep_alive()
+    old, ack_old = await Raw.joined(one, "room", raws)
+    return mate, sentinel, ack_sentinel["peerId"], old, ack_old
+
+
 async def check_still_there(
     nodes: tuple[RunningServer, RunningServer], mate: RecordingClient, resumed: RecordingClient,
     peer_id: str, sentinel: Raw, sentinel_id: str,
@@ -117,11 +130,7 @@ async def test_old_connection_ending_while_its_peer_resumes_on_the_same_node(
     hold = tmp_path / "hold"
     hold.write_text("")
     async with two_nodes(redis_server, hold) as (one, two):
-        mate = await connect(two.url)
-        await mate.join("room")
-        sentinel, ack_sentinel = await Raw.joined(one, "room", raws)
-        sentinel.keep_alive()
-        old, ack_old = await Raw.joined(one, "room", raws)
+        mate, sentinel, sentinel_id, old, ack_old = await room_with_old_connection(one, two, connect, raws)
         peer_id = ack_old["peerId"]
         hold.write_text(peer_id)
         await old.close(code)
@@ -131,7 +140,7 @@ async def test_old_connection_ending_while_its_peer_resumes_on_the_same_node(
         ack = await resumed.join("room", resume=ack_old["resumeToken"])
         assert ack["ok"] and ack["resumed"] is True and ack["peerId"] == peer_id
         await one.log_line(f"the end of {peer_id} is done", 15.0)
-        await check_still_there((one, two), mate, resumed, peer_id, sentinel, ack_sentinel["peerId"])
+        await check_still_there((one, two), mate, resumed, peer_id, sentinel, sentinel_id)
 
 
 @pytest.mark.parametrize("code", [None, LEFT], ids=["lost", "left"])
@@ -143,11 +152,7 @@ async def test_old_connection_ending_after_its_peer_resumed_on_the_other_node(
     joined, as after a network switch: no FIN, pings unanswered), or by a close
     frame 1000 that comes late (left)."""
     async with two_nodes(redis_server) as (one, two):
-        mate = await connect(two.url)
-        await mate.join("room")
-        sentinel, ack_sentinel = await Raw.joined(one, "room", raws)
-        sentinel.keep_alive()
-        old, ack_old = await Raw.joined(one, "room", raws)
+        mate, sentinel, sentinel_id, old, ack_old = await room_with_old_connection(one, two, connect, raws)
         peer_id = ack_old["peerId"]
         if code is not None:
             old.keep_alive()  # until its late close frame; else silent from the start
@@ -159,4 +164,4 @@ async def test_old_connection_ending_after_its_peer_resumed_on_the_other_node(
         line = await one.log_line(f"disconnect {peer_id}", 15.0)
         assert ("left" if code else "ping timeout") in line
         await old.aclose()
-        await check_still_there((one, two), mate, resumed, peer_id, sentinel, ack_sentinel["peerId"])
+        await check_still_there((one, two), mate, resumed, peer_id, sentinel, sentinel_id)
