@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from signaling.backends.base import Delivery, Member
+from signaling.backends.base import Backend, Delivery, Member
 from signaling.errors import ResumeExpired, RoomFull
 from tests.backends.conftest import Nodes
 
@@ -77,13 +77,17 @@ async def test_deliver_in_order_with_binary(nodes: Nodes) -> None:
     assert node.sink.to("a") == []
 
 
+async def a_and_b_in_r_b_also_in_s(backend: Backend) -> None:
+    for pid in "ab":
+        await backend.register(pid, f"tok-{pid}")
+        await backend.join("r", member(pid), 4)
+    await backend.join("s", member("b"), 4)
+
+
 async def test_lost_peer_keeps_mail_and_resumes_once(nodes: Nodes) -> None:
     node = await nodes()
     b = node.backend
-    for pid in "ab":
-        await b.register(pid, f"tok-{pid}")
-        await b.join("r", member(pid), 4)
-    await b.join("s", member("b"), 4)
+    await a_and_b_in_r_b_also_in_s(b)
     await b.lose("b", deadline=2e9, token="tok-b")
     for i in range(3):
         await b.deliver([Delivery("b", "signal", {"room": "r", "from": "a", "data": {"i": i, "b": b"\x00\xff"}}, 20)])
@@ -211,10 +215,7 @@ async def test_superseded_token_lose_and_forget_change_nothing(nodes: Nodes) -> 
     (docs/reliability.md, bug 7). With the current token both still work."""
     node = await nodes()
     b = node.backend
-    for pid in "ab":
-        await b.register(pid, f"tok-{pid}")
-        await b.join("r", member(pid), 4)
-    await b.join("s", member("b"), 4)
+    await a_and_b_in_r_b_also_in_s(b)
     resumed = await b.resume("tok-b", "tok-b2")  # its old connection has not ended yet
     assert resumed.peer_id == "b"
     await b.lose("b", deadline=100.0, token="tok-b")  # the old connection: lost
