@@ -39,6 +39,8 @@ from typing import Any
 
 import socketio
 
+from .procstat import cpu_seconds
+
 ROOT = Path(__file__).resolve().parents[1]
 READY = re.compile(r"listening on (http://[\d.]+:\d+)")
 
@@ -73,12 +75,6 @@ def redis_server() -> Any:
         finally:
             process.terminate()
             process.wait(10)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 PIDS: dict[str, int] = {}
@@ -211,9 +207,9 @@ async def scenario(name: str, send_url: str, recv_url: str, args: argparse.Names
             p.latencies.clear()
             p.received = 0
         servers = {PIDS[send_url], PIDS[recv_url]}
-        cpu_before = sum(cpu_seconds(pid) for pid in servers)
+        cpu_before = sum(cpu_seconds(pid) or 0.0 for pid in servers)
         delivered, elapsed = await saturate(pairs, args.window, args.seconds)
-        cpu = sum(cpu_seconds(pid) for pid in servers) - cpu_before
+        cpu = sum(cpu_seconds(pid) or 0.0 for pid in servers) - cpu_before
     finally:
         for p in pairs:
             await p.sender.disconnect()
