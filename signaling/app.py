@@ -1,4 +1,4 @@
-"""Assembles the server: backend, service, Socket.IO, HTTP; runs it until told to stop."""
+"""Assembles the server: backend, service, Socket.IO gateway, HTTP; runs it until told to stop."""
 
 from __future__ import annotations
 
@@ -13,15 +13,15 @@ from aiohttp import web
 
 from .backends.base import Backend
 from .backends.memory import MemoryBackend
+from .gateway import Gateway
 from .http import BACKEND_KEY, METRICS_KEY, add_routes
 from .metrics import Metrics
 from .service import SignalingService
 from .settings import Settings
-from .socketio_adapter import SignalingSocketServer
 
 log = logging.getLogger("signaling")
 
-SIO_KEY = web.AppKey("sio", SignalingSocketServer)
+GATEWAY_KEY = web.AppKey("gateway", Gateway)
 ENGINEIO_PATH = "/socket.io/"
 SHUTDOWN_SECONDS = 3.0
 
@@ -42,50 +42,36 @@ def create_app(settings: Settings, backend: Backend | None = None) -> web.Applic
     backend = backend or make_backend(settings)
     metrics = Metrics()
     service = SignalingService(settings, backend, counter=metrics)
-    sio = SignalingSocketServer(settings, service, metrics)
+    gateway = Gateway(settings, service, metrics)
     app = web.Application(client_max_size=settings.max_http_buffer_size + 1024)
     app[BACKEND_KEY] = backend
     app[METRICS_KEY] = metrics
-    app[SIO_KEY] = sio
-    limit = settings.max_http_buffer_size
+    app[GATEWAY_KEY] = gateway
 
     async def engineio_endpoint(request: web.Request) -> web.StreamResponse:
-        if request.method != "OPTIONS" and "transport" not in request.query:
-            # python-engineio would default to polling; the protocol requires it.
-            return web.Response(status=400, text="missing transport")
-        if request.method == "POST":
-            length = request.content_length
-            if length is None:
-                return web.Response(status=411, text="polling POST needs a Content-Length")
-            if length > limit:
-                sid = request.query.get("sid")
-                if sid is not None and sid in sio.eio.sockets:
-                    await sio.drop(sid, f"polling POST of {length} bytes, over {limit}")
-                return web.Response(status=413, text=f"payload over {limit} bytes")
-        response: web.StreamResponse = await sio.handle_request(request)
-        return response
+        return await gateway.engine.handle(request)
 
     for method in ("GET", "POST", "OPTIONS"):
         app.router.add_route(method, ENGINEIO_PATH, engineio_endpoint)
     add_routes(app)
-    app.cleanup_ctx.append(_lifecycle(settings, backend, service, sio))
+    app.cleanup_ctx.append(_lifecycle(settings, backend, service, gateway))
 
     async def close_sessions(app: web.Application) -> None:
         # Before aiohttp waits for open handlers: end websockets and long-polls.
-        await sio.close_all()
+        await gateway.close_all()
 
     app.on_shutdown.append(close_sessions)
     return app
 
 
 def _lifecycle(
-    settings: Settings, backend: Backend, service: SignalingService, sio: SignalingSocketServer
+    settings: Settings, backend: Backend, service: SignalingService, gateway: Gateway
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def run(app: web.Application) -> AsyncIterator[None]:
-        await backend.start(sio.deliver)
+        await backend.start(gateway.deliver)
         tasks = [
             asyncio.create_task(_reap(service, settings), name="resume-reaper"),
-            asyncio.create_task(_watch_loop_lag(sio.metrics), name="loop-lag"),
+            asyncio.create_task(_watch_loop_lag(gateway.metrics), name="loop-lag"),
         ]
         yield
         for task in tasks:
