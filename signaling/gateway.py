@@ -127,7 +127,9 @@ class Gateway:
         elif isinstance(packet, sio.Connect):
             self._connect(client, packet)
         elif packet.namespace == sio.NAMESPACE:
-            conn.end(Reason.CLIENT_CLOSE)
+            ending = conn.end(Reason.CLIENT_CLOSE)
+            if ending is not None:
+                await ending  # as any request: done before the POST or next frame is answered
 
     def on_close(self, conn: Connection, reason: Reason, lost: bool) -> Any:
         client: Client = conn.app_data

@@ -236,7 +236,9 @@ class Connection:
         if inbound.message is not None:
             await self.handler.on_message(self, inbound.message)
         elif inbound.closed is not None:
-            self.end(inbound.closed)
+            ending = self.end(inbound.closed)
+            if ending is not None:
+                await ending
         elif packet[0] == eio.PONG:
             self.reschedule()
         return not self.ended

@@ -1,4 +1,4 @@
-"""The adapter's routing table (peerId -> connection) holds live peers only.
+"""The router (peerId -> connection) holds live peers only.
 
 Run in-process, on a loopback port, so the table itself can be inspected: a
 stale entry is invisible from outside, but keeps a Connection (and its
@@ -13,14 +13,14 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from signaling.app import SIO_KEY, create_app
+from signaling.app import GATEWAY_KEY, create_app
 from signaling.settings import Settings
-from signaling.socketio_adapter import SignalingSocketServer
+from signaling.gateway import Gateway
 from tests.helpers.clients import RecordingClient
 
 
 @pytest.fixture
-async def in_process() -> AsyncIterator[tuple[str, SignalingSocketServer]]:
+async def in_process() -> AsyncIterator[tuple[str, Gateway]]:
     app = create_app(Settings(port=0, resume_grace=30.0, rate_limit=0))
     runner = web.AppRunner(app)
     await runner.setup()
@@ -28,7 +28,7 @@ async def in_process() -> AsyncIterator[tuple[str, SignalingSocketServer]]:
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
-        yield f"http://127.0.0.1:{port}", app[SIO_KEY]
+        yield f"http://127.0.0.1:{port}", app[GATEWAY_KEY]
     finally:
         await runner.cleanup()
 
@@ -42,9 +42,9 @@ async def until(condition, timeout: float = 5.0) -> None:  # type: ignore[no-unt
 
 
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
-async def test_resumes_leave_no_stale_routes(in_process: tuple[str, SignalingSocketServer],
+async def test_resumes_leave_no_stale_routes(in_process: tuple[str, Gateway],
                                              transport: str) -> None:
-    url, sio = in_process
+    url, gw = in_process
     first = await RecordingClient().connect(url, transports=[transport])
     ack = await first.join("r")
     peer_id, token = ack["peerId"], ack["resumeToken"]
@@ -55,22 +55,22 @@ async def test_resumes_leave_no_stale_routes(in_process: tuple[str, SignalingSoc
         resumed = await clients[-1].join("r", resume=token)
         assert resumed["ok"] and resumed["peerId"] == peer_id
         token = resumed["resumeToken"]
-        assert set(sio.by_peer_id) == {peer_id}, sio.by_peer_id
+        assert set(gw.router.by_peer) == {peer_id}, gw.router.by_peer
+        assert not gw.router.joining
     await clients[-1].disconnect()
-    await until(lambda: not sio.by_peer_id and not sio.by_eio_sid)
+    await until(lambda: not gw.router.by_peer and not gw.engine.sessions)
     for client in clients[:-1]:
         await client.sio.disconnect()
 
 
-async def test_no_socketio_room_per_client(in_process: tuple[str, SignalingSocketServer]) -> None:
-    """python-socketio's manager holds only its table of connected clients: a room per
-    client cost memory and made each disconnect scan every room."""
-    url, sio = in_process
-    clients = [await RecordingClient().connect(url) for _ in range(5)]
+async def test_sessions_end_with_their_clients(in_process: tuple[str, Gateway]) -> None:
+    """Every Engine.IO session is forgotten when its client goes, whatever the transport."""
+    url, gw = in_process
+    clients = [await RecordingClient().connect(url, transports=[t])
+               for t in ("websocket", "polling", "websocket", "polling", "websocket")]
     await clients[0].join("r")
-    assert list(sio.manager.rooms["/"]) == [None]
-    assert len(sio.manager.rooms["/"][None]) == 5
+    assert len(gw.engine.sessions) == 5 and len(gw.router.by_peer) == 1
     for client in clients:
         await client.disconnect()
-    await until(lambda: not sio.by_eio_sid)
-    assert not sio.manager.rooms.get("/", {}).get(None)
+    await until(lambda: not gw.engine.sessions and not gw.router.by_peer)
+    assert len(gw.engine.wheel) == 0
