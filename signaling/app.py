@@ -51,8 +51,7 @@ def create_app(settings: Settings, backend: Backend | None = None) -> web.Applic
     async def engineio_endpoint(request: web.Request) -> web.StreamResponse:
         return await gateway.engine.handle(request)
 
-    for method in ("GET", "POST", "OPTIONS"):
-        app.router.add_route(method, ENGINEIO_PATH, engineio_endpoint)
+    app.router.add_route("*", ENGINEIO_PATH, engineio_endpoint)
     add_routes(app)
     app.cleanup_ctx.append(_lifecycle(settings, backend, service, gateway))
 

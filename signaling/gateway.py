@@ -126,10 +126,15 @@ class Gateway:
             await self._event(client, packet.args, packet.ack_id)
         elif isinstance(packet, sio.Connect):
             self._connect(client, packet)
-        elif packet.namespace == sio.NAMESPACE:
-            ending = conn.end(Reason.CLIENT_CLOSE)
-            if ending is not None:
-                await ending  # as any request: done before the POST or next frame is answered
+        elif packet.namespace == sio.NAMESPACE and client.session is not None:
+            # The client leaves "/": its peer goes (left); the Engine.IO session
+            # stays, as in the protocol, and may connect again (or is closed
+            # by the connect deadline). Done before the next request is read.
+            session, client.session = client.session, None
+            client.decoder.connected = False
+            client.connect_by = asyncio.get_running_loop().time() + self.settings.connect_timeout
+            conn.reschedule()
+            await self._disconnected(client, session, Reason.CLIENT_CLOSE, False)
 
     def on_close(self, conn: Connection, reason: Reason, lost: bool) -> Any:
         client: Client = conn.app_data

@@ -2,12 +2,11 @@
 
 Same origin is always allowed; ``--allowed-origins`` adds a list, or ``*``
 allows any. A request without an Origin header (a non-browser client) is not
-checked here (python-engineio only checks requests that carry one).
+checked here: browsers always send one.
 
-python-engineio takes a list *instead of* same origin; only a callable can
-say "same origin and these", so :class:`OriginPolicy` is one. It answers for
-polling and websocket alike, before any session exists, so a refused origin
-gets a 400 and no session.
+:class:`OriginPolicy` answers for polling and websocket alike, before any
+session exists (``transport.EngineServer.handle``), so a refused origin gets
+a 400 and no session.
 """
 
 from __future__ import annotations

@@ -76,8 +76,10 @@ class Connection:
         "_poller",
         "_posting",
         "_writer",
+        "aborted",
         "app_data",
         "close_code",
+        "end_reason",
         "ended",
         "engine",
         "handler",
@@ -103,6 +105,8 @@ class Connection:
         self.close_code: int | None = None
         self.violation: str | None = None
         self.ended = False
+        self.aborted = False
+        self.end_reason: Reason | None = None
         self.lost = False
         self.wheel_slot: int | None = None
         self.app_data: Any = None  # the handler's own per-connection state
@@ -161,6 +165,8 @@ class Connection:
         if self.ended:
             return None
         self.ended = True
+        self.aborted = abort
+        self.end_reason = reason
         self.lost = self._was_lost(reason)
         self.engine.close()
         server = self.server
@@ -348,7 +354,7 @@ class EngineServer:
             return await self._poll(conn, cors)
         if request.method == "POST":
             return await self._post(conn, request, cors)
-        return web.Response(status=405, text="Method Not Found", headers=cors)
+        return _bad(f"method {request.method} is not part of Engine.IO", cors)
 
     def _open(self, *, websocket: bool) -> Connection:
         now = asyncio.get_running_loop().time()
@@ -372,7 +378,10 @@ class EngineServer:
     # -- polling ---------------------------------------------------------
     async def _poll(self, conn: Connection, cors: dict[str, str]) -> web.StreamResponse:
         if conn._poller is not None:
-            conn.drop("a second long-poll GET while one is pending")
+            # The pending one answers the close packet; this one, and any after, 400.
+            conn.violation = "a second long-poll GET while one is pending"
+            log.warning("dropping client %s: %s", conn.handler_name(), conn.violation)
+            conn.end(Reason.SERVER_CLOSE)
             return _bad("overlapping long-poll GET", cors)
         packets = conn.engine.take()
         if not packets and not conn.ended:
@@ -384,9 +393,10 @@ class EngineServer:
                 conn._poller = None
             packets = conn.engine.take()
         if conn.ended:
-            if conn.violation is not None or conn.close_code is not None:
+            if conn.aborted:
                 return _bad("session closed", cors)
-            packets.append(eio.CLOSE)
+            # The server's close is said; the client's own is answered with a NOOP.
+            packets.append(eio.NOOP if conn.end_reason is Reason.CLIENT_CLOSE else eio.CLOSE)
         elif not packets:
             packets = [eio.NOOP]  # the session moved to a websocket
         return _ok(eio.encode_payload(packets), cors)

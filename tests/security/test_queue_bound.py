@@ -1,101 +1,87 @@
-"""The outbound queue bound of ``HardenedSocket`` (socketio_fixes), packet by packet.
+"""The outbound bound of a polling session (``transport.Connection`` on ``EngineSession``).
 
 F10 (test_faults.py) proves the byte bound end to end behind a stalled reader; the
 message bound needs a writer already blocked, so both bounds and the bookkeeping are
-checked here on the socket itself, with a stand-in for python-engineio's server.
+checked here on a connection itself, with no HTTP in front of it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
-import engineio
-from engineio import packet as eio_packet
-
-from signaling.socketio_fixes import MAX_QUEUED_MESSAGES, MIN_QUEUED_BYTES, HardenedSocket
-from signaling.timer_wheel import TimerWheel
+from signaling.settings import Settings
+from signaling.transport import Connection, EngineServer
+from signaling.wire.engineio import MAX_QUEUED_PACKETS, MIN_QUEUED_BYTES, Action, Reason
 
 
-class FakeServer:
-    reason = engineio.Server.reason
-    ping_interval = 25.0
-    ping_timeout = 20.0
-    max_http_buffer_size = 1_000_000
+class Recorder:
+    """The layer above, keeping what it is told."""
 
     def __init__(self) -> None:
-        self.sockets: dict[str, Any] = {}
-        self.disconnects: list[tuple[str, Any]] = []
-        self.ping_wheel = TimerWheel()
+        self.closed: list[tuple[str, Reason, bool]] = []
 
-    def create_queue(self) -> asyncio.Queue[Any]:
-        return asyncio.Queue()
+    async def on_message(self, conn: Connection, message: str | bytes) -> None:
+        pass
 
-    async def _trigger_event(self, event: str, sid: str, *args: Any, **kwargs: Any) -> None:
-        if event == "disconnect":
-            self.disconnects.append((sid, args[0]))
+    def on_close(self, conn: Connection, reason: Reason, lost: bool) -> Any:
+        self.closed.append((conn.sid, reason, lost))
 
-    def start_background_task(self, target: Any, *args: Any) -> Any:
-        return asyncio.ensure_future(target(*args))
+    def next_deadline(self, conn: Connection) -> float | None:
+        return None
 
-
-def make() -> tuple[HardenedSocket, FakeServer]:
-    server = FakeServer()
-    sock = HardenedSocket(server, "sid1")
-    sock.connected = True
-    server.sockets["sid1"] = sock
-    return sock, server
+    def on_deadline(self, conn: Connection, now: float) -> None:
+        pass
 
 
-def msg(size: int) -> eio_packet.Packet:
-    return eio_packet.Packet(eio_packet.MESSAGE, data="x" * size)
+def make(max_relay_bytes: int = 750_000) -> tuple[Connection, EngineServer, Recorder]:
+    recorder = Recorder()
+    server = EngineServer(Settings(max_relay_bytes=max_relay_bytes), recorder, lambda conn: None)
+    conn = server._open(websocket=False)
+    return conn, server, recorder
 
 
 async def test_message_bound_aborts_and_empties_the_queue() -> None:
-    sock, server = make()
-    for _ in range(MAX_QUEUED_MESSAGES):
-        await sock.send(msg(10))
-    assert sock.queued_messages == MAX_QUEUED_MESSAGES and not sock.aborted
-    await sock.send(msg(10))
-    assert sock.aborted and "sid1" not in server.sockets
-    assert server.disconnects == [("sid1", server.reason.TRANSPORT_ERROR)]
-    left = [sock.queue.get_nowait() for _ in range(sock.queue.qsize())]
-    assert left and all(item is None for item in left)  # only end markers remain
-    await sock.send(msg(10))  # nothing is queued after the abort
-    assert sock.queue.qsize() == 0
+    conn, server, recorder = make()
+    for _ in range(MAX_QUEUED_PACKETS):
+        conn.write("4" + "x" * 10)
+    assert conn.engine.queued == MAX_QUEUED_PACKETS and not conn.ended
+    conn.write("4x")
+    assert conn.ended and conn.aborted and conn.sid not in server.sessions
+    assert recorder.closed == [(conn.sid, Reason.TRANSPORT_ERROR, True)]  # lost: it may resume
+    assert conn.engine.queued == 0
+    conn.write("4x")  # nothing is queued after the abort
+    assert conn.engine.queued == 0 and len(server.wheel) == 0
 
 
 async def test_byte_bound() -> None:
-    sock, server = make()
-    limit = max(MIN_QUEUED_BYTES, 3 * server.max_http_buffer_size)
-    chunk = 512 * 1024
-    for _ in range(limit // (chunk + 1)):
-        await sock.send(msg(chunk))
-    assert not sock.aborted
-    await sock.send(msg(chunk))
-    assert sock.aborted and server.disconnects[0][1] == server.reason.TRANSPORT_ERROR
+    conn, server, recorder = make()
+    limit = max(MIN_QUEUED_BYTES, 3 * server.max_payload)
+    chunk = "4" + "x" * (512 * 1024)
+    for _ in range(limit // (len(chunk) + 1)):
+        conn.write(chunk)
+    assert not conn.ended
+    conn.write(chunk)
+    assert conn.ended and recorder.closed[0][1:] == (Reason.TRANSPORT_ERROR, True)
 
 
 async def test_polling_takes_packets_off_the_count() -> None:
-    sock, _ = make()
+    conn, _, _ = make()
     for _ in range(40):
-        await sock.send(msg(100))
-    assert sock.queued_messages == 40
-    first = await sock.poll()
+        conn.write("4" + "x" * 99)
+    assert conn.engine.queued == 40
+    first = conn.engine.take()
     assert len(first) == 16  # python-engineio clients refuse more in one payload
-    assert sock.queued_messages == 24 and sock.queued_bytes == 24 * 101
-    sock.upgraded = True
-    rest = await sock.poll()
-    assert len(rest) == 24 and sock.queued_messages == 0 and sock.queued_bytes == 0
+    assert conn.engine.queued == 24 and conn.engine.queued_bytes == 24 * 101
+    rest = conn.engine.take(None)
+    assert len(rest) == 24 and conn.engine.queued == 0 and conn.engine.queued_bytes == 0
 
 
-async def test_a_ping_check_overtaken_by_the_close_answers_false_not_an_exception() -> None:
-    """Bug 8: the check waits PING_CHECK_SLACK for a pong already on its way; a session
-    closed meanwhile is not an error (upstream's service task logged it as a traceback)."""
-    sock, server = make()
-    sock.last_ping = time.time() - server.ping_timeout - 1  # the deadline has passed
-    check = asyncio.ensure_future(sock.check_ping_timeout())
-    await asyncio.sleep(0)  # the check is now waiting for a late pong
-    await sock.close(wait=False, abort=True, reason=server.reason.CLIENT_DISCONNECT)
-    assert await asyncio.wait_for(check, 2.0) is False
+async def test_a_ping_deadline_after_the_close_does_nothing() -> None:
+    """Bug 8's shape: a timer that comes round after the session ended is not an error."""
+    conn, server, recorder = make()
+    engine = conn.engine
+    assert engine.on_timer(engine.next_timer) is Action.SEND_PING
+    conn.end(Reason.CLIENT_CLOSE)
+    assert engine.on_timer(engine.next_timer + 100) is Action.NONE
+    conn.on_wheel()  # a late wheel turn
+    assert recorder.closed == [(conn.sid, Reason.CLIENT_CLOSE, False)]
