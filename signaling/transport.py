@@ -234,20 +234,34 @@ class Connection:
     # -- inbound ---------------------------------------------------------
     async def receive(self, packet: eio.Packet) -> bool:
         """Handle one client packet; False once the session has ended."""
-        try:
-            inbound = self.engine.receive(packet, asyncio.get_running_loop().time())
-        except ProtocolError as exc:
-            self.drop(str(exc))
-            return False
+        inbound = self.take(packet)
+        if inbound is not None:
+            await self.act(inbound)
+        return not self.ended
+
+    async def act(self, inbound: eio.Inbound) -> None:
+        """What a packet means above Engine.IO: a message to hand on, or the client's close."""
         if inbound.message is not None:
             await self.handler.on_message(self, inbound.message)
         elif inbound.closed is not None:
             ending = self.end(inbound.closed)
             if ending is not None:
                 await ending
-        elif packet[0] == eio.PONG:
-            self.reschedule()
-        return not self.ended
+
+    def take(self, packet: eio.Packet) -> eio.Inbound | None:
+        """The Engine.IO part of handling a packet; what is left for ``receive`` (None: nothing)."""
+        engine = self.engine
+        waited = engine.ping_outstanding
+        try:
+            inbound = engine.receive(packet, asyncio.get_running_loop().time())
+        except ProtocolError as exc:
+            self.drop(str(exc))
+            return None
+        if inbound is eio.NOTHING:
+            if waited and not engine.ping_outstanding:
+                self.reschedule()  # the pong answered the ping: the next one is due later
+            return None
+        return inbound
 
 
 def _transport_of(ws: web.WebSocketResponse | None) -> asyncio.Transport | None:
@@ -457,22 +471,27 @@ class EngineServer:
         return b"".join(chunks), 200
 
     async def _take_payload(self, conn: Connection, raw: bytes) -> None:
+        """Each packet in order, in slices of ``POST_SLICE`` that yield to the loop."""
         try:
-            packets = eio.decode_payload(raw.decode("utf-8")) if raw else []
+            parts = eio.split_payload(raw.decode("utf-8")) if raw else []
         except UnicodeDecodeError:
             conn.drop("polling POST body is not UTF-8")
             return
-        except ProtocolError as exc:
-            conn.drop(str(exc))
-            return
-        for index, packet in enumerate(packets):
-            if conn.ended:
-                return
-            if index and index % POST_SLICE == 0:
+        take, decode = conn.take, eio.decode_part
+        for start in range(0, len(parts), POST_SLICE):
+            if start:
                 await asyncio.sleep(0)  # let other clients' work run
+            for part in parts[start:start + POST_SLICE]:
                 if conn.ended:
                     return
-            await conn.receive(packet)
+                try:
+                    packet = decode(part)
+                except ProtocolError as exc:
+                    conn.drop(str(exc))
+                    return
+                inbound = take(packet)
+                if inbound is not None:  # None: a pong, nothing for the layer above
+                    await conn.act(inbound)
 
     # -- websocket -------------------------------------------------------
     def _websocket(self) -> web.WebSocketResponse:

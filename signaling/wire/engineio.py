@@ -82,18 +82,24 @@ def decode_frame(frame: str | bytes) -> Packet:
     return kind, frame[1:]
 
 
+def split_payload(body: str) -> list[str]:
+    """A polling POST body's packets, still encoded (decode each with ``decode_part``)."""
+    return body.split(SEPARATOR)
+
+
+def decode_part(part: str) -> Packet:
+    """One packet of a polling payload: ``b`` + base64 is a binary message."""
+    if part[:1] == "b":
+        try:
+            return MESSAGE, base64.b64decode(part[1:], validate=True)
+        except (binascii.Error, ValueError):
+            raise ProtocolError("binary packet is not valid base64") from None
+    return decode_frame(part)
+
+
 def decode_payload(body: str) -> list[Packet]:
     """A polling POST body: packets separated by U+001E, ``b`` + base64 for binary."""
-    packets: list[Packet] = []
-    for part in body.split(SEPARATOR):
-        if part[:1] == "b":
-            try:
-                packets.append((MESSAGE, base64.b64decode(part[1:], validate=True)))
-            except (binascii.Error, ValueError):
-                raise ProtocolError("binary packet is not valid base64") from None
-        else:
-            packets.append(decode_frame(part))
-    return packets
+    return [decode_part(part) for part in split_payload(body)]
 
 
 def encode_packet(kind: str, data: str = "") -> str:
