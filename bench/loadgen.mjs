@@ -22,6 +22,7 @@
 // Usage: node loadgen.mjs --url http://127.0.0.1:PORT --scenario windowed
 //          [--clients 200] [--window 16] [--duration 5] [--warmup 1]
 //          [--rate 1000] [--size 16384] [--connections 2000] [--pad 64]
+//          [--transport websocket|polling]
 
 import { io } from "socket.io-client";
 import { performance } from "node:perf_hooks";
@@ -41,7 +42,11 @@ const DEFAULTS = {
   drain: 15,
   concurrency: 100,
   pad: 64,
+  transport: "websocket",
 };
+
+// "websocket", or "polling" for clients that never upgrade.
+let TRANSPORTS = ["websocket"];
 
 function parseArgs(argv) {
   const opts = { ...DEFAULTS };
@@ -95,7 +100,7 @@ function summarize(values) {
 function connectOne(url) {
   return new Promise((resolve, reject) => {
     const socket = io(url, {
-      transports: ["websocket"],
+      transports: TRANSPORTS,
       forceNew: true,
       reconnection: false,
       timeout: 20000,
@@ -514,6 +519,7 @@ async function joinstorm(opts) {
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
+  TRANSPORTS = [opts.transport];
   const started = now();
   let result;
   switch (opts.scenario) {

@@ -179,7 +179,7 @@ def source_digest(root: Path = REPO_DIR, package: str = "signaling") -> str:
 def machine_info() -> dict[str, Any]:
     """The machine, OS, runtimes and library versions of this run."""
     py: dict[str, str] = {}
-    for dist in ("python-socketio", "python-engineio", "aiohttp", "uvloop", "orjson"):
+    for dist in ("aiohttp", "uvloop", "orjson"):
         try:
             py[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

@@ -81,6 +81,10 @@ def all_scenarios(quick: bool) -> list[Scenario]:
         Scenario("ackpaced", "ackpaced", "Ack-paced relay throughput (200 clients, window 1)",
                  {**pairs, **timing}, _THROUGHPUT),
     ]
+    found.append(Scenario("polling", "windowed", "Windowed relay throughput over HTTP long-polling "
+                          "(100 clients that never upgrade, window 16)",
+                          {"clients": 100, "window": 16, "transport": "polling", **timing},
+                          _THROUGHPUT))
     if not quick:
         found.append(Scenario("signal", "signal", "Windowed `signal` throughput (200 clients, "
                               "window 16)", {**pairs, "window": 16, **timing}, _THROUGHPUT))
