@@ -442,15 +442,17 @@ class EngineServer:
                          length: int) -> tuple[bytes | None, int]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + POST_DEADLINE
-        chunks: list[bytes] = []
-        remaining = length
+        content = request.content
+        first = content.read_nowait(length) if length else b""  # usually all there already
+        chunks: list[bytes] = [first] if first else []
+        remaining = length - len(first)
         while remaining > 0:
             left = deadline - loop.time()
             try:
                 if left <= 0:
                     raise TimeoutError
                 chunk = await asyncio.wait_for(
-                    request.content.read(min(remaining, READ_CHUNK)), min(self.post_idle, left))
+                    content.read(min(remaining, READ_CHUNK)), min(self.post_idle, left))
             except TimeoutError:
                 if loop.time() >= deadline - 0.001:
                     conn.drop(f"polling POST body not complete within {POST_DEADLINE:g} s")
