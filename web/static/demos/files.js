@@ -2,7 +2,7 @@
 // watch the progress, check the SHA-256, download what arrived.
 import { displayName, el, formatBytes, initHeader, nameFromUrl, roomFromUrl, roster, startPeer } from "./common.js";
 
-const room = roomFromUrl();
+const room = await roomFromUrl();
 const name = nameFromUrl();
 initHeader(room);
 
