@@ -99,6 +99,7 @@ function finish(r, ok, text, sha256) {
 
 peer.on("file-progress", (peerId, info) => progress(info.direction, peerId, info));
 peer.on("file", (peerId, file) => {
+  if (!(file instanceof File)) return; // only the library's own (a relay cannot carry a File)
   const r = row("receive", peerId, { id: file.transferId, name: file.name, size: file.size });
   finish(r, true, `SHA-256 ✓ ${file.sha256}`, file.sha256);
   const url = URL.createObjectURL(file);
