@@ -204,3 +204,16 @@ def test_progress_bar_on_a_zero_column_terminal() -> None:
         stream.close()
         os.close(master)
     assert "100%|" in shown and "5.00M/5.00M" in shown and "MiB" not in shown
+
+
+async def test_without_the_peer_extra_it_gives_the_install_command() -> None:
+    """aiortc missing (blocked here through sys.modules): one line with the pip command."""
+    code = ("import runpy, sys; sys.modules['aiortc'] = None; sys.argv = ['peer', '--help']; "
+            "runpy.run_module('peer', run_name='__main__', alter_sys=True)")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    status, out, err = await _finish(process)
+    assert status == 1 and out == ""
+    assert err == ("python -m peer: needs aiortc, which is not installed: "
+                   "pip install 'rtc-signaling[peer]'\n")
