@@ -191,8 +191,8 @@ async def receive(args: argparse.Namespace) -> int:
             outcome.set_result(received)
 
     def on_file_failed(_sender: str, failed: object) -> None:
-        if isinstance(failed, FileFailed) and failed.direction == "receive":
-            _status(f"{failed.name}: failed: {failed.error}; still waiting")
+        if isinstance(failed, FileFailed) and failed.direction == "receive" and not outcome.done():
+            outcome.set_exception(failed.error)
 
     _status(f"connecting to {args.server}")
     peer = Peer(args.server, args.room, meta={"role": "receiver"},
