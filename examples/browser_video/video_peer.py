@@ -196,8 +196,8 @@ class VideoPeer:
             [RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
              for s in ack["iceServers"]]
         )
-        print(f"joined {self.room} as {self.peer_id}; waiting for browsers: open "
-              f"{self.server}/call.html?room={self.room}", flush=True)
+        print(f"joined {self.room} as {self.peer_id}: open {self.server}/call.html?room="
+              f"{self.room} (waiting for browsers)", flush=True)
         for info in ack["peers"]:
             await self.add(info)
         # One queue, handled in order: aiortc's description calls are async.
