@@ -12,6 +12,7 @@ the library's logs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -34,6 +35,8 @@ async def stdin_lines() -> AsyncIterator[str]:
         while line := await reader.readline():
             yield line.decode(errors="replace").rstrip("\n")
     finally:
+        with contextlib.suppress(OSError, ValueError):  # the terminal is the shell's again
+            os.set_blocking(sys.stdin.fileno(), True)
         transport.close()
 
 

@@ -7,6 +7,7 @@ import fcntl
 import hashlib
 import os
 import pty
+import select
 import signal
 import struct
 import sys
@@ -199,7 +200,9 @@ def test_progress_bar_on_a_zero_column_terminal() -> None:
         bar.update(5_000_000)
         bar.close()
         stream.flush()
-        shown = os.read(master, 65536).decode()
+        shown = ""
+        while select.select([master], [], [], 1.0)[0]:  # everything written, bounded
+            shown += os.read(master, 65536).decode()
     finally:
         stream.close()
         os.close(master)
