@@ -289,8 +289,9 @@ class FileTransfers:
             except OSError as exc:
                 refusal = f"cannot save: {exc.strerror or exc}"
         if refusal is not None:
-            logger.info("refused file %r (%d bytes) from %s: %s", offer.name, offer.size, sender,
-                        refusal)
+            # DEBUG: a flood of offers must not flood the log too.
+            logger.debug("refused file %r (%d bytes) from %s: %s", offer.name, offer.size, sender,
+                         refusal)
             link.send_control(FileCancel(offer.id, refusal[:200]))
             return
         progress = _progress_events(self._raise, sender, offer.id, offer.name, "receive")
