@@ -12,7 +12,8 @@ data channels (aiortc), with the server's ``relay`` as the fallback path.
         await peer.send_file(other_id, "big.iso")           # they get event "file"
 
 ``Peer(server_url, room, *, meta=None, webrtc=True, ice_servers=None,
-token=None, reconnect=True, download_dir=".")``; ``await peer.connect()`` or
+token=None, reconnect=True, download_dir=".", max_file_bytes=None,
+accept_file=None)``; ``await peer.connect()`` or
 ``async with``; ``peer.id``; ``peer.peers`` ({peerId: :class:`PeerInfo` with
 ``.meta``, ``.webrtc``}); ``peer.transport(peer_id)`` ("webrtc" or "relay");
 ``peer.on(event, handler)`` or ``@peer.on(event)``, ``handler(sender_id,
@@ -32,7 +33,8 @@ own id). Any other name is an application event.
 Between two peers, messages arrive in the order sent, none lost and none
 twice, whichever path carried them; the frames are the ones in
 ``docs/peer-wire.md``, shared with the browser client. The command line is
-``python -m peer send|receive`` (:mod:`peer.cli`).
+``python -m peer send|receive`` (:mod:`peer.cli`); the reference is
+``docs/python.md``.
 """
 
 from __future__ import annotations
