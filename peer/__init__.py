@@ -12,7 +12,8 @@ data channels (aiortc), with the server's ``relay`` as the fallback path.
         await peer.send_file(other_id, "big.iso")           # they get event "file"
 
 ``Peer(server_url, room, *, meta=None, webrtc=True, ice_servers=None,
-token=None, reconnect=True, download_dir=".")``; ``await peer.connect()`` or
+token=None, reconnect=True, download_dir=".", max_file_bytes=None,
+accept_file=None)``; ``await peer.connect()`` or
 ``async with``; ``peer.id``; ``peer.peers`` ({peerId: :class:`PeerInfo` with
 ``.meta``, ``.webrtc``}); ``peer.transport(peer_id)`` ("webrtc" or "relay");
 ``peer.on(event, handler)`` or ``@peer.on(event)``, ``handler(sender_id,
@@ -32,15 +33,58 @@ own id). Any other name is an application event.
 Between two peers, messages arrive in the order sent, none lost and none
 twice, whichever path carried them; the frames are the ones in
 ``docs/peer-wire.md``, shared with the browser client. The command line is
-``python -m peer send|receive`` (:mod:`peer.cli`).
+``python -m peer send|receive`` (:mod:`peer.cli`); the reference is
+``docs/python.md``.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import FileTransferError, HashMismatch, PeerError, PeerGone, SignalingError
-from .peer import Peer
-from .peer_link import PeerInfo
-from .transfers import FileFailed, FileOffered, FileProgress, ReceivedFile
+
+if TYPE_CHECKING:
+    from .peer import Peer
+    from .peer_link import PeerInfo
+    from .transfers import FileFailed, FileOffered, FileProgress, ReceivedFile
+
+INSTALL_HINT = "pip install 'rtc-signaling[peer]'"
+"""The command that installs the optional dependencies of the peer toolkit."""
+
+_OPTIONAL = ("aiortc", "aioice", "av", "socketio", "engineio", "aiohttp")
+_LAZY = {
+    "Peer": ".peer",
+    "PeerInfo": ".peer_link",
+    "FileFailed": ".transfers",
+    "FileOffered": ".transfers",
+    "FileProgress": ".transfers",
+    "ReceivedFile": ".transfers",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import aiortc and the Socket.IO client only when a Peer is asked for.
+
+    So ``python -m peer`` and the examples can say which command installs a
+    missing dependency instead of ending in an ImportError traceback.
+    """
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'peer' has no attribute {name!r}")
+    try:
+        module = importlib.import_module(module_name, __name__)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] in _OPTIONAL:
+            raise ModuleNotFoundError(
+                f"the peer toolkit needs {exc.name}, which is not installed: {INSTALL_HINT}",
+                name=exc.name,
+            ) from exc
+        raise
+    value = getattr(module, name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "FileFailed",

@@ -31,7 +31,12 @@ from .framing import DEFAULT_CHUNK_BYTES, MAX_NAME_CHARS, FileChunk, FileEnd, Fi
 Progress = Callable[[int, int], object]
 """``on_progress(done_bytes, total_bytes)``."""
 
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f/\\:*?\"<>|]")
+_UNSAFE = re.compile(
+    r"[\x00-\x1f\x7f-\x9f/\\:*?\"<>|"
+    # bidi controls (U+202E "right-to-left override" makes "gpj.exe" look like "exe.jpg"),
+    # zero-width and other invisible format characters, line/paragraph separators
+    r"\u061c\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]"
+)
 
 
 def new_file_id() -> str:
@@ -42,8 +47,10 @@ def new_file_id() -> str:
 def safe_filename(name: str) -> str:
     """A name that is safe to create in a download directory.
 
-    Drops any directory part (``/`` or ``\\``), replaces characters Windows
-    or terminals choke on with ``_``, and never returns ``""``, ``.`` or ``..``.
+    Drops any directory part (``/`` or ``\\``), replaces with ``_`` the
+    characters Windows or terminals choke on and the invisible ones that
+    disguise a name (bidi overrides such as U+202E, zero-width characters),
+    and never returns ``""``, ``.`` or ``..``.
     """
     base = re.split(r"[/\\]", name)[-1]
     cleaned = _UNSAFE.sub("_", base).strip(" .")[:MAX_NAME_CHARS]

@@ -44,7 +44,7 @@ from .peer_link import PeerInfo, PeerLink, Transport
 from .relay_channel import RelayChannel
 from .session import Delivery, Message
 from .signaling_client import SignalingClient
-from .transfers import FileTransfers
+from .transfers import AcceptFile, FileTransfers
 
 logger = logging.getLogger(__name__)
 
@@ -70,12 +70,15 @@ class Peer:
         token: str | None = None,
         reconnect: bool = True,
         download_dir: str | os.PathLike[str] = ".",
+        max_file_bytes: int | None = None,
+        accept_file: AcceptFile | None = None,
     ) -> None:
         self.server_url = server_url
         self.room = room
         self.meta = dict(meta or {})
         self.webrtc = webrtc
-        self._transfers = FileTransfers(Path(download_dir), self._raise)
+        self._transfers = FileTransfers(Path(download_dir), self._raise,
+                                        max_file_bytes=max_file_bytes, accept_file=accept_file)
         self._ice_servers = ice_servers
         self._token = token
         self._reconnect = reconnect

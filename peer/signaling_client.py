@@ -171,7 +171,9 @@ class SignalingClient:
     # -- connection ---------------------------------------------------------
 
     def _new_client(self) -> socketio.AsyncClient:
-        sio = _AsyncClient(reconnection=False)
+        # handle_sigint=False: python-engineio's own SIGINT handler would cancel
+        # every task of the application and stop its loop (peer.console handles Ctrl-C).
+        sio = _AsyncClient(reconnection=False, handle_sigint=False)
         listener = self._listener
         sio.on("peer-joined", _guarded(listener.on_peer_joined))
         sio.on("peer-left", _guarded(listener.on_peer_left))

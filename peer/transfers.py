@@ -5,7 +5,16 @@ into the peer's session (waiting while the send buffer is full), then waits
 for the receiver's verdict. Receiving writes each incoming file to a hidden
 ``.<name>.<id>.part`` file in the download directory and, once the SHA-256
 matches, moves it to its name, or to ``name (1).ext``, ``name (2).ext``, ...
-when that is taken: a received file never replaces one already there. The
+when that is taken: a received file never replaces one already there.
+
+What a sender may cost the receiver is bounded before a byte is written: at
+most :data:`MAX_INCOMING_PER_SENDER` files from one sender at once (one open
+file each), none over ``max_file_bytes``, none that does not fit in the free
+space of the download directory (less what the transfers under way still
+need), and ``accept_file(sender, name, size)`` may refuse any; a refused offer
+is answered with a ``FileCancel`` that says why. Files are created with
+``O_CREAT | O_EXCL | O_NOFOLLOW``: never over an existing file, never through
+a symbolic link planted in the download directory. The
 pure parts (chunks, hashing, the verdict, the names) are in :mod:`peer.files`;
 this is their owner.
 
@@ -20,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import islice
@@ -46,8 +56,28 @@ READ_AHEAD_BYTES = 1024 * 1024
 MAX_NAME_TRIES = 10_000
 """Numbered names tried before a received file is refused."""
 
+MAX_INCOMING_PER_SENDER = 4
+"""Files one sender may have in flight towards this peer at once (contract v1.1)."""
+
 RaiseEvent = Callable[[str, str, Any], None]
 """``raise_event(event, peer_id, data)``: hand an event to the peer's handlers."""
+
+AcceptFile = Callable[[str, str, int], bool]
+"""``accept_file(sender_id, name, size) -> bool``: False refuses an offer."""
+
+_CREATE_FLAGS = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+                 | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+"""A new file only: fails on any existing name, a symbolic link included."""
+
+
+def create_new(path: Path, mode: int = 0o644) -> BinaryIO:
+    """Open ``path`` for writing as a file that did not exist (never through a link)."""
+    fd = os.open(path, _CREATE_FLAGS, mode)
+    try:
+        return os.fdopen(fd, "wb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 @dataclass(frozen=True)
@@ -120,7 +150,7 @@ def save_as_new_file(part: Path, name: str) -> Path:
             continue
         except OSError:  # no hard links here: reserve the name, then move onto it
             try:
-                os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+                create_new(target).close()
             except FileExistsError:
                 continue
             try:
@@ -132,6 +162,14 @@ def save_as_new_file(part: Path, name: str) -> Path:
         part.unlink()
         return target
     raise FileExistsError(f"{name} and {MAX_NAME_TRIES - 1} numbered names are taken")
+
+
+def _existing_parent(path: Path) -> Path:
+    """``path`` or its nearest existing ancestor (the file system it will be on)."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return candidate
+    return Path(".")
 
 
 def _progress_events(
@@ -152,8 +190,19 @@ def _progress_events(
 class FileTransfers:
     """Every file transfer of one peer, in both directions."""
 
-    def __init__(self, download_dir: Path, raise_event: RaiseEvent) -> None:
+    def __init__(
+        self,
+        download_dir: Path,
+        raise_event: RaiseEvent,
+        *,
+        max_file_bytes: int | None = None,
+        accept_file: AcceptFile | None = None,
+    ) -> None:
+        if max_file_bytes is not None and max_file_bytes < 0:
+            raise ValueError(f"max_file_bytes must be 0 or more, not {max_file_bytes}")
         self.download_dir = download_dir
+        self.max_file_bytes = max_file_bytes
+        self.accept_file = accept_file
         self._raise = raise_event
         self._outgoing: dict[tuple[str, str], asyncio.Future[FileResult]] = {}
         """(peer id, file id) -> the receiver's verdict."""
@@ -230,19 +279,52 @@ class FileTransfers:
             self._on_cancel(link, body)
 
     def _on_offer(self, link: PeerLink, offer: FileOffer) -> None:
-        part = self.download_dir / f".{safe_filename(offer.name)}.{offer.id}.part"
-        try:
-            handle = part.open("wb")
-        except OSError as exc:
-            link.send_control(FileCancel(offer.id, f"cannot save: {exc.strerror}"))
-            return
         sender = link.info.peer_id
+        refusal = self._refusal(sender, offer)
+        part = self.download_dir / f".{safe_filename(offer.name)}.{offer.id}.part"
+        if refusal is None:
+            try:
+                self.download_dir.mkdir(parents=True, exist_ok=True)
+                handle = create_new(part)
+            except OSError as exc:
+                refusal = f"cannot save: {exc.strerror or exc}"
+        if refusal is not None:
+            # DEBUG: a flood of offers must not flood the log too.
+            logger.debug("refused file %r (%d bytes) from %s: %s", offer.name, offer.size, sender,
+                         refusal)
+            link.send_control(FileCancel(offer.id, refusal[:200]))
+            return
         progress = _progress_events(self._raise, sender, offer.id, offer.name, "receive")
         receiver = FileReceiver(offer, handle.write, on_progress=progress)
         self._incoming[(sender, offer.id)] = _Incoming(receiver, handle, part)
         self._raise("file-offer", sender, FileOffered(offer.id, offer.name, offer.size))
         if offer.size == 0:
             progress(0, 0)
+
+    def _refusal(self, sender: str, offer: FileOffer) -> str | None:
+        """Why an offer is refused, or None to take it; nothing is written yet."""
+        if (sender, offer.id) in self._incoming:
+            return "a file with this id is already arriving"
+        if sum(1 for owner, _ in self._incoming if owner == sender) >= MAX_INCOMING_PER_SENDER:
+            return f"too many files at once: at most {MAX_INCOMING_PER_SENDER} per sender"
+        if self.max_file_bytes is not None and offer.size > self.max_file_bytes:
+            return f"file of {offer.size} bytes is over this peer's limit of {self.max_file_bytes}"
+        if self.accept_file is not None:
+            try:
+                accepted = self.accept_file(sender, offer.name, offer.size)
+            except Exception:
+                logger.exception("accept_file failed; refusing %r", offer.name)
+                accepted = False
+            if not accepted:
+                return "the receiver declined the file"
+        try:
+            free = shutil.disk_usage(_existing_parent(self.download_dir)).free
+        except OSError as exc:
+            return f"cannot save: {exc.strerror or exc}"
+        pending = sum(i.receiver.offer.size - i.receiver.received for i in self._incoming.values())
+        if offer.size + pending > free:
+            return f"not enough space: {offer.size} bytes offered, {max(free - pending, 0)} free"
+        return None
 
     def _on_end(self, link: PeerLink, end: FileEnd) -> None:
         sender = link.info.peer_id

@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import logging
 import signal
+import ssl
 import sys
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 
 from aiohttp import web
 
@@ -52,7 +54,7 @@ def create_app(settings: Settings, backend: Backend | None = None) -> web.Applic
         return await gateway.engine.handle(request)
 
     app.router.add_route("*", ENGINEIO_PATH, engineio_endpoint)
-    add_routes(app)
+    add_routes(app, settings.allowed_origins)
     app.cleanup_ctx.append(_lifecycle(settings, backend, service, gateway))
 
     async def close_sessions(app: web.Application) -> None:
@@ -108,15 +110,37 @@ async def _reap(service: SignalingService, settings: Settings) -> None:
 
 async def serve(settings: Settings) -> None:
     """Run until SIGINT or SIGTERM; print the ready line once listening."""
+    with contextlib.ExitStack() as stack:
+        context: ssl.SSLContext | None = None
+        if settings.self_signed:
+            from .tls import self_signed
+
+            made = stack.enter_context(self_signed(settings.host))
+            print(f"self-signed certificate for {', '.join(made.names)}", flush=True)
+            print(f"SHA-256 fingerprint {made.fingerprint}", flush=True)
+            settings = replace(settings, tls_cert=made.cert, tls_key=made.key)
+        if settings.tls_cert and settings.tls_key:
+            from .tls import server_context
+
+            context = server_context(settings.tls_cert, settings.tls_key)
+        await _serve(settings, context)
+
+
+async def _serve(settings: Settings, context: ssl.SSLContext | None) -> None:
     app = create_app(settings)
     runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_SECONDS, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
+    site = web.TCPSite(runner, settings.host, settings.port, ssl_context=context)
     await site.start()
     host, port = _bound_address(site, settings)
-    print(f"listening on http://{host}:{port}", flush=True)
-    log.info("serving on http://%s:%s (%s)", host, port,
+    scheme = "https" if context is not None else "http"
+    print(f"listening on {scheme}://{host}:{port}", flush=True)
+    log.info("serving on %s://%s:%s (%s)", scheme, host, port,
              "redis" if settings.redis_url else "memory")
+    reason = await app[BACKEND_KEY].unavailable_reason()
+    if reason is not None:  # said at start, not only by /healthz
+        log.warning("--redis-url: %s; serving anyway, requests answer 'unavailable' and "
+                    "/healthz 503 until Redis is back", reason)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import ssl
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,18 @@ class Flag:
         return ENV_PREFIX + self.dest.upper()
 
 
+def _human(value: float) -> str:
+    """``536870912`` as ``536,870,912 (512 MiB)``, ``0.05`` as ``0.05``: numbers as people read them."""
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:g}"
+    whole = int(value)
+    text = f"{whole:,}"
+    for power, unit in ((3, "GiB"), (2, "MiB"), (1, "KiB")):
+        if whole >= 1024**power and whole % 1024**power == 0:
+            return f"{text} ({whole // 1024**power} {unit})"
+    return text
+
+
 def _number(convert: Callable[[str], N], low: N, high: N, what: str, unit: str = "") -> Callable[[str], N]:
     """A parser for a number in ``[low, high]`` (NaN and infinities fail the range)."""
 
@@ -50,7 +63,7 @@ def _number(convert: Callable[[str], N], low: N, high: N, what: str, unit: str =
         except ValueError:
             raise ValueError(f"expected {what}, got {text!r}") from None
         if not low <= value <= high:
-            raise ValueError(f"expected {low:g} to {high:g}{unit}, got {text}")
+            raise ValueError(f"expected {_human(low)} to {_human(high)}{unit}, got {text}")
         return value
 
     return parse
@@ -119,6 +132,61 @@ FLAGS: tuple[Flag, ...] = (
 )
 
 
+# -- HTTPS (issue 17): kept apart from FLAGS above ---------------------------------
+
+
+def _readable_file(text: str) -> str:
+    if not os.path.isfile(text):
+        raise ValueError(f"no such file: {text!r}" if not os.path.exists(text)
+                         else f"{text!r} is not a file")
+    if not os.access(text, os.R_OK):
+        raise ValueError(f"cannot read {text!r}: permission denied")
+    return text
+
+
+TLS_FLAGS: tuple[Flag, ...] = (
+    Flag("tls-cert", _readable_file, "serve HTTPS with this PEM certificate (chain)"),
+    Flag("tls-key", _readable_file, "the PEM private key of --tls-cert"),
+)
+ALL_FLAGS = FLAGS + TLS_FLAGS
+
+
+def _check_tls(parser: ArgumentParser, values: dict[str, Any], self_signed: bool) -> None:
+    """Both halves of a pair, not with --self-signed, and a pair that loads."""
+    cert, key = values.get("tls_cert"), values.get("tls_key")
+    if self_signed and (cert or key):
+        parser.error("argument --self-signed: not with --tls-cert/--tls-key")
+    if self_signed:
+        from importlib.util import find_spec
+
+        from .tls import INSTALL_HINT
+
+        if find_spec("cryptography") is None:
+            parser.error(f"argument --self-signed: needs the cryptography package: {INSTALL_HINT}")
+    if bool(cert) != bool(key):
+        parser.error("argument --tls-cert: needs --tls-key too" if cert
+                     else "argument --tls-key: needs --tls-cert too")
+    if cert and key:
+        from .tls import server_context
+
+        try:
+            server_context(cert, key)
+        except ssl.SSLError as exc:
+            parser.error(f"argument --tls-cert: {cert} and {key} are not a PEM certificate and "
+                         f"its private key ({exc.reason or exc})")
+        except (OSError, ValueError) as exc:
+            parser.error(f"argument --tls-cert: cannot use {cert} with {key}: {exc}")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rtc-signaling")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message}\n")
@@ -130,7 +198,7 @@ def build_parser(prog: str = "signaling-server") -> ArgumentParser:
         description="WebRTC signaling server (Socket.IO). "
         "Run `python -m signaling token --help` to mint auth tokens.",
     )
-    for flag in FLAGS:
+    for flag in ALL_FLAGS:
         parser.add_argument(
             f"--{flag.name}",
             dest=flag.dest,
@@ -143,6 +211,13 @@ def build_parser(prog: str = "signaling-server") -> ArgumentParser:
         "--websocket-compression", action="store_true",
         help="offer per-message deflate on websockets (costs ~90 KB per connection)",
     )
+    parser.add_argument(
+        "--self-signed", action="store_true",
+        help="serve HTTPS with a throwaway certificate made at start; prints its SHA-256 "
+        "fingerprint [env SIGNALING_SELF_SIGNED=1]",
+    )
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s (rtc-signaling) {_version()}")
     return parser
 
 
@@ -152,7 +227,7 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None
     parser = build_parser()
     args = parser.parse_args(list(argv))
     values: dict[str, Any] = {}
-    for flag in FLAGS:
+    for flag in ALL_FLAGS:
         given = getattr(args, flag.dest)
         source = f"--{flag.name}"
         if given is None and flag.env in environ:
@@ -174,6 +249,10 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None
         parser.error("argument --turn-url: needs --turn-secret to mint TURN credentials")
     if args.websocket_compression or environ.get(ENV_PREFIX + "WEBSOCKET_COMPRESSION") == "1":
         values["websocket_compression"] = True
+    self_signed = args.self_signed or environ.get(ENV_PREFIX + "SELF_SIGNED") == "1"
+    _check_tls(parser, values, self_signed)
+    if self_signed:
+        values["self_signed"] = True
     return Settings(**values)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from aiohttp import web
 
 from .backends.base import Backend
 from .metrics import CONTENT_TYPE, Metrics
+from .origins import OriginPolicy, normalize
 
 BACKEND_KEY = web.AppKey("backend", Backend)
 METRICS_KEY = web.AppKey("metrics", Metrics)
@@ -43,9 +45,36 @@ async def demo_page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(path)
 
 
-def add_routes(app: web.Application) -> None:
+def static_cors(allowed_origins: tuple[str, ...] | None) -> Callable[
+        [web.Request, web.StreamResponse], Awaitable[None]]:
+    """``Access-Control-Allow-Origin`` on ``/static/*`` for the ``--allowed-origins``.
+
+    So a page on another origin can ``import`` ``/static/rtc-peer.js`` (module
+    scripts are fetched in CORS mode). Only listed origins are named (or ``*``
+    when ``*`` is allowed); without ``--allowed-origins`` nothing is added, as
+    only same-origin pages may connect anyway.
+    """
+    policy = OriginPolicy(allowed_origins)
+
+    async def add_header(request: web.Request, response: web.StreamResponse) -> None:
+        if not request.path.startswith("/static/") or not allowed_origins:
+            return
+        origin = request.headers.get("Origin")
+        if policy.any:
+            response.headers["Access-Control-Allow-Origin"] = "*"
+        elif origin and normalize(origin) in policy.allowed:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers.add("Vary", "Origin")
+        else:
+            response.headers.add("Vary", "Origin")
+
+    return add_header
+
+
+def add_routes(app: web.Application, allowed_origins: tuple[str, ...] | None = None) -> None:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/", index)
     app.router.add_get("/{name}.html", demo_page)
     app.router.add_static("/static/", web_root() / "static", follow_symlinks=False)
+    app.on_response_prepare.append(static_cors(allowed_origins))

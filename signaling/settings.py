@@ -25,6 +25,10 @@ class Settings:
     log_level: str = "info"
     websocket_compression: bool = False
     connect_timeout: float = 10.0
+    # HTTPS (issue 17): a PEM pair, or a throwaway pair made at start.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    self_signed: bool = False
 
     @property
     def max_http_buffer_size(self) -> int:

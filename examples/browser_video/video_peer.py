@@ -9,18 +9,19 @@ conventions of ``docs/browser.md``: the lower peerId offers, SDP goes whole,
 trickled candidates are accepted, the data channel is ``rtc-peer``.
 
 It speaks only WebRTC media and that negotiation, none of the peer-to-peer
-messages, so it stays out of the chat. Stop it with Ctrl-C.
+messages, so it stays out of the chat. Stop it with Ctrl-C (exit status
+130). ``--server`` defaults to ``$SIGNALING_SERVER_URL`` or
+http://127.0.0.1:8080; ``-v`` shows its own and the libraries' logs.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import fractions
 import logging
+import os
 import re
-import signal
 import sys
 import time
 from typing import Any
@@ -36,6 +37,8 @@ from aiortc import (
 from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError, OperationError
 from aiortc.sdp import candidate_from_sdp
 from av import VideoFrame
+
+from peer import console
 
 log = logging.getLogger("video_peer")
 
@@ -161,7 +164,8 @@ class Pair:
 class VideoPeer:
     def __init__(self, server: str, room: str, name: str) -> None:
         self.server, self.room, self.name = server, room, name
-        self.sio = socketio.AsyncClient(reconnection=False)
+        # handle_sigint=False: console.run_main turns Ctrl-C into a clean exit.
+        self.sio = socketio.AsyncClient(reconnection=False, handle_sigint=False)
         self.peer_id = ""
         self.pairs: dict[str, Pair] = {}
         self.configuration = RTCConfiguration()
@@ -192,8 +196,8 @@ class VideoPeer:
             [RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
              for s in ack["iceServers"]]
         )
-        print(f"joined {self.room} as {self.peer_id}: open {self.server}/call.html?room={self.room}",
-              flush=True)
+        print(f"joined {self.room} as {self.peer_id}: open {self.server}/call.html?room="
+              f"{self.room} (waiting for browsers)", flush=True)
         for info in ack["peers"]:
             await self.add(info)
         # One queue, handled in order: aiortc's description calls are async.
@@ -228,26 +232,29 @@ class VideoPeer:
             await self.sio.disconnect()
 
 
-async def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--server", default="http://127.0.0.1:8080")
-    parser.add_argument("--room", required=True)
-    parser.add_argument("--name", default="Python (synthetic video)")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    peer = VideoPeer(args.server.rstrip("/"), args.room, args.name)
-    task = asyncio.ensure_future(peer.run())
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, task.cancel)
+async def run(server: str, room: str, name: str) -> int:
+    peer = VideoPeer(server, room, name)
     try:
-        await task
-    except asyncio.CancelledError:
-        pass
+        await peer.run()
+    except socketio.exceptions.ConnectionError as exc:
+        print(f"error: cannot reach the signaling server at {server}: {exc}", file=sys.stderr)
+        return 1
     finally:
         await peer.close()
     return 0
 
 
+def main() -> int:
+    parser = console.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--server", type=console.server_url,
+                        default=os.environ.get("SIGNALING_SERVER_URL", "http://127.0.0.1:8080"))
+    parser.add_argument("--room", required=True)
+    parser.add_argument("--name", default="Python (synthetic video)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="show logs")
+    args = parser.parse_args()
+    console.quiet_logging(args.verbose)
+    return console.run_main(lambda: run(args.server, args.room, args.name))
+
+
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(main())

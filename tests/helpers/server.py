@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-READY = re.compile(r"listening on (http://[\d.]+:\d+)")
+READY = re.compile(r"listening on (https?://[\d.]+:\d+)")
 START_TIMEOUT = 20.0
 
 

@@ -49,6 +49,8 @@ export class Peer {
    * @param {boolean} [options.reconnect]  default true
    * @param {MediaStream} [options.stream] media to send to every peer (calls)
    * @param {boolean} [options.receiveMedia]  ask every peer for audio and video
+   * @param {number} [options.maxFileBytes]  largest file accepted (default: no limit but memory's)
+   * @param {Function} [options.acceptFile]  (senderId, name, size) => boolean, before any byte
    */
   constructor(serverUrl, room, options = {}) {
     const { meta = {}, webrtc = true, iceServers = null, token = null, reconnect = true } = options;
@@ -68,7 +70,7 @@ export class Peer {
     this._links = new Map();
     this._negotiators = new Map();
     this._client = new SignalingClient(serverUrl, { token, reconnect });
-    this._transfers = new FileTransfers(this);
+    this._transfers = new FileTransfers(this, { maxFileBytes: options.maxFileBytes ?? null, acceptFile: options.acceptFile ?? null });
     this._closed = false;
     this._everJoined = false;
     this._wire();

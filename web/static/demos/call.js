@@ -1,9 +1,9 @@
 // Video call demo: a mesh, camera and microphone to every other peer, a tile
 // per participant with its transport and connection state. A browser without
 // WebRTC (or without a camera) still joins: roster and chat work.
-import { avatar, chatPanel, displayName, el, initHeader, nameFromUrl, roomFromUrl, roster, startPeer, webrtcFromUrl } from "./common.js";
+import { avatar, chatPanel, displayName, el, initHeader, insecureContextNote, nameFromUrl, roomFromUrl, roster, startPeer, webrtcFromUrl } from "./common.js";
 
-const room = roomFromUrl();
+const room = await roomFromUrl();
 const name = nameFromUrl();
 initHeader(room);
 
@@ -17,6 +17,10 @@ const canRtc = typeof globalThis.RTCPeerConnection === "function" && webrtcFromU
 let stream = null;
 if (!canRtc) {
   note.textContent = "This browser has no WebRTC: you are in the room for the roster and the chat, without video.";
+  note.hidden = false;
+} else if (insecureContextNote()) {
+  note.textContent = `${insecureContextNote()} Until then you see and hear the others; they do not see you.`;
+  note.dataset.reason = "insecure-context";
   note.hidden = false;
 } else {
   try {

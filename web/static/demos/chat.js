@@ -1,7 +1,7 @@
 // Chat demo: room messages over the Peer, with the roster beside them.
 import { chatPanel, initHeader, nameFromUrl, roomFromUrl, roster, startPeer } from "./common.js";
 
-const room = roomFromUrl();
+const room = await roomFromUrl();
 const name = nameFromUrl();
 initHeader(room);
 

@@ -5,11 +5,21 @@ import { Peer } from "../rtc-peer.js";
 
 const ROOM_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 
-/** Room from ?room=..., else a fresh one written back into the URL (shareable). */
-export function roomFromUrl() {
+/**
+ * Room from ?room=..., else (no ?room= at all) a fresh one written back into
+ * the URL (shareable). A ?room= that is not a valid room name is shown as an
+ * error with a corrected suggestion, and the promise never settles: the page
+ * stops there instead of silently joining another room.
+ */
+export async function roomFromUrl() {
   const url = new URL(location.href);
-  let room = url.searchParams.get("room") ?? "";
-  if (!ROOM_RE.test(room)) {
+  const given = url.searchParams.get("room");
+  if (given !== null && given !== "" && !ROOM_RE.test(given)) {
+    showRoomError(given);
+    return new Promise(() => {});
+  }
+  let room = given ?? "";
+  if (!room) {
     room = `room-${Math.random().toString(36).slice(2, 8)}`;
     url.searchParams.set("room", room);
     history.replaceState(null, "", url);
@@ -17,23 +27,59 @@ export function roomFromUrl() {
   return room;
 }
 
-/** Display name: ?name=..., else remembered, else a friendly random one. */
+function showRoomError(given) {
+  const suggestion = given.replace(/[^A-Za-z0-9_.-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 64) || "lobby";
+  const fixed = new URL(location.href);
+  fixed.searchParams.set("room", suggestion);
+  const box = el(
+    "section",
+    { class: "card room-error", role: "alert" },
+    el("h2", { text: "Not a room name" }),
+    el("p", { text: `“${given.slice(0, 80)}” cannot be a room: a room name is 1 to 64 letters, digits, "_", "." or "-".` }),
+    el("p", {}, "Open ", el("a", { href: fixed.href, text: suggestion }), " instead, or pick a room on the ", el("a", { href: "/", text: "home page" }), "."),
+  );
+  const main = document.querySelector("main") ?? document.body;
+  main.replaceChildren(box);
+  setStatus("Invalid room", "bad");
+  document.body.dataset.error = "room";
+}
+
+/**
+ * The camera and microphone need a secure context (https, or http on
+ * localhost); on plain http from another address the browser does not even
+ * offer them. Returns the sentence that says so, or null when secure.
+ */
+export function insecureContextNote() {
+  if (globalThis.isSecureContext !== false) return null;
+  return (
+    `The camera and microphone need HTTPS or localhost, and this page is on ${location.origin}. ` +
+    "Start the server with --self-signed (or --tls-cert and --tls-key) and open the https:// address it prints."
+  );
+}
+
+/**
+ * Display name: ?name=..., else the one typed on the home page, else a
+ * friendly random one. The random one is kept per tab (sessionStorage), so
+ * two tabs of one browser get two names.
+ */
 export function nameFromUrl() {
   const url = new URL(location.href);
   let name = url.searchParams.get("name");
-  if (!name) {
+  for (const [store, key] of [[() => sessionStorage, "rtc-demo-tab-name"], [() => localStorage, "rtc-demo-name"]]) {
+    if (name) break;
     try {
-      name = localStorage.getItem("rtc-demo-name");
+      name = store().getItem(key);
     } catch {
-      name = null;
+      name = null; // private mode
     }
   }
   if (!name) {
     const animals = ["Otter", "Falcon", "Lynx", "Heron", "Panda", "Koala", "Orca", "Fox", "Ibis", "Yak"];
-    name = `${animals[Math.floor(Math.random() * animals.length)]} ${Math.floor(Math.random() * 90 + 10)}`;
+    const random = globalThis.crypto.getRandomValues(new Uint32Array(2));
+    name = `${animals[random[0] % animals.length]} ${(random[1] % 90) + 10}`;
   }
   try {
-    localStorage.setItem("rtc-demo-name", name);
+    sessionStorage.setItem("rtc-demo-tab-name", name);
   } catch {
     /* private mode */
   }

@@ -2,7 +2,7 @@
 // watch the progress, check the SHA-256, download what arrived.
 import { displayName, el, formatBytes, initHeader, nameFromUrl, roomFromUrl, roster, startPeer } from "./common.js";
 
-const room = roomFromUrl();
+const room = await roomFromUrl();
 const name = nameFromUrl();
 initHeader(room);
 
@@ -99,6 +99,7 @@ function finish(r, ok, text, sha256) {
 
 peer.on("file-progress", (peerId, info) => progress(info.direction, peerId, info));
 peer.on("file", (peerId, file) => {
+  if (!(file instanceof File)) return; // only the library's own (a relay cannot carry a File)
   const r = row("receive", peerId, { id: file.transferId, name: file.name, size: file.size });
   finish(r, true, `SHA-256 ✓ ${file.sha256}`, file.sha256);
   const url = URL.createObjectURL(file);

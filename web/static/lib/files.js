@@ -136,7 +136,10 @@ function compress(h, w, b, off) {
   h[7] += hh;
 }
 
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f/\\:*?"<>|]/g;
+// Control characters, what Windows or terminals choke on, and the invisible ones
+// that disguise a name: bidi controls (U+202E right-to-left override makes
+// "gpj.exe" read "exe.jpg"), zero-width characters, line/paragraph separators.
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f/\\:*?"<>|\u061c\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]/g;
 
 /** A random transfer id, unique enough within one session. */
 export function newFileId() {
@@ -146,8 +149,9 @@ export function newFileId() {
 
 /**
  * A name that is safe to create in a download directory: drops any directory
- * part, replaces characters Windows or terminals choke on with "_", and never
- * returns "", "." or "..".
+ * part, replaces with "_" the characters Windows or terminals choke on and the
+ * invisible ones that disguise a name (bidi overrides, zero-width), and never
+ * returns "", "." or "..". Mirrors peer.files.safe_filename.
  */
 export function safeFilename(name) {
   const base = name.split(/[/\\]/).pop();

@@ -2,6 +2,13 @@
 // (waiting while the send buffer or the data channel is full), reassembles
 // incoming files, checks SHA-256 both ways. The pure parts (chunks, hashing,
 // the verdict) are in files.js; this is their owner, like peer/transfers.py.
+//
+// An incoming file is held in memory until it is whole, so what one sender may
+// cost is bounded before a byte arrives, as in the Python Peer: at most
+// MAX_INCOMING_PER_SENDER files from one sender at once, none over maxFileBytes
+// or MAX_RECEIVE_BYTES, all of them together within MAX_RECEIVE_TOTAL_BYTES
+// (the browser's "free space"), and acceptFile(senderId, name, size) may refuse
+// any. A refused offer is answered with a FileCancel that says why.
 
 import { FileCancel, FileChunk, FileEnd, FileOffer, FileResult } from "./framing.js";
 import { FileReceiver, FileSender, FileTransferError, HashMismatch, newFileId, safeFilename } from "./files.js";
@@ -9,7 +16,11 @@ import { FileReceiver, FileSender, FileTransferError, HashMismatch, newFileId, s
 /** Bytes read from the File at once (then cut into chunks). */
 const READ_BYTES = 1024 * 1024;
 /** Largest file accepted from a peer (kept in memory until it is whole). */
-export const MAX_RECEIVE_BYTES = 2 * 1024 * 1024 * 1024;
+export const MAX_RECEIVE_BYTES = 256 * 1024 * 1024;
+/** Bytes all incoming files together may hold in memory at once. */
+export const MAX_RECEIVE_TOTAL_BYTES = 512 * 1024 * 1024;
+/** Files one sender may have in flight towards this peer at once (contract v1.1). */
+export const MAX_INCOMING_PER_SENDER = 4;
 
 function transferError(code, message) {
   const err = new FileTransferError(message);
@@ -18,9 +29,17 @@ function transferError(code, message) {
 }
 
 export class FileTransfers {
-  /** @param {import("../rtc-peer.js").Peer} peer */
-  constructor(peer) {
+  /**
+   * @param {import("../rtc-peer.js").Peer} peer
+   * @param {{maxFileBytes?: number|null, acceptFile?: ((senderId: string, name: string, size: number) => boolean)|null}} [options]
+   */
+  constructor(peer, { maxFileBytes = null, acceptFile = null } = {}) {
+    if (maxFileBytes !== null && !(Number.isSafeInteger(maxFileBytes) && maxFileBytes >= 0)) {
+      throw new TypeError(`maxFileBytes must be a whole number of bytes, not ${maxFileBytes}`);
+    }
     this.peer = peer;
+    this.maxFileBytes = maxFileBytes;
+    this.acceptFile = acceptFile;
     /** id -> {peerId, sender, resolve, reject, cancelled} */
     this.outgoing = new Map();
     /** `${peerId}/${id}` -> {receiver, chunks} */
@@ -129,18 +148,45 @@ export class FileTransfers {
 
   _onOffer(peerId, key, offer) {
     const info = { id: offer.id, name: offer.name, size: offer.size };
-    const chunks = [];
-    try {
-      const receiver = new FileReceiver(offer, (bytes) => chunks.push(bytes.slice()), {
-        maxSize: MAX_RECEIVE_BYTES,
-      });
-      this.incoming.set(key, { receiver, chunks, info });
-    } catch (err) {
-      this._reply(peerId, new FileCancel(offer.id, String(err?.message ?? err).slice(0, 200)));
+    const refusal = this._refusal(peerId, key, offer);
+    if (refusal !== null) {
+      this._reply(peerId, new FileCancel(offer.id, refusal.slice(0, 200)));
       return;
     }
+    const chunks = [];
+    const receiver = new FileReceiver(offer, (bytes) => chunks.push(bytes.slice()));
+    this.incoming.set(key, { receiver, chunks, info });
     this.peer._raise("file-offer", peerId, info);
     this.peer._raise("file-progress", peerId, { ...info, done: 0, direction: "receive" });
+  }
+
+  /** Why an offer is refused, or null to take it; nothing is held yet. */
+  _refusal(peerId, key, offer) {
+    if (this.incoming.has(key)) return "a file with this id is already arriving";
+    let fromSender = 0;
+    let held = 0;
+    for (const [other, entry] of this.incoming) {
+      if (other.startsWith(`${peerId}/`)) fromSender += 1;
+      held += entry.info.size;
+    }
+    if (fromSender >= MAX_INCOMING_PER_SENDER) {
+      return `too many files at once: at most ${MAX_INCOMING_PER_SENDER} per sender`;
+    }
+    const limit = Math.min(this.maxFileBytes ?? Infinity, MAX_RECEIVE_BYTES);
+    if (offer.size > limit) return `file of ${offer.size} bytes is over this peer's limit of ${limit}`;
+    if (this.acceptFile) {
+      let accepted = false;
+      try {
+        accepted = this.acceptFile(peerId, offer.name, offer.size) === true;
+      } catch (err) {
+        console.error("acceptFile failed; refusing the file", err);
+      }
+      if (!accepted) return "the receiver declined the file";
+    }
+    if (held + offer.size > MAX_RECEIVE_TOTAL_BYTES) {
+      return `not enough space: ${offer.size} bytes offered, ${Math.max(MAX_RECEIVE_TOTAL_BYTES - held, 0)} free`;
+    }
+    return null;
   }
 
   _onResult(result) {
