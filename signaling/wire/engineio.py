@@ -169,7 +169,7 @@ class EngineSession:
         self.pong_deadline = 0.0
         self.next_timer = now + ping_interval
         self.upgrade_deadline = 0.0
-        self._queue: deque[str | bytes] = deque()
+        self._queue: deque[str | bytes] | None = None  # made on first use (~600 B)
         self.queued_bytes = 0
         self.max_queued_bytes = max(MIN_QUEUED_BYTES, 3 * max_payload)
 
@@ -250,9 +250,12 @@ class EngineSession:
     def queue(self, packet: str | bytes) -> bool:
         """Hold an encoded packet for the next poll; False when over the bounds (abort)."""
         size = _size(packet)
-        if len(self._queue) >= MAX_QUEUED_PACKETS or self.queued_bytes + size > self.max_queued_bytes:
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        if len(queue) >= MAX_QUEUED_PACKETS or self.queued_bytes + size > self.max_queued_bytes:
             return False
-        self._queue.append(packet)
+        queue.append(packet)
         self.queued_bytes += size
         return True
 
@@ -260,6 +263,8 @@ class EngineSession:
         """Queued packets for one poll answer (all of them with ``limit`` None)."""
         out: list[str | bytes] = []
         queue = self._queue
+        if queue is None:
+            return out
         while queue and (limit is None or len(out) < limit):
             packet = queue.popleft()
             self.queued_bytes -= _size(packet)
@@ -268,10 +273,10 @@ class EngineSession:
 
     @property
     def queued(self) -> int:
-        return len(self._queue)
+        return 0 if self._queue is None else len(self._queue)
 
     def clear(self) -> None:
-        self._queue.clear()
+        self._queue = None
         self.queued_bytes = 0
 
     def close(self) -> None:
