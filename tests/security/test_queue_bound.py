@@ -78,7 +78,7 @@ async def test_polling_takes_packets_off_the_count() -> None:
 
 async def test_a_ping_deadline_after_the_close_does_nothing() -> None:
     """Bug 8's shape: a timer that comes round after the session ended is not an error."""
-    conn, server, recorder = make()
+    conn, _, recorder = make()
     engine = conn.engine
     assert engine.on_timer(engine.next_timer) is Action.SEND_PING
     conn.end(Reason.CLIENT_CLOSE)

@@ -14,8 +14,8 @@ import pytest
 from aiohttp import web
 
 from signaling.app import GATEWAY_KEY, create_app
-from signaling.settings import Settings
 from signaling.gateway import Gateway
+from signaling.settings import Settings
 from tests.helpers.clients import RecordingClient
 
 
