@@ -160,7 +160,7 @@ class Connection:
         name = getattr(self.app_data, "peer_id", None)
         return name if isinstance(name, str) else self.sid
 
-    def end(self, reason: Reason, *, abort: bool = False, notify: bool = True) -> asyncio.Task[Any] | None:
+    def end(self, reason: Reason, *, abort: bool = False) -> asyncio.Task[Any] | None:
         """End the session now; with ``abort`` the transport is dropped unflushed."""
         if self.ended:
             return None
@@ -188,8 +188,6 @@ class Connection:
             if self.ws is not None:
                 spawn(self.ws.close())
         self._wake_poller()
-        if not notify:
-            return None
         result = self.handler.on_close(self, reason, self.lost)
         return spawn(result) if result is not None else None
 
@@ -512,10 +510,10 @@ class EngineServer:
     def _attach(self, conn: Connection, ws: web.WebSocketResponse, request: web.Request) -> None:
         conn.ws = ws
         transport = request.transport
+        conn.ws_transport = transport
         if ws.compress or transport is None:
-            conn._writer = _QueuedWriter(conn, ws)
+            conn._writer = _QueuedWriter(conn, ws)  # deflate is aiohttp's: frames through it
         else:
-            conn.ws_transport = transport
             conn._writer = FrameWriter(transport, self.max_waiting, conn._stopped_reading)
 
     async def _upgrade(self, conn: Connection, request: web.Request) -> web.StreamResponse:
