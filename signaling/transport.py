@@ -363,7 +363,7 @@ class EngineServer:
         if not conn.engine.polling:
             return _bad("this session is on a websocket now", cors)
         if request.method == "GET":
-            return await self._poll(conn, cors)
+            return await self._poll(conn, request, cors)
         if request.method == "POST":
             return await self._post(conn, request, cors)
         return _bad(f"method {request.method} is not part of Engine.IO", cors)
@@ -388,14 +388,16 @@ class EngineServer:
                                max_payload=self.max_payload)
 
     # -- polling ---------------------------------------------------------
-    async def _poll(self, conn: Connection, cors: dict[str, str]) -> web.StreamResponse:
+    async def _poll(self, conn: Connection, request: web.Request,
+                    cors: dict[str, str]) -> web.StreamResponse:
         if conn._poller is not None:
             # The pending one answers the close packet; this one, and any after, 400.
             conn.violation = "a second long-poll GET while one is pending"
             log.warning("dropping client %s: %s", conn.handler_name(), conn.violation)
             conn.end(Reason.SERVER_CLOSE)
             return _bad("overlapping long-poll GET", cors)
-        packets = conn.engine.take()
+        limit = None if _takes_any_payload(request) else eio.PACKETS_PER_POLL
+        packets = conn.engine.take(limit)
         if not packets and not conn.ended:
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             conn._poller = waiter
@@ -403,7 +405,7 @@ class EngineServer:
                 await waiter
             finally:
                 conn._poller = None
-            packets = conn.engine.take()
+            packets = conn.engine.take(limit)
         if conn.ended:
             if conn.aborted:
                 return _bad("session closed", cors)
@@ -606,6 +608,16 @@ class EngineServer:
         tasks = [t for t in ends if t is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=2.0)
+
+
+UNCAPPED_AGENTS = ("Mozilla/", "node-XMLHttpRequest")
+"""User-Agents of clients known to take any number of packets in one poll answer:
+browsers and Node's engine.io-client. Any other client (python-engineio refuses more
+than 16 and drops the session) gets at most ``PACKETS_PER_POLL``."""
+
+
+def _takes_any_payload(request: web.Request) -> bool:
+    return request.headers.get("User-Agent", "").startswith(UNCAPPED_AGENTS)
 
 
 def _abort(ws: web.WebSocketResponse) -> None:

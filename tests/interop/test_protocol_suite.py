@@ -311,3 +311,21 @@ async def test_invalid_format_closes_the_connection(srv: RunningServer, frame: s
     how = await ws.ended(2.0)
     assert how == EOF or isinstance(how, int)
     await ws.aclose()
+
+
+@pytest.mark.parametrize("agent,most", [("node-XMLHttpRequest", 40), ("Mozilla/5.0 (X11)", 40),
+                                        ("Python/3.11 aiohttp/3.14", 16), ("", 16)])
+async def test_poll_answers_hold_16_packets_unless_the_client_takes_more(
+        srv: RunningServer, http: aiohttp.ClientSession, agent: str, most: int) -> None:
+    """python-engineio's client refuses a payload of more than 16 packets; browsers and
+    Node's engine.io-client take any number, so they get everything queued at once."""
+    p = await Polling(srv, http).open()
+    await p.sio_connect()
+    body = "\x1e".join(f'42{i}["leave",{{"room":"nowhere"}}]' for i in range(40))
+    assert (await p.post(body))[0] == 200
+    async with http.get(url(srv, f"EIO=4&transport=polling&sid={p.sid}"),
+                        headers={"User-Agent": agent}) as r:
+        assert r.status == 200
+        packets = (await r.text()).split("\x1e")
+    assert len(packets) == most
+    await p.post("1")
