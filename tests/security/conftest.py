@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
+from tests.helpers.bounded import within
 from tests.helpers.clients import RecordingClient
 from tests.helpers.server import RunningServer, running_server
 from tests.security.raw import EOF, EioWS, Ended, metric
@@ -50,8 +51,8 @@ async def bystanders(srv: RunningServer) -> AsyncIterator[Bystanders]:
     await a.join("bystanders")
     b_id = (await b.join("bystanders"))["peerId"]
     yield Bystanders(a, b, b_id)
-    await a.disconnect()
-    await b.disconnect()
+    await within(a.disconnect(), "disconnecting bystander a (websocket)")
+    await within(b.disconnect(), "disconnecting bystander b (polling)")
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
