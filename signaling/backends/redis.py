@@ -570,7 +570,10 @@ class RedisBackend:
     # -- liveness and recovery -------------------------------------------
     async def _heartbeat_loop(self) -> None:
         interval = self.node_ttl / 5
-        while True:
+        # Not ``while True``: close() cancels this task, and a cancel that lands
+        # inside redis-py can come out as a connection error, caught below;
+        # close() would then wait on this loop for ever.
+        while not self._closing:
             await asyncio.sleep(interval)
             try:
                 await self._beat()

@@ -483,7 +483,11 @@ async def test_b16_resets_mid_request(srv: RunningServer, bystanders: Bystanders
     await http.close()
     await bystanders.still_fine()
     await back_to_baseline(srv, base, within=3.0)
-    new_lines = "".join(srv.stderr_lines[log_before:])
+    # python-engineio logs its first "Invalid session" in a process at ERROR, later
+    # ones at INFO: whether this test's own poll of p's closed sid is the first
+    # depends on which tests ran on this module's server before.
+    new_lines = "".join(line for line in srv.stderr_lines[log_before:]
+                        if "engineio.server: Invalid session" not in line)
     assert "Traceback" not in new_lines and " ERROR " not in new_lines, new_lines
 
 
