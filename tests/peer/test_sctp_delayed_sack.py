@@ -8,9 +8,8 @@ from typing import Any
 from aiortc.rtcsctptransport import DataChunk, SackChunk
 
 from peer import sctp_delayed_sack
-from tests.reliability.support import WAIT, LossyLink, until
-
 from tests.peer.fast_path_support import checked_transfer, loopback_pair
+from tests.reliability.support import WAIT, LossyLink, until
 
 
 def count_chunks(transport: Any, sent: Counter[str], received: Counter[str]) -> None:
