@@ -115,7 +115,8 @@ def descendants_cpu(root: int) -> float:
             except OSError:
                 continue
             parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    below, frontier = set(), {root}
+    below: set[int] = set()
+    frontier = {root}
     while frontier:
         frontier = {pid for pid, parent in parents.items() if parent in frontier} - below
         below |= frontier
@@ -172,7 +173,7 @@ async def browser_python(page: Any, url: str, mb: int, to_browser: bool) -> dict
 
     async with Peer(url, room) as python:
         python.on("blob", on_blob)
-        python.on("bench-done", lambda _s, _d: done.done() or done.set_result(None))
+        python.on("bench-done", lambda _s, _d: None if done.done() else done.set_result(None))
         await page.wait_for_function(
             "(id) => window.rtcPeer.transport(id) === 'webrtc'", arg=python.id, timeout=30_000)
         while python.transport(browser_id) != "webrtc":
@@ -242,8 +243,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def table(out: dict[str, Any]) -> str:
     base = out["results"]["chromium↔chromium"]["mb_s"]
-    lines = ["| path | MB/s (median) | runs | × Chromium↔Chromium | CPU ms/MB (both ends) "
-             "| CPU µs per 1,160 B chunk |", "|---|---|---|---|---|---|"]
+    header = ("| path | MB/s (median) | runs | × Chromium↔Chromium | CPU ms/MB (both ends) "
+              "| CPU µs per 1,160 B chunk |")
+    lines = [header, "|---|---|---|---|---|---|"]
     for name, r in out["results"].items():
         runs = ", ".join(f"{v:.1f}" for v in r["mb_s_all"])
         lines.append(f"| {name} | {r['mb_s']:.1f} | {runs} | {r['mb_s'] / base:.2f} "

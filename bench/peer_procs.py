@@ -58,7 +58,7 @@ async def send(args: argparse.Namespace) -> dict[str, Any]:
         if peer.transport(other) != "webrtc":
             raise RuntimeError("the data channel did not open within 20 s")
         done = asyncio.get_running_loop().create_future()
-        peer.on("bench-done", lambda _s, _d: done.done() or done.set_result(None))
+        peer.on("bench-done", lambda _s, _d: None if done.done() else done.set_result(None))
         window = Window()
         window.start()
         if args.mode == "emit":
