@@ -204,6 +204,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from playwright.async_api import async_playwright
 
     samples: dict[str, list[dict[str, float]]] = defaultdict(list)
+    failures: dict[str, int] = {}
     out: dict[str, Any] = {"mb": args.mb, "repeat": args.repeat, "loadavg_start": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory() as scratch:
         source = Path(scratch) / "bench.bin"
@@ -227,7 +228,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                          lambda: python_pair(url, "file", args.mb, source, False)),
                     ]
                     for name, step in steps:
-                        measured = await step()
+                        try:
+                            measured = await step()
+                        except (RuntimeError, TimeoutError) as exc:  # reported, not fatal
+                            failures[name] = failures.get(name, 0) + 1
+                            print(f"[{n + 1}/{args.repeat}] {name:<28} FAILED: {exc}", flush=True)
+                            continue
                         samples[name].append(measured)
                         print(f"[{n + 1}/{args.repeat}] {name:<28} {measured['mb_s']:6.1f} MB/s "
                               f"{measured['cpu_s_per_mb'] * 1000:6.1f} ms CPU/MB", flush=True)
@@ -236,6 +242,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             times = await connect_to_upgrade(url, args.runs)
     out["loadavg_end"] = os.getloadavg()[0]
     out["results"] = {name: summary(runs) for name, runs in samples.items()}
+    out["failures"] = failures
     out["connect_upgrade_ms"] = {"median": statistics.median(times) * 1000,
                                  "all": [round(t * 1000, 1) for t in times]}
     return out
@@ -254,6 +261,8 @@ def table(out: dict[str, Any]) -> str:
     lines.append(f"\n`connect()` → `upgrade`: median {c['median']:.0f} ms "
                  f"(n={len(c['all'])}, min {min(c['all']):.0f}, max {max(c['all']):.0f}); "
                  f"load average {out['loadavg_start']:.1f} at the start, {out['loadavg_end']:.1f} at the end.")
+    if out["failures"]:
+        lines.append(f"Failed runs: {out['failures']}.")
     return "\n".join(lines)
 
 

@@ -6,7 +6,7 @@
 ``send`` waits for the other side and for the WebRTC upgrade, then emits
 ``--mb`` MB as 64 KiB binary messages (``emit``) or sends ``--file``
 (``file``, until the receiver confirmed its SHA-256). ``recv`` counts the
-messages or saves the file and answers ``bench-done``. Each side prints one
+messages or saves the file, answers ``bench-done`` and leaves after the sender. Each side prints one
 JSON line: its wall time and its own CPU seconds (user + system) over the
 transfer only, so connection setup and imports are not counted.
 """
@@ -99,7 +99,12 @@ async def recv(args: argparse.Namespace) -> dict[str, Any]:
     async with peer:
         result = await asyncio.wait_for(finished, 600)
         sender = next(iter(peer.peers))
+        left = loop.create_future()
+        peer.on("peer-left", lambda _id, _reason: None if left.done() else left.set_result(None))
         await peer.emit("bench-done", None, to=sender)
+        # Stay until the sender has it and leaves: a peer that closes at once
+        # may take its last unacked message with it.
+        await asyncio.wait_for(left, 60)
     return result
 
 
