@@ -15,7 +15,9 @@ marked. Nothing on the wire changes; what is sent and when is the same.
 How the walk is skipped without copying ``_transmit``: for one call, the
 sent queue is replaced by a stand-in whose first iteration (the walk) is
 empty and which passes everything else (append, len, index, later
-iterations) to the real deque, restored when the call ends.
+iterations) to the real deque, restored when the call ends (also when
+calls overlap, which a TURN send can cause). With a FORWARD TSN pending
+(partial reliability), which is sent before the walk, the walk is kept.
 
 Guard: aiortc 1.16.0 exactly; otherwise it does nothing and logs once.
 """
@@ -82,16 +84,21 @@ def install() -> bool:
     t3_expired = RTCSctpTransport._t3_expired
 
     async def _transmit(self: Any) -> None:
-        if getattr(self, "_rtc_may_resend", True):
+        # A pending FORWARD TSN is sent (awaited) before the walk: keep the
+        # walk then, so that nothing else can meet an unwalked stand-in.
+        if getattr(self, "_rtc_may_resend", True) or self._forward_tsn_chunk is not None:
             await transmit(self)
             self._rtc_may_resend = any_marked(self._sent_queue)
             return
-        real = self._sent_queue
-        self._sent_queue = SkipFirstWalk(real)
+        current = self._sent_queue  # a stand-in already, if a call is suspended in a send
+        real = current.queue if isinstance(current, SkipFirstWalk) else current
+        stand_in = SkipFirstWalk(real)
+        self._sent_queue = stand_in
         try:
             await transmit(self)
         finally:
-            self._sent_queue = real
+            if self._sent_queue is stand_in:
+                self._sent_queue = real
 
     async def _receive_sack_chunk(self: Any, chunk: Any) -> None:
         if chunk.gaps:  # the miss counter may mark chunks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 
 from peer.sctp_no_rescan import SkipFirstWalk, any_marked
@@ -41,3 +42,19 @@ async def test_losses_are_resent_exactly_once_in_order() -> None:
             await checked_transfer(pair, 60, timeout=120)
         assert link.dropped > 0
         assert not any_marked(sender._sent_queue)
+
+
+
+async def test_overlapping_calls_leave_the_real_queue_in_place() -> None:
+    """Sends that yield (as a TURN send can) make ``_transmit`` calls overlap."""
+    async with loopback_pair() as pair:
+        sender = pair.offerer.sctp
+        send_chunk = sender._send_chunk
+
+        async def yielding_send(chunk: object) -> None:
+            await asyncio.sleep(0)
+            await send_chunk(chunk)
+
+        sender._send_chunk = yielding_send
+        await checked_transfer(pair, 100)
+        assert type(sender._sent_queue) is deque
