@@ -18,8 +18,16 @@ from typing import Any, Protocol
 from .auth import TokenClaims
 from .backends.base import Backend, Delivery, Member, Resumed
 from .errors import InvalidPayload, NotInRoom, SignalingError, Unauthorized, UnknownPeer
-from .ice import ice_servers
-from .protocol import JoinRequest, LeaveRequest, RelayRequest, Request, SignalRequest
+from .ice import IceServer, ice_servers
+from .protocol import (
+    IceServersRequest,
+    JoinRequest,
+    LeaveRequest,
+    RelayRequest,
+    Request,
+    SignalRequest,
+    UpdateRequest,
+)
 from .settings import Settings
 
 log = logging.getLogger("signaling")
@@ -84,6 +92,10 @@ class SignalingService:
             return await self._leave(session, request)
         if isinstance(request, SignalRequest):
             return await self._signal(session, request)
+        if isinstance(request, UpdateRequest):
+            return await self._update(session, request)
+        if isinstance(request, IceServersRequest):
+            return Outcome(ack={"ok": True, "iceServers": self._ice_servers(session)})
         return await self._relay(session, request)
 
     # -- join / leave ----------------------------------------------------
@@ -157,16 +169,28 @@ class SignalingService:
             "room": room,
             "peerId": session.peer_id,
             "peers": [m.to_wire() for m in others],
-            "iceServers": ice_servers(
-                stun=list(self.settings.stun),
-                turn_urls=list(self.settings.turn_url),
-                turn_secret=self.settings.turn_secret,
-                turn_ttl=self.settings.turn_ttl,
-                peer_id=session.peer_id,
-                now=self.clock(),
-            ),
+            "iceServers": self._ice_servers(session),
             "resumeToken": session.resume_token,
         }
+
+    def _ice_servers(self, session: Session) -> list[IceServer]:
+        """The ICE servers for this peer, TURN credentials minted now."""
+        return ice_servers(
+            stun=list(self.settings.stun),
+            turn_urls=list(self.settings.turn_url),
+            turn_secret=self.settings.turn_secret,
+            turn_ttl=self.settings.turn_ttl,
+            peer_id=session.peer_id,
+            now=self.clock(),
+        )
+
+    async def _update(self, session: Session, request: UpdateRequest) -> Outcome:
+        others = await self.backend.update_meta(request.room, session.peer_id, request.meta)
+        if others is None:
+            raise NotInRoom(f"you are not in room {request.room!r}: join it first")
+        payload = {"room": request.room, "peerId": session.peer_id, "meta": request.meta}
+        await self.backend.deliver([Delivery(pid, "peer-updated", payload) for pid in others])
+        return Outcome(ack={"ok": True})
 
     async def _leave(self, session: Session, request: LeaveRequest) -> Outcome:
         departure = await self.backend.leave(request.room, session.peer_id)
