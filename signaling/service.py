@@ -21,7 +21,6 @@ from .errors import (
     InvalidPayload,
     NotInRoom,
     RateLimited,
-    SignalingError,
     TooManyRooms,
     Unauthorized,
     UnknownPeer,
@@ -92,6 +91,10 @@ class SignalingService:
         self.backend = backend
         self.clock = clock
         self.monotonic = monotonic  # for rate limits: never jumps with the wall clock
+        self.resuming: dict[str, Session] = {}
+        """Peers whose resume is under way, and the session resuming each: a
+        delivery for one of them belongs to that session (held behind its
+        ack), never to the old connection it is replacing."""
         self.counter = counter or _NoCounter()
 
     def open_session(self, claims: TokenClaims | None = None) -> Session:
@@ -148,20 +151,22 @@ class SignalingService:
         previous = (session.peer_id, session.registered, session.joined_any, session.resume_token)
         token = new_resume_token()
         resumed = await self.backend.resume(resume_token, token)
+        self.resuming[resumed.peer_id] = session
         try:
             for room in resumed.rooms:
                 if session.claims is not None and not session.claims.allows(room):
                     raise Unauthorized(f"your token does not allow room {room!r}")
             return await self._resumed(session, request, resumed, token)
-        except SignalingError:
-            # A failed request changes nothing: the peer stays lost, with its
-            # mail, and the token it presented still works. Until it is rotated
-            # back, the peer's current token is the new one.
-            await self.backend.lose(resumed.peer_id, self.clock() + self.settings.resume_grace, token)
-            await self.backend.deliver(resumed.kept)
-            await self.backend.rotate_token(resumed.peer_id, resume_token)
+        except Exception:
+            # A failed request changes nothing: the peer is put back as it was
+            # (its grace deadline, mail and dropped count), and the token it
+            # presented still works.
+            await self.backend.release(resumed, resume_token, token)
             session.peer_id, session.registered, session.joined_any, session.resume_token = previous
             raise
+        finally:
+            if self.resuming.get(resumed.peer_id) is session:
+                del self.resuming[resumed.peer_id]
 
     async def _resumed(
         self, session: Session, request: JoinRequest, resumed: Resumed, token: str
@@ -173,17 +178,17 @@ class SignalingService:
         session.registered = True
         session.joined_any = True
         session.resume_token = token
-        log.info(
-            "resume %s rooms=%s kept=%d dropped=%d",
-            resumed.peer_id, resumed.rooms, len(resumed.kept), resumed.dropped,
-        )
         # The usual ack for that room; a room it was not in is joined afresh.
         outcome = await self._join(session, JoinRequest(request.room, request.meta, request.webrtc, None))
         if own is not None:
             await self.backend.forget(own)
+        kept, dropped = await self.backend.attach(resumed.peer_id)
+        kept = [*resumed.kept, *kept]
+        dropped += resumed.dropped
+        log.info("resume %s rooms=%s kept=%d dropped=%d", resumed.peer_id, resumed.rooms, len(kept), dropped)
         rooms = resumed.rooms if request.room in resumed.rooms else [*resumed.rooms, request.room]
-        outcome.ack.update(resumed=True, rooms=rooms, dropped=resumed.dropped)
-        outcome.then = resumed.kept
+        outcome.ack.update(resumed=True, rooms=rooms, dropped=dropped)
+        outcome.then = kept
         return outcome
 
     def _join_ack(self, session: Session, room: str, others: list[Member]) -> dict[str, Any]:

@@ -90,7 +90,21 @@ class Backend(Protocol):
         """
 
     async def resume(self, resume_token: str, new_token: str) -> Resumed:
-        """Reattach a lost peer to this node. Raises ``ResumeExpired``."""
+        """Claim the peer for a resuming connection on this node. Raises ``ResumeExpired``.
+
+        From here on its current token is ``new_token`` (an old connection's
+        end no longer speaks for it) and deliveries for it are kept, not handed
+        to its old connection (which is being replaced), until :meth:`attach`
+        or :meth:`release`. ``Resumed.kept`` may already hold mail taken out.
+        """
+
+    async def attach(self, peer_id: str) -> tuple[list[Delivery], int]:
+        """The resume succeeded: the peer is live here; returns the mail kept
+        since :meth:`resume` (after ``Resumed.kept``) and how many were dropped."""
+
+    async def release(self, resumed: Resumed, old_token: str, new_token: str) -> None:
+        """The resume failed: put the peer back exactly as it was, ``old_token``
+        its token again, its grace deadline, mail and dropped count unchanged."""
 
     async def expired(self, now: float) -> list[str]:
         """Lost peers whose deadline has passed, each returned once (again only

@@ -453,6 +453,20 @@ class RedisBackend:
         return [_str(pid) for pid in pids if _str(pid) != peer_id]
     # -- end update-meta ---------------------------------------------------
 
+    # -- resume attach/release (issue 13; the model's own resume is above) --
+    async def attach(self, peer_id: str) -> tuple[list[Delivery], int]:
+        """Nothing more to hand over: ``resume`` already took the peer's mail."""
+        return [], 0
+
+    async def release(self, resumed: Resumed, old_token: str, new_token: str) -> None:
+        """Lost again with its mail and old token. Not yet exact here: the Redis
+        ``resume`` script does not say the deadline or keep the dropped count, so
+        the grace starts afresh and the count restarts (left to the Redis model)."""
+        await self.lose(resumed.peer_id, self.clock() + self.resume_grace, new_token)
+        await self.deliver(resumed.kept)
+        await self.rotate_token(resumed.peer_id, old_token)
+    # -- end resume attach/release -----------------------------------------
+
     async def members(self, room: str) -> list[Member]:
         if self._down is not None and self._room_is_local(room):
             return list(self._room_locals(room).values())
