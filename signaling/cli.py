@@ -111,6 +111,16 @@ def _origin(text: str) -> str:
     return text.rstrip("/")
 
 
+def _host_name(text: str) -> str:
+    name = text.strip().lower().rstrip(".")
+    if name == "*":
+        return name
+    ipv6 = name.count(":") > 1
+    if not name or any(c in name for c in "/@ []") or (":" in name and not ipv6):
+        raise ValueError(f"expected a host name like signal.example (no scheme or port), got {text!r}")
+    return name
+
+
 def _text(text: str) -> str:
     if not text:
         raise ValueError("must not be empty")
@@ -130,6 +140,9 @@ FLAGS: tuple[Flag, ...] = (
     Flag("auth-secret", _text, "require HS256 JWTs signed with this secret"),
     Flag("allowed-origins", _origin, "browser origins allowed besides same-origin, or *",
          repeatable=True),
+    Flag("allowed-hosts", _host_name,
+         "Host names answered besides loopback ones when listening on loopback "
+         "(DNS rebinding guard), or *", repeatable=True),
     Flag("max-peers-per-room", _int_range(1, 100_000), "room capacity (default 16)"),
     Flag("max-relay-bytes", _bytes(1, 512 * 1024 * 1024), "relay size limit (default 1 MiB)"),
     Flag("rate-limit", _rate, "requests per second per connection, 0 = off (default 100)"),

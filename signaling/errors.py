@@ -98,3 +98,20 @@ ERROR_CODES: tuple[str, ...] = tuple(
         Unavailable,
     )
 )
+
+
+_PUBLIC_CAUSES = (
+    "connection refused", "connection reset", "timed out", "timeout", "no route to host",
+    "network is unreachable", "name or service not known", "temporary failure in name resolution",
+    "authentication", "noauth", "wrongpass", "loading", "readonly", "oom",
+)
+
+
+def public_cause(exc: BaseException) -> str:
+    """What went wrong, fit for anyone to read (``/healthz``): a known phrase
+    from the error, or its type, never its text (which names hosts and ports)."""
+    text = str(exc).lower()
+    for phrase in _PUBLIC_CAUSES:
+        if phrase in text:
+            return phrase
+    return type(exc).__name__

@@ -12,6 +12,7 @@ class Settings:
     redis_url: str | None = None
     auth_secret: str | None = None
     allowed_origins: tuple[str, ...] | None = None  # None: same origin only
+    allowed_hosts: tuple[str, ...] | None = None  # on loopback: loopback names plus these; "*": any
     max_peers_per_room: int = 16
     max_relay_bytes: int = 1024 * 1024
     rate_limit: float = 100.0

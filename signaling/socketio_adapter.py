@@ -103,7 +103,7 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
             async_handlers=False,
             client_manager=_RoomlessManager(),
             # A callable: python-engineio takes a list *instead of* same origin.
-            cors_allowed_origins=OriginPolicy(settings.allowed_origins),
+            cors_allowed_origins=OriginPolicy(settings.allowed_origins, metrics.refused),  # issue 13 (rules): counted
             ping_interval=settings.ping_interval,
             ping_timeout=settings.ping_timeout,
             max_http_buffer_size=settings.max_http_buffer_size,
@@ -171,7 +171,7 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
         try:
             return verify_token(token, secret, now=time.time())
         except Unauthorized as exc:
-            log.info("refused connection: %s", exc.message)
+            self.metrics.refused("unauthorized", exc.message)  # issue 13 (rules): counted, log throttled
             raise socketio.exceptions.ConnectionRefusedError(exc.message, exc.to_wire()) from None
 
     async def _on_disconnect(self, sid: str, reason: str) -> None:

@@ -73,7 +73,8 @@ class Backend(Protocol):
     async def close(self) -> None: ...
 
     async def unavailable_reason(self) -> str | None:
-        """None when the backend can serve; otherwise why not."""
+        """None when the backend can serve; otherwise why not, as ``/healthz``
+        shows it to anyone: no host, address or credential (the log has those)."""
 
     # -- peers -----------------------------------------------------------
     async def register(self, peer_id: str, resume_token: str) -> None:

@@ -46,7 +46,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..errors import ResumeExpired, RoomFull, Unavailable
+from ..errors import ResumeExpired, RoomFull, Unavailable, public_cause
 from ..mailbox import MAX_BYTES, MAX_MESSAGES
 from . import redis_scripts
 from .base import Delivery, Departure, JoinResult, Member, Resumed, Sink
@@ -150,7 +150,7 @@ class RedisBackend:
         # and those Redis lost (it restarted empty), told once every node is back.
         self._left_while_down: dict[str, list[str]] = {}
         self._left_later: list[tuple[float, str, list[str]]] = []
-        self._down: str | None = f"not connected to Redis at {self._url} yet"
+        self._down: str | None = "not connected to Redis yet"  # public: /healthz shows it
         self._version = 0  # bumped on every change to the local mirror
         self._tasks: list[asyncio.Task[None]] = []
         self._up = asyncio.Event()
@@ -188,9 +188,10 @@ class RedisBackend:
 
     # -- plumbing --------------------------------------------------------
     def _mark_down(self, exc: BaseException) -> None:
-        if self._down is None:
+        down = f"cannot reach Redis: {public_cause(exc)}"  # no host: /healthz shows it
+        if self._down != down:  # the log has the details, once per change
             log.warning("redis lost at %s: %s", self._url, exc)
-        self._down = f"cannot reach Redis at {self._url}: {exc or type(exc).__name__}"
+        self._down = down
         self._up.clear()
 
     def _unavailable(self) -> BackendUnavailable:
