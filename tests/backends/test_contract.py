@@ -257,3 +257,16 @@ async def test_superseded_token_lose_then_expiry_keeps_the_resumed_peer(nodes: N
     await b.lose("b", deadline=100.0, token="tok-b")  # the old connection again, late
     assert await b.expired(100.0) == []
     assert (await resume(b, "tok-b2", "tok-b3")).rooms == ["r"]  # its token still works
+
+
+async def test_update_meta_only_while_in_the_room(nodes: Nodes) -> None:
+    b = (await nodes()).backend
+    await a_and_b_in_r_b_also_in_s(b)
+    assert await b.update_meta("r", "b", {"v": 2}) == ["a"]
+    got = {m.peer_id: m for m in await b.members("r")}
+    assert got["b"].meta == {"v": 2} and got["b"].webrtc is True
+    assert [m.meta for m in await b.members("s")] == [{}]  # per room
+    assert await b.update_meta("nope", "b", {}) is None
+    await b.leave("r", "b")
+    assert await b.update_meta("r", "b", {"v": 3}) is None
+    assert [m.peer_id for m in await b.members("r")] == ["a"]  # not brought back
