@@ -15,8 +15,9 @@ from aiohttp import web
 
 from .backends.base import Backend
 from .backends.memory import MemoryBackend
-from .http import BACKEND_KEY, METRICS_KEY, add_routes
+from .http import BACKEND_KEY, METRICS_KEY, add_routes, host_guard
 from .metrics import Metrics
+from .origins import HostPolicy
 from .service import SignalingService
 from .settings import Settings
 from .socketio_adapter import SignalingSocketServer
@@ -45,7 +46,9 @@ def create_app(settings: Settings, backend: Backend | None = None) -> web.Applic
     metrics = Metrics()
     service = SignalingService(settings, backend, counter=metrics)
     sio = SignalingSocketServer(settings, service, metrics)
-    app = web.Application(client_max_size=settings.max_http_buffer_size + 1024)
+    host_policy = HostPolicy(settings.host, settings.allowed_hosts)  # DNS rebinding guard
+    app = web.Application(client_max_size=settings.max_http_buffer_size + 1024,
+                          middlewares=[host_guard(host_policy, metrics)])
     app[BACKEND_KEY] = backend
     app[METRICS_KEY] = metrics
     app[SIO_KEY] = sio

@@ -12,9 +12,12 @@ class Settings:
     redis_url: str | None = None
     auth_secret: str | None = None
     allowed_origins: tuple[str, ...] | None = None  # None: same origin only
+    allowed_hosts: tuple[str, ...] | None = None  # on loopback: loopback names plus these; "*": any
     max_peers_per_room: int = 16
     max_relay_bytes: int = 1024 * 1024
     rate_limit: float = 100.0
+    rate_limit_bytes: int = 32 * 1024 * 1024  # per second, per connection; 0 = off
+    max_rooms_per_connection: int = 32
     resume_grace: float = 15.0
     ping_interval: float = 25.0
     ping_timeout: float = 20.0

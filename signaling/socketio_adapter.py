@@ -103,7 +103,7 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
             async_handlers=False,
             client_manager=_RoomlessManager(),
             # A callable: python-engineio takes a list *instead of* same origin.
-            cors_allowed_origins=OriginPolicy(settings.allowed_origins),
+            cors_allowed_origins=OriginPolicy(settings.allowed_origins, metrics.refused),  # issue 13 (rules): counted
             ping_interval=settings.ping_interval,
             ping_timeout=settings.ping_timeout,
             max_http_buffer_size=settings.max_http_buffer_size,
@@ -171,7 +171,7 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
         try:
             return verify_token(token, secret, now=time.time())
         except Unauthorized as exc:
-            log.info("refused connection: %s", exc.message)
+            self.metrics.refused("unauthorized", exc.message)  # issue 13 (rules): counted, log throttled
             raise socketio.exceptions.ConnectionRefusedError(exc.message, exc.to_wire()) from None
 
     async def _on_disconnect(self, sid: str, reason: str) -> None:
@@ -248,6 +248,9 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
         elif not reply["ok"]:
             await self._emit_to(eio_sid, "rejected", {"event": event, "error": reply["error"]})
         held, conn.held = conn.held, None
+        if not reply["ok"] and held:  # issue 13 (rules): a failed resume's held mail goes back to its peer
+            await self.service.backend.deliver([d for d in held if d.peer_id != conn.session.peer_id])
+            held = [d for d in held if d.peer_id == conn.session.peer_id]
         for delivery in [*then, *(held or ())]:
             await self._emit_to(eio_sid, delivery.event, delivery.payload)
 
@@ -288,7 +291,8 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
         encoded: dict[int, Any] = {}
         for delivery in deliveries:
             conn = self.by_peer_id.get(delivery.peer_id)
-            if conn is None or conn.closing:
+            # issue 13 (rules): a peer being resumed gets nothing on the connection it replaces
+            if conn is None or conn.closing or delivery.peer_id in self.service.resuming:
                 conn = self._resuming(delivery.peer_id)
                 if conn is None:
                     continue

@@ -46,7 +46,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..errors import ResumeExpired, RoomFull, Unavailable
+from ..errors import ResumeExpired, RoomFull, Unavailable, public_cause
 from ..mailbox import MAX_BYTES, MAX_MESSAGES
 from . import redis_scripts
 from .base import Delivery, Departure, JoinResult, Member, Resumed, Sink
@@ -150,7 +150,7 @@ class RedisBackend:
         # and those Redis lost (it restarted empty), told once every node is back.
         self._left_while_down: dict[str, list[str]] = {}
         self._left_later: list[tuple[float, str, list[str]]] = []
-        self._down: str | None = f"not connected to Redis at {self._url} yet"
+        self._down: str | None = "not connected to Redis yet"  # public: /healthz shows it
         self._version = 0  # bumped on every change to the local mirror
         self._tasks: list[asyncio.Task[None]] = []
         self._up = asyncio.Event()
@@ -188,9 +188,10 @@ class RedisBackend:
 
     # -- plumbing --------------------------------------------------------
     def _mark_down(self, exc: BaseException) -> None:
-        if self._down is None:
+        down = f"cannot reach Redis: {public_cause(exc)}"  # no host: /healthz shows it
+        if self._down != down:  # the log has the details, once per change
             log.warning("redis lost at %s: %s", self._url, exc)
-        self._down = f"cannot reach Redis at {self._url}: {exc or type(exc).__name__}"
+        self._down = down
         self._up.clear()
 
     def _unavailable(self) -> BackendUnavailable:
@@ -425,6 +426,47 @@ class RedisBackend:
         self._seen(room, pids)
         self._prune([room])
         return Departure(room, peer_id, pids)
+
+    # -- update-meta (v1.1 `update`; kept apart from the model above) -----
+    _UPDATE_META = """
+    if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return false end
+    redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+    return redis.call('HKEYS', KEYS[1])
+    """
+
+    async def update_meta(self, room: str, peer_id: str, meta: dict[str, Any]) -> list[str] | None:
+        """Replace the member blob only while the peer is in the room (one script)."""
+        local = self._local.get(peer_id)
+        current = local.rooms.get(room) if local is not None else None
+        if local is None or current is None:
+            return None  # the requester is always this node's own peer
+        member = Member(peer_id, meta, current.webrtc)
+        if self._down is not None and self._room_is_local(room):
+            local.rooms[room] = member
+            self._changed()
+            return [pid for pid in self._room_locals(room) if pid != peer_id]
+        key = f"{self._prefix}room:{room}"
+        pids = await self._call(self._redis.eval, self._UPDATE_META, 1, key, peer_id, _member_blob(member))
+        if pids is None:
+            return None
+        local.rooms[room] = member
+        self._changed()
+        return [_str(pid) for pid in pids if _str(pid) != peer_id]
+    # -- end update-meta ---------------------------------------------------
+
+    # -- resume attach/release (issue 13; the model's own resume is above) --
+    async def attach(self, peer_id: str) -> tuple[list[Delivery], int]:
+        """Nothing more to hand over: ``resume`` already took the peer's mail."""
+        return [], 0
+
+    async def release(self, resumed: Resumed, old_token: str, new_token: str) -> None:
+        """Lost again with its mail and old token. Not yet exact here: the Redis
+        ``resume`` script does not say the deadline or keep the dropped count, so
+        the grace starts afresh and the count restarts (left to the Redis model)."""
+        await self.lose(resumed.peer_id, self.clock() + self.resume_grace, new_token)
+        await self.deliver(resumed.kept)
+        await self.rotate_token(resumed.peer_id, old_token)
+    # -- end resume attach/release -----------------------------------------
 
     async def members(self, room: str) -> list[Member]:
         if self._down is not None and self._room_is_local(room):

@@ -466,8 +466,8 @@ async def test_b16_resets_mid_request(srv: RunningServer, bystanders: Bystanders
     p = await Polling(srv, http).open()
     await p.sio_connect()
     await rst_after(f"POST /socket.io/?EIO=4&transport=polling&sid={p.sid} HTTP/1.1\r\n"
-                    "Host: x\r\nContent-Length: 100\r\n\r\n42[\"x".encode())
-    await rst_after(b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgr")
+                    "Host: 127.0.0.1\r\nContent-Length: 100\r\n\r\n42[\"x".encode())
+    await rst_after(b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgr")
     p2 = await Polling(srv, http).open()
     await p2.sio_connect()
     probe = await RawWS.connect(srv.port, f"EIO=4&transport=websocket&sid={p2.sid}")
