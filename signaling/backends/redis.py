@@ -576,7 +576,8 @@ class RedisBackend:
                 await self._up.wait()
                 continue
             try:
-                # Under load each take finds more waiting: wait only when one came back empty.
+                # Under load each take finds more waiting: wait only once it is empty
+                # (a read from the start returns at once if anything came meanwhile).
                 if not await self._claim():
                     await self._redis.xread({self._inbox: b"0-0"}, count=1, block=BLOCK_MS)
             except UNREACHABLE as exc:
@@ -588,9 +589,9 @@ class RedisBackend:
                 await asyncio.sleep(0.5)
 
     async def _claim(self) -> int:
-        """Take what waits in this node's inbox to the sink; return how many entries."""
+        """Take what waits in this node's inbox to the sink; return how many entries are left."""
         async with self._locked():
-            count, entries = await self._run("claim", CLAIM_BATCH, CLAIM_BYTES)
+            left, entries = await self._run("claim", CLAIM_BATCH, CLAIM_BYTES)
             out: list[Delivery] = []
             for entry in entries:
                 kind = entry[0]
@@ -608,7 +609,7 @@ class RedisBackend:
                     # else it is being forgotten: nobody will read it
             if out and self._sink is not None:
                 await self._sink(out)
-            return int(count)
+            return int(left)
 
     def _note_roster(self, event: str, payload: Any) -> None:
         """Keep ``_remote_seen`` current from the roster news other nodes send."""
