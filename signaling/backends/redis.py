@@ -57,10 +57,11 @@ log = logging.getLogger("signaling")
 
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 CLAIM_BATCH = 500
-CLAIM_BYTES = 1024 * 1024
-"""Message bytes one inbox read hands to local connections in one go: well
-under a websocket session's outbound bound (8 MiB), so a backlog of large
-relays for one peer goes out over several loop turns instead of one."""
+CLAIM_BYTES = redis_scripts.ENTRY_BYTES
+"""Message bytes one inbox read hands to local connections in one go (one
+entry more at most, itself bounded alike): well under a websocket session's
+outbound bound (8 MiB), so a backlog of large relays for one peer goes out
+over several loop turns instead of one."""
 LIVE_TTL = 3600.0
 """Seconds a live peer's keys last in Redis without a refresh from its node."""
 REFRESH_SLICE = 200

@@ -27,9 +27,10 @@ The keys, with ``P`` the prefix::
     P alive:<node>        heartbeat, expires after the node TTL
     P nodes               set: nodes that have not been reaped
     P node:<node>:peers   set: the peers that node holds
-    P inbox:<node>        stream: deliveries for that node's peers, fields
-                          p (comma-separated pids), s (size), d (blob);
-                          or c (a control word) and p
+    P inbox:<node>        stream: deliveries for that node's peers, what one
+                          script sent there as one entry: fields p
+                          (comma-separated pids), s (size), d (blob) per
+                          message, in order; or c (a control word) and p
     P skip:<node>         hash: pid -> stream id; entries up to that id were
                           already moved elsewhere for that pid
 
@@ -141,6 +142,11 @@ def mail_item(item: bytes) -> tuple[int, bytes]:
 
 # -- scripts ------------------------------------------------------------------
 
+ENTRY_BYTES = 1024 * 1024
+"""An inbox entry holds messages up to about this many bytes (one more at most);
+a node's inbox read stops at the same bound, so what one read hands to
+local connections stays well under a websocket's outbound bound (8 MiB)."""
+
 SLACK_MS = 60_000
 """How long a lost peer's keys outlive its resume deadline: time for a reaper to act."""
 
@@ -168,12 +174,6 @@ local function id_le(x, y)
   local a1, b1 = parse_id(x)
   local a2, b2 = parse_id(y)
   return a1 < a2 or (a1 == a2 and b1 <= b2)
-end
-
-local function fields_of(flat)
-  local f = {}
-  for j = 1, #flat, 2 do f[flat[j]] = flat[j + 1] end
-  return f
 end
 
 -- A set (or zset) shared by the cluster: created with an expiry, refreshed by heartbeats.
@@ -290,18 +290,58 @@ local function mail(pid, size, blob, deadline)
   end
 end
 
--- Append a message to a node's inbox for `pids`, counting it for each.
-local function post(node, pids, size, blob)
+-- Messages on their way to other nodes' peers. What one script sends to
+-- one node is one inbox entry (fields p, s, d repeated per message, in
+-- order), written by flush_posts() before the script returns.
+local POSTS, POST_BYTES, POST_ORDER = {}, {}, {}
+local POST_FIELDS = 1800  -- 300 messages an entry at most (Lua's unpack limit)
+local POST_MAX_BYTES = """ + str(ENTRY_BYTES) + r"""
+
+local function flush_node(node)
+  local q = POSTS[node]
+  if not q then return end
+  POSTS[node] = nil
+  POST_BYTES[node] = 0
   local inbox = inboxk(node)
-  redis.call('XADD', inbox, '*', 'p', table.concat(pids, ','), 's', size, 'd', blob)
+  redis.call('XADD', inbox, '*', unpack(q))
   redis.call('PEXPIRE', inbox, LIVE)
+end
+
+local function flush_posts()
+  for _, node in ipairs(POST_ORDER) do flush_node(node) end
+  POST_ORDER = {}
+end
+
+-- Send a message to a node's inbox for `pids`, counting it for each.
+local function post(node, pids, size, blob)
+  local q = POSTS[node]
+  if not q then
+    q = {}
+    POSTS[node] = q
+    POST_BYTES[node] = 0
+    table.insert(POST_ORDER, node)
+  end
+  local n = #q
+  q[n + 1], q[n + 2], q[n + 3], q[n + 4], q[n + 5], q[n + 6] =
+    'p', table.concat(pids, ','), 's', size, 'd', blob
   for _, pid in ipairs(pids) do redis.call('HINCRBY', pk(pid), 'pn', 1) end
+  POST_BYTES[node] = POST_BYTES[node] + tonumber(size)
+  if n + 6 >= POST_FIELDS or POST_BYTES[node] >= POST_MAX_BYTES then flush_node(node) end
 end
 
 local function control(node, word, pid)
+  flush_node(node)  -- after what this script sent there already
   local inbox = inboxk(node)
   redis.call('XADD', inbox, '*', 'c', word, 'p', pid)
   redis.call('PEXPIRE', inbox, LIVE)
+end
+
+-- Call fn(pids, size, blob) for each message of an inbox entry, in order.
+-- Returns the control word and its pid when the entry is one.
+local function messages(flat, fn)
+  if flat[1] == 'c' then return flat[2], flat[4] end
+  for j = 1, #flat, 6 do fn(flat[j + 1], tonumber(flat[j + 3]), flat[j + 5]) end
+  return nil
 end
 
 -- Send one message on to wherever its peer is now. A peer held by this
@@ -336,15 +376,17 @@ local function move_pending(node, pid, take)
   while found < want do
     local page = redis.call('XRANGE', inboxk(node), from, '+', 'COUNT', 256)
     for _, e in ipairs(page) do
-      local id, f = e[1], fields_of(e[2])
-      if f.d and not (skip and id_le(id, skip)) then
-        for p in string.gmatch(f.p, '[^,]+') do
-          if p == pid then
-            take(tonumber(f.s), f.d)
-            last = id
-            found = found + 1
+      local id = e[1]
+      if not (skip and id_le(id, skip)) then
+        messages(e[2], function(pids, size, blob)
+          for p in string.gmatch(pids, '[^,]+') do
+            if p == pid then
+              take(size, blob)
+              last = id
+              found = found + 1
+            end
           end
-        end
+        end)
       end
     end
     if #page < 256 then break end
@@ -426,6 +468,7 @@ if rec[1] ~= ME or rec[2] or (tok ~= '' and rec[3] ~= tok) then
   for j = 0, n - 1 do
     route(pid, tonumber(ARGV[10 + 2 * j]), ARGV[11 + 2 * j], nil)
   end
+  flush_posts()
   return 0
 end
 local deadline = ARGV[7]
@@ -593,11 +636,13 @@ for i = 7 + nb, #ARGV, 4 do
   end
 end
 flush()
+flush_posts()
 return out
 """
 
 # ARGV[6] count, ARGV[7] bytes: takes up to count entries from this node's
-# inbox, and no more once their sizes reach bytes (one at least). Returns
+# inbox while their messages' sizes add up to no more than bytes (one entry
+# at least). Returns
 # {entries left, {{'d', pids here, blob, size} | {'c', word, pid}, ...}}; messages
 # for peers that are no longer here go on to where they are now.
 CLAIM = r"""
@@ -606,28 +651,33 @@ local skipk = P .. 'skip:' .. ME
 local budget = tonumber(ARGV[7])
 local out = {}
 local n, bytes = 0, 0
+local skips = redis.call('HLEN', skipk) > 0
 for _, e in ipairs(redis.call('XRANGE', inbox, '-', '+', 'COUNT', tonumber(ARGV[6]))) do
-  if n > 0 and bytes >= budget then break end
-  local id, f = e[1], fields_of(e[2])
+  local size = 0
+  if e[2][1] ~= 'c' then
+    for j = 4, #e[2], 6 do size = size + tonumber(e[2][j]) end
+  end
+  if n > 0 and bytes + size > budget then break end
+  bytes = bytes + size
+  local id = e[1]
   redis.call('XDEL', inbox, id)
   n = n + 1
-  if f.c then
-    table.insert(out, {'c', f.c, f.p})
-  else
-    bytes = bytes + tonumber(f.s)
+  local word, cpid = messages(e[2], function(pids, size, blob)
     local here = {}
-    for pid in string.gmatch(f.p, '[^,]+') do
-      local skip = redis.call('HGET', skipk, pid)
+    for pid in string.gmatch(pids, '[^,]+') do
+      local skip = skips and redis.call('HGET', skipk, pid)
       if not (skip and id_le(id, skip)) then
         taken(pid)
-        route(pid, tonumber(f.s), f.d, here)
+        route(pid, size, blob, here)
       end
     end
     if #here > 0 then
-      table.insert(out, {'d', table.concat(here, ','), f.d, f.s})
+      table.insert(out, {'d', table.concat(here, ','), blob, size})
     end
-  end
+  end)
+  if word then table.insert(out, {'c', word, cpid}) end
 end
+flush_posts()
 local left = redis.call('XLEN', inbox)
 if left == 0 then redis.call('DEL', skipk) end
 return {left, out}
@@ -665,21 +715,22 @@ for _, node in ipairs(redis.call('SMEMBERS', P .. 'nodes')) do
     end
     local skipk = P .. 'skip:' .. node
     for _, e in ipairs(redis.call('XRANGE', inboxk(node), '-', '+')) do
-      local id, f = e[1], fields_of(e[2])
-      if f.d then
-        for pid in string.gmatch(f.p, '[^,]+') do
+      local id = e[1]
+      messages(e[2], function(pids, size, blob)
+        for pid in string.gmatch(pids, '[^,]+') do
           local skip = redis.call('HGET', skipk, pid)
           if not (skip and id_le(id, skip)) then
             taken(pid)
-            route(pid, tonumber(f.s), f.d, nil)
+            route(pid, size, blob, nil)
           end
         end
-      end
+      end)
     end
     redis.call('DEL', inboxk(node), skipk, held)
     reaped = reaped + 1
   end
 end
+flush_posts()
 return {fresh, reaped, scan[1]}
 """
 

@@ -117,7 +117,7 @@ async def test_an_inbox_read_hands_out_a_bounded_number_of_bytes(redis_nodes: No
     two.sink.then = note
     while await reader._claim():
         pass
-    assert len(handed) > 1 and max(handed) <= CLAIM_BYTES + size
+    assert len(handed) > 1 and max(handed) <= CLAIM_BYTES + size  # one entry at most past the bound
     assert [d.payload["data"][:1] for d in two.sink.to("b")] == [bytes([n]) for n in range(12)]
 
 
@@ -174,3 +174,25 @@ async def test_write_back_after_an_outage_keeps_the_room_capacity(
     assert len(out) == 1
     assert [m.peer_id for m in (await one.backend.members("r"))] != []
     assert not await one.backend.is_member("r", out.pop())
+
+
+async def test_what_one_loop_turn_sends_to_a_node_is_one_script_and_one_entry(
+    own: tuple[RedisServer, Nodes, aioredis.Redis],
+) -> None:
+    """Ten senders at once, 30 messages each, to b on the other node: every
+    sender's order holds, and the node sent far fewer scripts and entries than messages."""
+    _, made, client = own
+    one, two = await two_in_room(made)
+    await client.config_resetstat()
+
+    async def sender(s: int) -> None:
+        for n in range(30):
+            payload = {"room": "r", "from": f"s{s}", "event": "n", "data": {"s": s, "n": n}}
+            await one.backend.deliver([Delivery("b", "relay", payload, 20)])
+
+    await asyncio.gather(*(sender(s) for s in range(10)))
+    got = await two.sink.wait("b", 300)
+    for s in range(10):
+        assert [d.payload["data"]["n"] for d in got if d.payload["data"]["s"] == s] == list(range(30))
+    stats = await client.info("commandstats")
+    assert stats["cmdstat_xadd"]["calls"] <= 60
