@@ -50,8 +50,8 @@ from ..errors import ResumeExpired, RoomFull, Unavailable
 from ..mailbox import MAX_BYTES, MAX_MESSAGES
 from . import redis_scripts
 from .base import Delivery, Departure, JoinResult, Member, Resumed, Sink
+from .redis_scripts import holds_bytes, pack, unpack
 from .redis_scripts import mail_item as _mail_item
-from .redis_scripts import pack, unpack
 
 log = logging.getLogger("signaling")
 
@@ -602,9 +602,10 @@ class RedisBackend:
                 pids, blob, size = entry[1], entry[2], int(entry[3])
                 event, payload = unpack(blob)
                 self._note_roster(event, payload)
+                binary = holds_bytes(blob)  # the adapter need not walk the payload
                 for pid in _str(pids).split(","):
                     if pid in self._local:
-                        out.append(Delivery(pid, event, payload, size))
+                        out.append(Delivery(pid, event, payload, size, binary))
                     elif pid in self._losing:  # into its mailbox, before anything newer
                         self._parked.setdefault(pid, []).append((size, blob))
                     # else it is being forgotten: nobody will read it

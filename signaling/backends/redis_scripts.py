@@ -123,6 +123,13 @@ def _escaped_hook(obj: dict[str, Any]) -> Any:
     return {(k.removeprefix("\x00")): v for k, v in obj.items()}
 
 
+def holds_bytes(blob: bytes) -> bool | None:
+    """Whether a stored blob holds bytes; None when only decoding tells (the escaped form)."""
+    if blob[:1] != b"j":
+        return None
+    return _MARK_BYTES in blob
+
+
 def unpack(blob: bytes) -> Any:
     if blob[:1] == b"j" and _MARK_BYTES not in blob:
         try:
