@@ -353,10 +353,12 @@ end
 
 -- Send one message on to wherever its peer is now. A peer held by this
 -- node is appended to `here` (or to this node's inbox when `here` is nil).
-local function route(pid, size, blob, here)
+-- `took`: the message was just taken from an inbox entry counted for it.
+local function route(pid, size, blob, here, took)
   local rec = redis.call('HMGET', pk(pid), 'node', 'lost')
   local node, lost = rec[1], rec[2]
   if not node then return end
+  if took then redis.call('HINCRBY', pk(pid), 'pn', -1) end
   if lost then
     mail(pid, size, blob, lost)
   elseif node == ME and here then
@@ -364,11 +366,6 @@ local function route(pid, size, blob, here)
   else
     post(node, {pid}, size, blob)
   end
-end
-
--- One inbox entry for `pid` was taken (claimed or moved).
-local function taken(pid)
-  if redis.call('EXISTS', pk(pid)) == 1 then redis.call('HINCRBY', pk(pid), 'pn', -1) end
 end
 
 -- Hand every message for `pid` still waiting in `node`'s inbox to `take`,
@@ -674,8 +671,7 @@ for _, e in ipairs(redis.call('XRANGE', inbox, '-', '+', 'COUNT', tonumber(ARGV[
     for pid in string.gmatch(pids, '[^,]+') do
       local skip = skips and redis.call('HGET', skipk, pid)
       if not (skip and id_le(id, skip)) then
-        taken(pid)
-        route(pid, size, blob, here)
+        route(pid, size, blob, here, true)
       end
     end
     if #here > 0 then
@@ -727,8 +723,7 @@ for _, node in ipairs(redis.call('SMEMBERS', P .. 'nodes')) do
         for pid in string.gmatch(pids, '[^,]+') do
           local skip = redis.call('HGET', skipk, pid)
           if not (skip and id_le(id, skip)) then
-            taken(pid)
-            route(pid, size, blob, nil)
+            route(pid, size, blob, nil, true)
           end
         end
       end)
