@@ -15,7 +15,9 @@ clients in this process, each pair in its own room):
 
 For each: latency (send to receive, p50/p99) at a fixed total ``rate``, then
 throughput with every sender keeping ``window`` relays in flight (with the
-nodes' CPU time per relayed message, both nodes together), and the
+nodes' CPU time per relayed message, both nodes together; ``@rate`` is the
+same at the fixed rate of the latency phase, an offered load that does not
+depend on how fast the machine is at the moment), and the
 join-ack latency, and the CPU time of redis-server per relayed message.
 ``--profile DIR`` samples both nodes with py-spy and saves Redis's
 ``INFO commandstats`` during the cross-node throughput phase. Servers and redis-server run as subprocesses on loopback
@@ -226,13 +228,15 @@ async def scenario(
 ) -> dict[str, Any]:
     joins: list[float] = []
     pairs = await make_pairs(args.pairs, send_url, recv_url, joins)
+    servers = {PIDS[send_url], PIDS[recv_url]}
     try:
+        fixed_before = sum(cpu_seconds(pid) or 0.0 for pid in servers)
         sent, got = await fixed_rate(pairs, args.rate, args.seconds)
+        fixed_cpu = sum(cpu_seconds(pid) or 0.0 for pid in servers) - fixed_before
         latencies = [x for p in pairs for x in p.latencies]
         for p in pairs:
             p.latencies.clear()
             p.received = 0
-        servers = {PIDS[send_url], PIDS[recv_url]}
         redis_pid = PIDS.get(redis_url or "")
         cpu_before = sum(cpu_seconds(pid) or 0.0 for pid in servers)
         redis_before = cpu_seconds(redis_pid) or 0.0 if redis_pid else 0.0
@@ -268,6 +272,7 @@ async def scenario(
         "p50_ms": _pct(latencies, 0.5), "p99_ms": _pct(latencies, 0.99),
         "throughput": delivered / elapsed,
         "cpu_us_per_msg": cpu / max(1, delivered) * 1e6,
+        "fixed_cpu_us_per_msg": fixed_cpu / max(1, got) * 1e6,
         "redis_us_per_msg": redis_cpu / max(1, delivered) * 1e6,
         "join_p50_ms": statistics.median(joins) * 1000, "join_p99_ms": _pct(joins, 0.99),
     }
@@ -292,11 +297,11 @@ async def main(args: argparse.Namespace) -> None:
         print("node anchor skipped: needs node and `cd bench && npm ci`", file=sys.stderr)
     base = results[0]["throughput"]
     print(f"{'scenario':<12} {'sent':>6} {'recv':>6} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'msg/s':>7} {'ratio':>6} {'us/msg':>7} {'redis us':>8} {'join p50':>9} {'join p99':>9}")
+          f"{'msg/s':>7} {'ratio':>6} {'us/msg':>7} {'@rate':>6} {'redis us':>8} {'join p50':>9} {'join p99':>9}")
     for r in results:
         print(f"{r['scenario']:<12} {r['rate_sent']:>6} {r['rate_received']:>6} {r['p50_ms']:>7.2f} "
               f"{r['p99_ms']:>7.2f} {r['throughput']:>7.0f} {r['throughput'] / base:>6.2f} "
-              f"{r['cpu_us_per_msg']:>7.0f} {r['redis_us_per_msg']:>8.1f} "
+              f"{r['cpu_us_per_msg']:>7.0f} {r['fixed_cpu_us_per_msg']:>6.0f} {r['redis_us_per_msg']:>8.1f} "
               f"{r['join_p50_ms']:>9.2f} {r['join_p99_ms']:>9.2f}")
 
 
