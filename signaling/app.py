@@ -38,7 +38,11 @@ def make_backend(settings: Settings) -> Backend:
         raise SystemExit(
             f"--redis-url needs the redis package ({exc}): pip install 'rtc-signaling[redis]'"
         ) from None
-    return RedisBackend(settings.redis_url, resume_grace=settings.resume_grace)
+    return RedisBackend(
+        settings.redis_url,
+        resume_grace=settings.resume_grace,
+        prefix=f"{settings.redis_prefix}:",
+    )
 
 
 def create_app(settings: Settings, backend: Backend | None = None) -> web.Application:

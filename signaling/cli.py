@@ -13,6 +13,7 @@ import argparse
 import logging
 import os
 import ssl
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -128,6 +129,12 @@ def _text(text: str) -> str:
     return text
 
 
+def _redis_prefix(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", text):
+        raise ValueError(f"expected 1-64 characters of A-Z a-z 0-9 _ . : -, got {text!r}")
+    return text
+
+
 def _log_level(text: str) -> str:
     if text.lower() not in LOG_LEVELS:
         raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}, got {text!r}")
@@ -138,6 +145,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag("host", _text, "address to listen on (default 127.0.0.1)"),
     Flag("port", _int_range(0, 65535), "port to listen on; 0 picks a free one (default 8080)"),
     Flag("redis-url", _url("redis", "rediss", "unix"), "share state across nodes via Redis"),
+    Flag("redis-prefix", _redis_prefix,
+         "start of every Redis key, so deployments can share a database (default signaling)"),
     Flag("auth-secret", _text, "require HS256 JWTs signed with this secret"),
     Flag("allowed-origins", _origin, "browser origins allowed besides same-origin, or *",
          repeatable=True),

@@ -10,6 +10,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     redis_url: str | None = None
+    redis_prefix: str = "signaling"  # keys are "<prefix>:..."
     auth_secret: str | None = None
     allowed_origins: tuple[str, ...] | None = None  # None: same origin only
     allowed_hosts: tuple[str, ...] | None = None  # on loopback: loopback names plus these; "*": any
