@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from .admin import AdminApi
 from .backends.base import Backend
 from .backends.memory import MemoryBackend
 from .http import BACKEND_KEY, METRICS_KEY, add_routes
@@ -18,6 +19,7 @@ from .metrics import Metrics
 from .service import SignalingService
 from .settings import Settings
 from .socketio_adapter import SignalingSocketServer
+from .webhooks import Webhooks, WebhookTallies
 
 log = logging.getLogger("signaling")
 
@@ -41,7 +43,8 @@ def make_backend(settings: Settings) -> Backend:
 def create_app(settings: Settings, backend: Backend | None = None) -> web.Application:
     backend = backend or make_backend(settings)
     metrics = Metrics()
-    service = SignalingService(settings, backend, counter=metrics)
+    hooks = _webhooks(settings, metrics)
+    service = SignalingService(settings, backend, counter=metrics, events=hooks)
     sio = SignalingSocketServer(settings, service, metrics)
     app = web.Application(client_max_size=settings.max_http_buffer_size + 1024)
     app[BACKEND_KEY] = backend
@@ -68,7 +71,11 @@ def create_app(settings: Settings, backend: Backend | None = None) -> web.Applic
     for method in ("GET", "POST", "OPTIONS"):
         app.router.add_route(method, ENGINEIO_PATH, engineio_endpoint)
     add_routes(app)
+    if settings.admin_token is not None:  # issue 16: never on by default
+        AdminApi(service, settings.admin_token).add_routes(app)
     app.cleanup_ctx.append(_lifecycle(settings, backend, service, sio))
+    if hooks is not None:
+        app.cleanup_ctx.append(_webhook_lifecycle(hooks))
 
     async def close_sessions(app: web.Application) -> None:
         # Before aiohttp waits for open handlers: end websockets and long-polls.
@@ -94,6 +101,23 @@ def _lifecycle(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await backend.close()
+
+    return run
+
+
+def _webhooks(settings: Settings, metrics: Metrics) -> Webhooks | None:
+    if settings.webhook_url is None or settings.webhook_secret is None:
+        return None
+    hooks = Webhooks(settings.webhook_url, settings.webhook_secret)
+    metrics.registry.register(WebhookTallies(hooks))
+    return hooks
+
+
+def _webhook_lifecycle(hooks: Webhooks) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        await hooks.start()
+        yield
+        await hooks.close()
 
     return run
 

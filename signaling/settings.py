@@ -25,6 +25,10 @@ class Settings:
     log_level: str = "info"
     websocket_compression: bool = False
     connect_timeout: float = 10.0
+    # -- operations (issue 16) --
+    admin_token: str | None = None  # None: the admin API answers 404
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
 
     @property
     def max_http_buffer_size(self) -> int:
