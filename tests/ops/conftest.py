@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -11,6 +13,7 @@ import pytest
 from aiohttp import web
 
 from tests.cluster.conftest import connect, redis_server  # noqa: F401 (fixtures reused here)
+from tests.ops.deploy import Certificate, make_certificate
 
 TOKEN = "admin-token-for-tests-0123456789"
 WAIT = 10.0
@@ -87,3 +90,10 @@ async def until(check: Callable[[], Awaitable[bool]], timeout: float = WAIT) -> 
         if loop.time() > deadline:
             raise AssertionError("condition never held")
         await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> Certificate:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a throwaway certificate")
+    return make_certificate(tmp_path)
