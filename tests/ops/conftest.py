@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 
 from tests.cluster.conftest import connect, redis_server  # noqa: F401 (fixtures reused here)
+from tests.interop.conftest import node_client_dir  # noqa: F401 (fixture reused here)
 from tests.ops.deploy import Certificate, make_certificate
 
 TOKEN = "admin-token-for-tests-0123456789"
@@ -97,3 +98,4 @@ def certificate(tmp_path: Path) -> Certificate:
     if shutil.which("openssl") is None:
         pytest.skip("openssl is needed to make a throwaway certificate")
     return make_certificate(tmp_path)
+
