@@ -27,12 +27,22 @@ class Metrics:
         self._requests: dict[tuple[str, str], int] = {}
         self._relayed: dict[str, int] = {}
         self._relayed_bytes = 0
+        self._refused: dict[str, int] = {}
         self.registry.register(_Tallies(self))
         self.loop_lag = Gauge(
             "signaling_event_loop_lag_seconds",
             "How late the event loop ran a timer in the last sample (a stall shows here)",
             registry=self.registry,
         )
+        self.backend_up = Gauge(
+            "signaling_backend_up",
+            "1 when the shared state (Redis) can be reached, or with no Redis; 0 while it cannot",
+            registry=self.registry,
+        )
+
+    def refused_connection(self, reason: str) -> None:
+        """A connection attempt refused: ``origin`` or ``unauthorized``."""
+        self._refused[reason] = self._refused.get(reason, 0) + 1
 
     def request(self, event: str, outcome: str) -> None:
         key = (event, outcome)
@@ -68,8 +78,15 @@ class _Tallies(Collector):
         )
         for kind, count in sorted(self.metrics._relayed.items()):
             relayed.add_metric([kind], count)
+        refused = CounterMetricFamily(
+            "signaling_refused_connections", "Connection attempts refused, by reason (origin, unauthorized)",
+            labels=["reason"],
+        )
+        for reason, count in sorted(self.metrics._refused.items()):
+            refused.add_metric([reason], count)
         yield requests
         yield relayed
+        yield refused
         yield CounterMetricFamily(
             "signaling_relayed_bytes", "Payload bytes handed to peers", value=self.metrics._relayed_bytes
         )

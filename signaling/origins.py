@@ -12,7 +12,7 @@ gets a 400 and no session.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -39,10 +39,14 @@ def normalize(origin: str) -> str | None:
     return f"{scheme}://{host}:{port}"
 
 
+_COUNTED = "signaling.origin_refusal_counted"
+
+
 class OriginPolicy:
     """``policy(origin, environ)`` -> whether a request from ``origin`` may proceed."""
 
-    def __init__(self, allowed: Iterable[str] | None) -> None:
+    def __init__(self, allowed: Iterable[str] | None, on_refused: Callable[[], None] | None = None) -> None:
+        self.on_refused = on_refused  # counts refusals for /metrics
         allowed = tuple(allowed or ())
         self.any = "*" in allowed
         self.allowed = frozenset(n for n in (normalize(o) for o in allowed if o != "*") if n)
@@ -53,9 +57,12 @@ class OriginPolicy:
         if self.any:
             return True
         wanted = normalize(origin)
-        if wanted is None:
-            return False  # "null" (sandboxed pages, file://) and anything malformed
-        return wanted in self.allowed or wanted in same_origins(environ or {})
+        # None: "null" (sandboxed pages, file://) and anything malformed
+        ok = wanted is not None and (wanted in self.allowed or wanted in same_origins(environ or {}))
+        if not ok and self.on_refused is not None and isinstance(environ, dict) and _COUNTED not in environ:
+            environ[_COUNTED] = True  # python-engineio asks twice per request: count it once
+            self.on_refused()
+        return ok
 
 
 def same_origins(environ: Mapping[str, Any]) -> set[str]:

@@ -103,7 +103,8 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
             async_handlers=False,
             client_manager=_RoomlessManager(),
             # A callable: python-engineio takes a list *instead of* same origin.
-            cors_allowed_origins=OriginPolicy(settings.allowed_origins),
+            cors_allowed_origins=OriginPolicy(  # ops hook (issue 16): refusals counted
+                settings.allowed_origins, lambda: metrics.refused_connection("origin")),
             ping_interval=settings.ping_interval,
             ping_timeout=settings.ping_timeout,
             max_http_buffer_size=settings.max_http_buffer_size,
@@ -171,6 +172,7 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
         try:
             return verify_token(token, secret, now=time.time())
         except Unauthorized as exc:
+            self.metrics.refused_connection("unauthorized")  # ops hook (issue 16)
             log.info("refused connection: %s", exc.message)
             raise socketio.exceptions.ConnectionRefusedError(exc.message, exc.to_wire()) from None
 

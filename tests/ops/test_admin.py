@@ -6,8 +6,10 @@ import asyncio
 
 import aiohttp
 import pytest
+import socketio
 
 from tests.cluster.conftest import NEEDS_REDIS, Connect
+from tests.helpers.clients import RecordingClient
 from tests.helpers.redis_server import RedisServer
 from tests.helpers.server import running_server
 from tests.ops.conftest import TOKEN, Admin
@@ -162,3 +164,20 @@ async def test_cluster_wide_list_peek_kick_relay(
         left = await c.wait_for("peer-left", 2)
         assert left[1] == {"room": "room", "peerId": ack_a["peerId"], "reason": "kicked"}
         assert (await again.join("room", resume=ack_a["resumeToken"]))["error"]["code"] == "resume-expired"
+
+
+async def test_metrics_for_the_alerts(http: aiohttp.ClientSession) -> None:
+    """The series docs/deployment.md's alert rules use: backend up, refused connects."""
+    async with running_server("--auth-secret", "s" * 32) as server:
+        async with http.get(f"{server.url}/socket.io/?EIO=4&transport=polling",
+                            headers={"Origin": "https://evil.example"}) as response:
+            assert response.status >= 400
+        refused = RecordingClient()
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await refused.connect(server.url, auth={"token": "not-a-jwt"})
+        async with http.get(f"{server.url}/metrics") as response:
+            text = await response.text()
+    assert "signaling_backend_up 1.0" in text
+    assert 'signaling_refused_connections_total{reason="origin"} 1.0' in text
+    assert 'signaling_refused_connections_total{reason="unauthorized"} 1.0' in text
+    assert "signaling_event_loop_lag_seconds" in text
