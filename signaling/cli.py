@@ -198,8 +198,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return token_main(argv[1:])
     if argv[:1] == ["doctor"]:  # issue 16: the connectivity doctor
-        from .doctor import main as doctor_main
-
+        try:
+            from .doctor import main as doctor_main
+        except ImportError as exc:
+            print(f"doctor needs {exc.name}: pip install 'rtc-signaling[doctor]'", file=sys.stderr)
+            return 2
         return doctor_main(argv[1:])
     settings = parse_settings(argv)
     configure_logging(settings.log_level)
