@@ -23,6 +23,11 @@ async def test_off_by_default(http: aiohttp.ClientSession) -> None:
         assert status == 404
 
 
+async def test_token_from_the_environment(http: aiohttp.ClientSession) -> None:
+    async with running_server(env={"SIGNALING_ADMIN_TOKEN": TOKEN}) as server:
+        assert await Admin(http, server.url).call("GET", "/admin/rooms") == (200, {"rooms": []})
+
+
 async def test_token_is_required_and_checked(http: aiohttp.ClientSession) -> None:
     async with running_server(*FLAGS) as server:
         assert (await Admin(http, server.url, token=None).call("GET", "/admin/rooms"))[0] == 401
