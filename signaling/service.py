@@ -177,7 +177,7 @@ class SignalingService:
             await self.backend.forget(own)
         rooms = resumed.rooms if request.room in resumed.rooms else [*resumed.rooms, request.room]
         outcome.ack.update(resumed=True, rooms=rooms, dropped=resumed.dropped)
-        outcome.then = resumed.kept
+        outcome.then = [d for d in resumed.kept if d.event != KICK]  # a control, never shown
         return outcome
 
     def _join_ack(self, session: Session, room: str, others: list[Member]) -> dict[str, Any]:
@@ -311,7 +311,10 @@ class SignalingService:
         departures = await self.backend.forget_lost(peer_id)
         if departures is None:
             await self.backend.deliver([Delivery(peer_id, KICK, {"room": room})])
-            return
+            # Lost in between: the KICK went to its mailbox, and nobody would act on it.
+            departures = await self.backend.forget_lost(peer_id)
+            if not departures:
+                return
         log.info("kicked %s (lost)", peer_id)
         for departure in departures:
             await self._announce_left(departure.room, peer_id, departure.remaining, "kicked")
