@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import ssl
 import re
+import ssl
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -169,6 +169,10 @@ FLAGS: tuple[Flag, ...] = (
     Flag("turn-secret", _text, "TURN REST API shared secret (coturn use-auth-secret)"),
     Flag("turn-ttl", _int_range(60, 30 * 86400), "TURN credential lifetime (default 86400)"),
     Flag("log-level", _log_level, "debug, info, warning or error (default info)"),
+    # -- operations (issue 16) --
+    Flag("admin-token", _text, "enable the /admin API for `Authorization: Bearer TOKEN`"),
+    Flag("webhook-url", _url("http", "https"), "POST room and peer events to this URL"),
+    Flag("webhook-secret", _text, "HMAC-SHA256 key for the X-Signaling-Signature header"),
 )
 
 
@@ -287,6 +291,8 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None
             parser.error(f"argument {source}: {exc}")
     if values.get("turn_url") and not values.get("turn_secret"):
         parser.error("argument --turn-url: needs --turn-secret to mint TURN credentials")
+    if values.get("webhook_url") and not values.get("webhook_secret"):
+        parser.error("argument --webhook-url: needs --webhook-secret to sign the events")
     if args.websocket_compression or environ.get(ENV_PREFIX + "WEBSOCKET_COMPRESSION") == "1":
         values["websocket_compression"] = True
     self_signed = args.self_signed or environ.get(ENV_PREFIX + "SELF_SIGNED") == "1"
@@ -310,6 +316,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .tokens import main as token_main
 
         return token_main(argv[1:])
+    if argv[:1] == ["doctor"]:  # issue 16: the connectivity doctor
+        try:
+            from .doctor import main as doctor_main
+        except ImportError as exc:
+            print(f"doctor needs {exc.name}: pip install 'rtc-signaling[doctor]'", file=sys.stderr)
+            return 2
+        return doctor_main(argv[1:])
     settings = parse_settings(argv)
     configure_logging(settings.log_level)
     from .app import run

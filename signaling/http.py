@@ -30,7 +30,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = await request.app[METRICS_KEY].render(request.app[BACKEND_KEY].counts)
+    backend = request.app[BACKEND_KEY]
+    request.app[METRICS_KEY].backend_up.set(0 if await backend.unavailable_reason() else 1)
+    body = await request.app[METRICS_KEY].render(backend.counts)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 

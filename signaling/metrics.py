@@ -68,6 +68,11 @@ class Metrics:
             "How late the event loop ran a timer in the last sample (a stall shows here)",
             registry=self.registry,
         )
+        self.backend_up = Gauge(
+            "signaling_backend_up",
+            "1 when the shared state (Redis) can be reached, or with no Redis; 0 while it cannot",
+            registry=self.registry,
+        )
 
     def request(self, event: str, outcome: str) -> None:
         key = (event, outcome)

@@ -20,6 +20,7 @@ from .backends.base import Backend, Delivery, Member, Resumed
 from .errors import (
     InvalidPayload,
     NotInRoom,
+    PayloadTooLarge,
     RateLimited,
     TooManyRooms,
     Unauthorized,
@@ -34,6 +35,7 @@ from .protocol import (
     Request,
     SignalRequest,
     UpdateRequest,
+    measure,
 )
 from .rate_limit import ByteBudget
 from .settings import Settings
@@ -57,6 +59,23 @@ class RelayCounter(Protocol):
 class _NoCounter:
     def relayed(self, kind: str, messages: int, size: int) -> None:
         pass
+
+
+class RoomEvents(Protocol):
+    """Where room and peer events go (the webhooks); must never block."""
+
+    def emit(self, kind: str, room: str, peer_id: str | None = None, reason: str | None = None) -> None: ...
+
+
+class _NoEvents:
+    def emit(self, kind: str, room: str, peer_id: str | None = None, reason: str | None = None) -> None:
+        pass
+
+
+KICK = "\x00kick"
+"""A control delivery, never sent to a client: the adapter holding the
+peer's connection ends it (``kicked``). Not a valid event name, so no client
+request can produce it."""
 
 
 @dataclass(slots=True)
@@ -86,6 +105,7 @@ class SignalingService:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         counter: RelayCounter | None = None,
+        events: RoomEvents | None = None,
     ) -> None:
         self.settings = settings
         self.backend = backend
@@ -96,6 +116,7 @@ class SignalingService:
         delivery for one of them belongs to that session (held behind its
         ack), never to the old connection it is replacing."""
         self.counter = counter or _NoCounter()
+        self.events = events or _NoEvents()
 
     def open_session(self, claims: TokenClaims | None = None) -> Session:
         budget = ByteBudget(self.settings.rate_limit_bytes, self.monotonic())
@@ -134,6 +155,9 @@ class SignalingService:
             await self.backend.deliver(
                 [Delivery(other.peer_id, "peer-joined", announce) for other in result.others]
             )
+            if not result.others:
+                self.events.emit("room-created", request.room)
+            self.events.emit("peer-joined", request.room, session.peer_id)
         return Outcome(ack=self._join_ack(session, request.room, result.others))
 
     async def _check_room_count(self, session: Session, room: str) -> None:
@@ -188,7 +212,7 @@ class SignalingService:
         log.info("resume %s rooms=%s kept=%d dropped=%d", resumed.peer_id, resumed.rooms, len(kept), dropped)
         rooms = resumed.rooms if request.room in resumed.rooms else [*resumed.rooms, request.room]
         outcome.ack.update(resumed=True, rooms=rooms, dropped=dropped)
-        outcome.then = kept
+        outcome.then = [d for d in kept if d.event != KICK]  # a control, never shown
         return outcome
 
     def _join_ack(self, session: Session, room: str, others: list[Member]) -> dict[str, Any]:
@@ -233,6 +257,9 @@ class SignalingService:
     ) -> None:
         payload = {"room": room, "peerId": peer_id, "reason": reason}
         await self.backend.deliver([Delivery(pid, "peer-left", payload) for pid in remaining])
+        self.events.emit("peer-left", room, peer_id, reason)
+        if not remaining:
+            self.events.emit("room-closed", room)
 
     # -- messages --------------------------------------------------------
     def _check_budget(self, session: Session) -> None:
@@ -319,3 +346,55 @@ class SignalingService:
         """Forget the peer and tell its rooms; with ``token``, only while it is current."""
         for departure in await self.backend.forget(peer_id, token=token):
             await self._announce_left(departure.room, peer_id, departure.remaining, reason)
+
+    # -- operations: the admin API (issue 16) -----------------------------
+    async def list_rooms(self, limit: int) -> list[tuple[str, int]]:
+        return await self.backend.room_list(limit)
+
+    async def peek(self, room: str) -> list[dict[str, Any]]:
+        return [
+            {**member.to_wire(), "connected": connected}
+            for member, connected in await self.backend.peek(room)
+        ]
+
+    async def kick(self, room: str, peer_id: str) -> None:
+        """Remove the peer everywhere; it may not resume. Raises ``UnknownPeer``.
+
+        A connected peer is ended by the node holding its connection (a
+        ``KICK`` delivery reaches it there, see ``kicked``); a lost one is
+        forgotten from here.
+        """
+        if not await self.backend.is_member(room, peer_id):
+            raise UnknownPeer(f"no peer {peer_id!r} in room {room!r}")
+        departures = await self.backend.forget_lost(peer_id)
+        if departures is None:
+            await self.backend.deliver([Delivery(peer_id, KICK, {"room": room})])
+            # Lost in between: the KICK went to its mailbox, and nobody would act on it.
+            departures = await self.backend.forget_lost(peer_id)
+            if not departures:
+                return
+        log.info("kicked %s (lost)", peer_id)
+        for departure in departures:
+            await self._announce_left(departure.room, peer_id, departure.remaining, "kicked")
+
+    async def kicked(self, session: Session) -> None:
+        """The adapter got a ``KICK`` for this connection: forget its peer, before
+        the connection ends, so its resume token is dead by the time it could retry."""
+        if not session.registered:
+            return
+        session.registered = False
+        log.info("kicked %s", session.peer_id)
+        await self._depart(session.peer_id, "kicked")
+
+    async def server_relay(self, room: str, event: str, data: Any) -> int | None:
+        """A relay ``from: "server"`` to every peer of the room; None when it is empty."""
+        size, binary = measure(data)
+        if size > self.settings.max_relay_bytes:
+            raise PayloadTooLarge(f"data is {size} bytes, over {self.settings.max_relay_bytes}")
+        targets = [m.peer_id for m in await self.backend.members(room)]
+        if not targets:
+            return None
+        payload = {"room": room, "from": "server", "event": event, "data": data}
+        await self.backend.deliver([Delivery(pid, "relay", payload, size, binary) for pid in targets])
+        self.counter.relayed("relay", len(targets), size * len(targets))
+        return len(targets)

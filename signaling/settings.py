@@ -33,6 +33,10 @@ class Settings:
     tls_cert: str | None = None
     tls_key: str | None = None
     self_signed: bool = False
+    # -- operations (issue 16) --
+    admin_token: str | None = None  # None: the admin API answers 404
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
 
     @property
     def max_http_buffer_size(self) -> int:

@@ -31,7 +31,7 @@ from .metrics import Metrics
 from .origins import OriginPolicy
 from .protocol import REQUEST_EVENTS, parse_request
 from .rate_limit import ConnectionLimiter, Verdict
-from .service import Session, SignalingService
+from .service import KICK, Session, SignalingService
 from .settings import Settings
 
 log = logging.getLogger("signaling")
@@ -296,6 +296,9 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
                 conn = self._resuming(delivery.peer_id)
                 if conn is None:
                     continue
+            if delivery.event == KICK:  # ops hook (issue 16): an admin kick ends this connection
+                await self._kick(conn)
+                continue
             if conn.held is not None:
                 conn.held.append(delivery)
                 continue
@@ -306,6 +309,13 @@ class SignalingSocketServer(socketio.AsyncServer):  # type: ignore[misc]
                 parts = self._encode_event(delivery.event, delivery.payload, delivery.binary)
                 encoded[key] = parts
             await self._send_encoded(conn.eio_sid, parts)
+
+    async def _kick(self, conn: Connection) -> None:  # ops hook (issue 16)
+        """Forget the peer (reason ``kicked``), then tell the client and close."""
+        conn.closing = True
+        await self.service.kicked(conn.session)
+        await self.disconnect(conn.sid)
+        await socketio_fixes.force_close(self.eio, conn.eio_sid)
 
     async def _send_packet(self, eio_sid: str, pkt: Any) -> None:
         await self._send_encoded(eio_sid, pkt.encode())

@@ -141,3 +141,14 @@ class Backend(Protocol):
     # -- delivery --------------------------------------------------------
     async def deliver(self, deliveries: Sequence[Delivery]) -> None:
         """Route each delivery, in order, to its peer's node or mailbox."""
+
+    # -- operations: the admin API (issue 16) -----------------------------
+    async def room_list(self, limit: int) -> list[tuple[str, int]]:
+        """Up to ``limit`` non-empty rooms of the whole cluster, with their peer counts."""
+
+    async def peek(self, room: str) -> list[tuple[Member, bool]]:
+        """The room's members, each with whether its connection is up (not lost)."""
+
+    async def forget_lost(self, peer_id: str) -> list[Departure] | None:
+        """Forget a lost peer from any node (a kick); None when it is connected:
+        only the node holding its connection may end it."""

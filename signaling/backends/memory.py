@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -211,3 +212,19 @@ class MemoryBackend:
                 live.append(delivery)
         if live and self._sink is not None:
             await self._sink(live)
+
+    # -- operations: the admin API (issue 16) -----------------------------
+    async def room_list(self, limit: int) -> list[tuple[str, int]]:
+        return [(room, len(members)) for room, members in itertools.islice(self._rooms.items(), limit)]
+
+    async def peek(self, room: str) -> list[tuple[Member, bool]]:
+        return [
+            (member, (record := self._peers.get(pid)) is not None and record.mailbox is None)
+            for pid, member in self._rooms.get(room, {}).items()
+        ]
+
+    async def forget_lost(self, peer_id: str) -> list[Departure] | None:
+        record = self._peers.get(peer_id)
+        if record is not None and record.mailbox is None:
+            return None
+        return await self.forget(peer_id)

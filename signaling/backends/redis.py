@@ -48,7 +48,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import ResumeExpired, RoomFull, Unavailable, public_cause
 from ..mailbox import MAX_BYTES, MAX_MESSAGES
-from . import redis_scripts
+from . import redis_admin, redis_scripts
 from .base import Delivery, Departure, JoinResult, Member, Resumed, Sink
 from .redis_scripts import holds_bytes, pack, unpack
 from .redis_scripts import mail_item as _mail_item
@@ -815,3 +815,44 @@ class RedisBackend:
             deliveries.append(Delivery(peer_id, event, payload, size))
         if deliveries and self._sink is not None:
             await self._sink(deliveries)
+
+    # -- operations: the admin API (issue 16) -----------------------------
+    async def room_list(self, limit: int) -> list[tuple[str, int]]:
+        rooms: list[str] = []
+        cursor: int = 0
+        while len(rooms) < limit:
+            cursor, batch = await self._call(
+                self._redis.sscan, f"{self._prefix}rooms", cursor, count=redis_admin.SCAN_BATCH
+            )
+            rooms.extend(_str(room) for room in batch)
+            if cursor == 0:
+                break
+        rooms = sorted(set(rooms))[:limit]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for room in rooms:
+                pipe.hlen(f"{self._prefix}room:{room}")
+            counts = await self._call(pipe.execute)
+        return [(room, int(n)) for room, n in zip(rooms, counts) if int(n) > 0]
+
+    async def peek(self, room: str) -> list[tuple[Member, bool]]:
+        members = await self.members(room)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for member in members:
+                pipe.hexists(f"{self._prefix}peer:{member.peer_id}", "lost")
+            lost = await self._call(pipe.execute)
+        return [(member, not is_lost) for member, is_lost in zip(members, lost)]
+
+    async def forget_lost(self, peer_id: str) -> list[Departure] | None:
+        script = self._scripts.get("kick_lost")
+        if script is None:
+            script = self._scripts["kick_lost"] = self._redis.register_script(
+                redis_scripts.PRELUDE + redis_admin.KICK_LOST
+            )
+        status, *rest = await self._call(script, args=[*self._base_args, peer_id, "1", ""])
+        if int(status) == 1:
+            return None
+        found = rest[0] if rest else None
+        return [
+            Departure(_str(room), peer_id, [_str(pid) for pid in remaining])
+            for room, remaining in found or []
+        ]
