@@ -84,7 +84,7 @@ PIDS: dict[str, int] = {}
 async def node(*flags: str) -> AsyncIterator[str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "signaling", "--host", "127.0.0.1", "--port", "0",
-        "--rate-limit", "0", "--log-level", "warning", *flags,
+        "--rate-limit", "0", "--rate-limit-bytes", "0", "--log-level", "warning", *flags,
         cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
     )
