@@ -2,17 +2,25 @@
 
     python -m bench.cluster [--pairs 20] [--seconds 6] [--rate 1000] [--window 8]
 
-Three set-ups, each with ``pairs`` sender/receiver pairs (python-socketio
+Set-ups, each with ``pairs`` sender/receiver pairs (python-socketio
 clients in this process, each pair in its own room):
 
 - ``single``: one node, memory backend;
 - ``redis-local``: one node on Redis, sender and receiver on it;
 - ``cross-node``: two nodes on one Redis, senders on one, receivers on the other.
+- ``node-local`` / ``node-cross``: the anchor, Node socket.io 4.8 with
+  ``@socket.io/redis-streams-adapter`` (``bench/reference-cluster.mjs``), one
+  process and then two on their own Redis, driven the same way (needs
+  ``cd bench && npm ci``; ``--no-node-anchor`` skips it).
 
 For each: latency (send to receive, p50/p99) at a fixed total ``rate``, then
 throughput with every sender keeping ``window`` relays in flight (with the
-nodes' CPU time per relayed message, both nodes together), and the
-join-ack latency. Servers and redis-server run as subprocesses on loopback
+nodes' CPU time per relayed message, both nodes together; ``@rate`` is the
+same at the fixed rate of the latency phase, an offered load that does not
+depend on how fast the machine is at the moment), and the
+join-ack latency, and the CPU time of redis-server per relayed message.
+``--profile DIR`` samples both nodes with py-spy and saves Redis's
+``INFO commandstats`` during the cross-node throughput phase. Servers and redis-server run as subprocesses on loopback
 (redis on a free port, no persistence); the load generator is this one
 process, so absolute numbers are bounded by it: compare the set-ups.
 """
@@ -40,6 +48,7 @@ from typing import Any
 import socketio
 
 from .procstat import cpu_seconds
+from .profile import Profiler, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 READY = re.compile(r"listening on (http://[\d.]+:\d+)")
@@ -71,7 +80,9 @@ def redis_server() -> Any:
                     if time.monotonic() > deadline:
                         raise RuntimeError("redis-server did not start") from None
                     time.sleep(0.05)
-            yield f"redis://127.0.0.1:{port}/0"
+            url = f"redis://127.0.0.1:{port}/0"
+            PIDS[url] = process.pid
+            yield url
         finally:
             process.terminate()
             process.wait(10)
@@ -80,12 +91,27 @@ def redis_server() -> Any:
 PIDS: dict[str, int] = {}
 
 
+def node(*flags: str) -> contextlib.AbstractAsyncContextManager[str]:
+    """One of our nodes (``python -m signaling``)."""
+    return _process(sys.executable, "-m", "signaling", "--host", "127.0.0.1", "--port", "0",
+                    "--rate-limit", "0", "--rate-limit-bytes", "0", "--log-level", "warning", *flags)
+
+
+def node_anchor(redis_url: str) -> contextlib.AbstractAsyncContextManager[str]:
+    """One Node socket.io process with the Redis streams adapter (``bench/reference-cluster.mjs``)."""
+    return _process(shutil.which("node") or "node", str(ROOT / "bench" / "reference-cluster.mjs"),
+                    "--host", "127.0.0.1", "--port", "0", "--redis", redis_url)
+
+
+def node_anchor_ready() -> bool:
+    return shutil.which("node") is not None and (
+        ROOT / "bench" / "node_modules" / "@socket.io" / "redis-streams-adapter").is_dir()
+
+
 @contextlib.asynccontextmanager
-async def node(*flags: str) -> AsyncIterator[str]:
+async def _process(*cmd: str) -> AsyncIterator[str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "signaling", "--host", "127.0.0.1", "--port", "0",
-        "--rate-limit", "0", "--log-level", "warning", *flags,
-        cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        *cmd, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
     )
     assert process.stdout is not None
@@ -197,19 +223,45 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-async def scenario(name: str, send_url: str, recv_url: str, args: argparse.Namespace) -> dict[str, Any]:
+async def scenario(
+    name: str, send_url: str, recv_url: str, args: argparse.Namespace, redis_url: str | None = None
+) -> dict[str, Any]:
     joins: list[float] = []
     pairs = await make_pairs(args.pairs, send_url, recv_url, joins)
+    servers = {PIDS[send_url], PIDS[recv_url]}
     try:
+        fixed_before = sum(cpu_seconds(pid) or 0.0 for pid in servers)
         sent, got = await fixed_rate(pairs, args.rate, args.seconds)
+        fixed_cpu = sum(cpu_seconds(pid) or 0.0 for pid in servers) - fixed_before
         latencies = [x for p in pairs for x in p.latencies]
         for p in pairs:
             p.latencies.clear()
             p.received = 0
-        servers = {PIDS[send_url], PIDS[recv_url]}
+        redis_pid = PIDS.get(redis_url or "")
         cpu_before = sum(cpu_seconds(pid) or 0.0 for pid in servers)
+        redis_before = cpu_seconds(redis_pid) or 0.0 if redis_pid else 0.0
+        profilers = []
+        if args.profile and name == "cross-node":
+            out = Path(args.profile)
+            out.mkdir(parents=True, exist_ok=True)
+            profilers = [(role, Profiler(PIDS[url], out / f"{role}.txt", None))
+                         for role, url in (("sender", send_url), ("receiver", recv_url))]
+            if redis_url:
+                import redis
+
+                redis.Redis.from_url(redis_url).config_resetstat()
         delivered, elapsed = await saturate(pairs, args.window, args.seconds)
+        for role, profiler in profilers:
+            stacks = profiler.stop()
+            if stacks is not None:
+                (stacks.parent / f"{role}-summary.txt").write_text(summarize(stacks))
+        if redis_url and args.profile and name == "cross-node":
+            stats = redis.Redis.from_url(redis_url).info("commandstats")
+            lines = [f"{k} calls={v['calls']} usec={v['usec']} per_call={v['usec_per_call']}"
+                     for k, v in sorted(stats.items(), key=lambda kv: -kv[1]["usec"])]
+            (Path(args.profile) / "redis-commandstats.txt").write_text("\n".join(lines) + "\n")
         cpu = sum(cpu_seconds(pid) or 0.0 for pid in servers) - cpu_before
+        redis_cpu = (cpu_seconds(redis_pid) or 0.0) - redis_before if redis_pid else 0.0
     finally:
         for p in pairs:
             await p.sender.disconnect()
@@ -220,6 +272,8 @@ async def scenario(name: str, send_url: str, recv_url: str, args: argparse.Names
         "p50_ms": _pct(latencies, 0.5), "p99_ms": _pct(latencies, 0.99),
         "throughput": delivered / elapsed,
         "cpu_us_per_msg": cpu / max(1, delivered) * 1e6,
+        "fixed_cpu_us_per_msg": fixed_cpu / max(1, got) * 1e6,
+        "redis_us_per_msg": redis_cpu / max(1, delivered) * 1e6,
         "join_p50_ms": statistics.median(joins) * 1000, "join_p99_ms": _pct(joins, 0.99),
     }
 
@@ -230,16 +284,24 @@ async def main(args: argparse.Namespace) -> None:
         results.append(await scenario("single", single, single, args))
     with redis_server() as url:
         async with node("--redis-url", url) as one:
-            results.append(await scenario("redis-local", one, one, args))
+            results.append(await scenario("redis-local", one, one, args, url))
             async with node("--redis-url", url) as two:
-                results.append(await scenario("cross-node", one, two, args))
+                results.append(await scenario("cross-node", one, two, args, url))
+    if args.node_anchor and node_anchor_ready():
+        with redis_server() as url:
+            async with node_anchor(url) as one:
+                results.append(await scenario("node-local", one, one, args, url))
+                async with node_anchor(url) as two:
+                    results.append(await scenario("node-cross", one, two, args, url))
+    elif args.node_anchor:
+        print("node anchor skipped: needs node and `cd bench && npm ci`", file=sys.stderr)
     base = results[0]["throughput"]
     print(f"{'scenario':<12} {'sent':>6} {'recv':>6} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'msg/s':>7} {'ratio':>6} {'us/msg':>7} {'join p50':>9} {'join p99':>9}")
+          f"{'msg/s':>7} {'ratio':>6} {'us/msg':>7} {'@rate':>6} {'redis us':>8} {'join p50':>9} {'join p99':>9}")
     for r in results:
         print(f"{r['scenario']:<12} {r['rate_sent']:>6} {r['rate_received']:>6} {r['p50_ms']:>7.2f} "
               f"{r['p99_ms']:>7.2f} {r['throughput']:>7.0f} {r['throughput'] / base:>6.2f} "
-              f"{r['cpu_us_per_msg']:>7.0f} "
+              f"{r['cpu_us_per_msg']:>7.0f} {r['fixed_cpu_us_per_msg']:>6.0f} {r['redis_us_per_msg']:>8.1f} "
               f"{r['join_p50_ms']:>9.2f} {r['join_p99_ms']:>9.2f}")
 
 
@@ -248,6 +310,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pairs", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--rate", type=float, default=1000.0, help="total relays/s in the latency phase")
+    parser.add_argument("--no-node-anchor", dest="node_anchor", action="store_false",
+                        help="skip Node socket.io with the Redis streams adapter")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="py-spy both nodes and save Redis commandstats during cross-node saturation")
     parser.add_argument("--window", type=int, default=8, help="relays in flight per sender when saturating")
     return parser.parse_args(argv)
 

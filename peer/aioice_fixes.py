@@ -9,7 +9,7 @@ connection's check list: a candidate the remote peer signaled, or one that
 sent us an authenticated check. aioice is pinned exactly (pyproject.toml)
 because this reaches into its internals.
 
-Tests: tests/reliability/test_b42_b47_aiortc.py (B46, with and without it).
+Tests: tests/reliability/test_hostile_remote_peer_aiortc.py (B46, with and without it).
 """
 
 from __future__ import annotations

@@ -13,7 +13,10 @@ import asyncio
 from aiortc import RTCDataChannel
 from aiortc.exceptions import InvalidStateError
 
+from . import fast_path
 from .channel import PathClosed
+
+fast_path.install()  # issue 18: see peer/fast_path.py
 
 CHANNEL_LABEL = "rtc-peer"
 HIGH_WATER_BYTES = 1024 * 1024

@@ -13,13 +13,16 @@ from dataclasses import replace
 
 from aiohttp import web
 
+from .admin import AdminApi
 from .backends.base import Backend
 from .backends.memory import MemoryBackend
 from .gateway import Gateway
-from .http import BACKEND_KEY, METRICS_KEY, add_routes
+from .http import BACKEND_KEY, METRICS_KEY, add_routes, host_guard
 from .metrics import Metrics
+from .origins import HostPolicy
 from .service import SignalingService
 from .settings import Settings
+from .webhooks import Webhooks, WebhookTallies
 
 log = logging.getLogger("signaling")
 
@@ -37,15 +40,22 @@ def make_backend(settings: Settings) -> Backend:
         raise SystemExit(
             f"--redis-url needs the redis package ({exc}): pip install 'rtc-signaling[redis]'"
         ) from None
-    return RedisBackend(settings.redis_url, resume_grace=settings.resume_grace)
+    return RedisBackend(
+        settings.redis_url,
+        resume_grace=settings.resume_grace,
+        prefix=f"{settings.redis_prefix}:",
+    )
 
 
 def create_app(settings: Settings, backend: Backend | None = None) -> web.Application:
     backend = backend or make_backend(settings)
     metrics = Metrics()
-    service = SignalingService(settings, backend, counter=metrics)
+    hooks = _webhooks(settings, metrics)
+    service = SignalingService(settings, backend, counter=metrics, events=hooks)
     gateway = Gateway(settings, service, metrics)
-    app = web.Application(client_max_size=settings.max_http_buffer_size + 1024)
+    host_policy = HostPolicy(settings.host, settings.allowed_hosts)  # DNS rebinding guard
+    app = web.Application(client_max_size=settings.max_http_buffer_size + 1024,
+                          middlewares=[host_guard(host_policy, metrics)])
     app[BACKEND_KEY] = backend
     app[METRICS_KEY] = metrics
     app[GATEWAY_KEY] = gateway
@@ -55,7 +65,11 @@ def create_app(settings: Settings, backend: Backend | None = None) -> web.Applic
 
     app.router.add_route("*", ENGINEIO_PATH, engineio_endpoint)
     add_routes(app, settings.allowed_origins)
+    if settings.admin_token is not None:  # never on by default
+        AdminApi(service, settings.admin_token).add_routes(app)
     app.cleanup_ctx.append(_lifecycle(settings, backend, service, gateway))
+    if hooks is not None:
+        app.cleanup_ctx.append(_webhook_lifecycle(hooks))
 
     async def close_sessions(app: web.Application) -> None:
         # Before aiohttp waits for open handlers: end websockets and long-polls.
@@ -81,6 +95,23 @@ def _lifecycle(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await backend.close()
+
+    return run
+
+
+def _webhooks(settings: Settings, metrics: Metrics) -> Webhooks | None:
+    if settings.webhook_url is None or settings.webhook_secret is None:
+        return None
+    hooks = Webhooks(settings.webhook_url, settings.webhook_secret)
+    metrics.registry.register(WebhookTallies(hooks))
+    return hooks
+
+
+def _webhook_lifecycle(hooks: Webhooks) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        await hooks.start()
+        yield
+        await hooks.close()
 
     return run
 

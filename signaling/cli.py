@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import ssl
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -42,19 +43,28 @@ class Flag:
         return ENV_PREFIX + self.dest.upper()
 
 
-def _human(value: float) -> str:
-    """``536870912`` as ``536,870,912 (512 MiB)``, ``0.05`` as ``0.05``: numbers as people read them."""
-    if isinstance(value, float) and not value.is_integer():
-        return f"{value:g}"
-    whole = int(value)
-    text = f"{whole:,}"
-    for power, unit in ((3, "GiB"), (2, "MiB"), (1, "KiB")):
-        if whole >= 1024**power and whole % 1024**power == 0:
-            return f"{text} ({whole // 1024**power} {unit})"
-    return text
+_BINARY_UNITS = (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10))
 
 
-def _number(convert: Callable[[str], N], low: N, high: N, what: str, unit: str = "") -> Callable[[str], N]:
+def plain_number(value: float) -> str:
+    """``100,000`` or ``0.05``: never ``1e+05``."""
+    if value == int(value):
+        return f"{int(value):,}"
+    return f"{value:,.6f}".rstrip("0")
+
+
+def byte_size(value: float) -> str:
+    """``512 MiB``, ``1 KiB`` or ``1,000 bytes``: a whole binary unit when there is one."""
+    for unit, size in _BINARY_UNITS:
+        if value >= size and value % size == 0:
+            return f"{int(value) // size:,} {unit}"
+    return f"{plain_number(value)} bytes" if value != 1 else "1 byte"
+
+
+def _number(
+    convert: Callable[[str], N], low: N, high: N, what: str,
+    show: Callable[[float], str] = plain_number, unit: str = "",
+) -> Callable[[str], N]:
     """A parser for a number in ``[low, high]`` (NaN and infinities fail the range)."""
 
     def parse(text: str) -> N:
@@ -63,7 +73,7 @@ def _number(convert: Callable[[str], N], low: N, high: N, what: str, unit: str =
         except ValueError:
             raise ValueError(f"expected {what}, got {text!r}") from None
         if not low <= value <= high:
-            raise ValueError(f"expected {_human(low)} to {_human(high)}{unit}, got {text}")
+            raise ValueError(f"expected {show(low)} to {show(high)}{unit}, got {text}")
         return value
 
     return parse
@@ -73,11 +83,15 @@ def _int_range(low: int, high: int) -> Callable[[str], int]:
     return _number(int, low, high, "a whole number")
 
 
+def _bytes(low: int, high: int) -> Callable[[str], int]:
+    return _number(int, low, high, "a whole number of bytes", byte_size)
+
+
 def _seconds(low: float, high: float) -> Callable[[str], float]:
-    return _number(float, low, high, "a number of seconds", " seconds")
+    return _number(float, low, high, "a number of seconds", unit=" seconds")
 
 
-_rate = _number(float, 0.0, 1_000_000.0, "a number of requests per second")
+_rate = _number(float, 0.0, 1_000_000.0, "a number of requests per second", unit=" requests/s")
 
 
 def _url(*schemes: str) -> Callable[[str], str]:
@@ -99,9 +113,25 @@ def _origin(text: str) -> str:
     return text.rstrip("/")
 
 
+def _host_name(text: str) -> str:
+    name = text.strip().lower().rstrip(".")
+    if name == "*":
+        return name
+    ipv6 = name.count(":") > 1
+    if not name or any(c in name for c in "/@ []") or (":" in name and not ipv6):
+        raise ValueError(f"expected a host name like signal.example (no scheme or port), got {text!r}")
+    return name
+
+
 def _text(text: str) -> str:
     if not text:
         raise ValueError("must not be empty")
+    return text
+
+
+def _redis_prefix(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", text):
+        raise ValueError(f"expected 1-64 characters of A-Z a-z 0-9 _ . : -, got {text!r}")
     return text
 
 
@@ -115,12 +145,22 @@ FLAGS: tuple[Flag, ...] = (
     Flag("host", _text, "address to listen on (default 127.0.0.1)"),
     Flag("port", _int_range(0, 65535), "port to listen on; 0 picks a free one (default 8080)"),
     Flag("redis-url", _url("redis", "rediss", "unix"), "share state across nodes via Redis"),
+    Flag("redis-prefix", _redis_prefix,
+         "start of every Redis key, so deployments can share a database (default signaling)"),
     Flag("auth-secret", _text, "require HS256 JWTs signed with this secret"),
     Flag("allowed-origins", _origin, "browser origins allowed besides same-origin, or *",
          repeatable=True),
+    Flag("allowed-hosts", _host_name,
+         "Host names answered besides loopback ones when listening on loopback "
+         "(DNS rebinding guard), or *", repeatable=True),
     Flag("max-peers-per-room", _int_range(1, 100_000), "room capacity (default 16)"),
-    Flag("max-relay-bytes", _int_range(1, 512 * 1024 * 1024), "relay size limit (default 1 MiB)"),
+    Flag("max-relay-bytes", _bytes(1, 512 * 1024 * 1024), "relay size limit (default 1 MiB)"),
     Flag("rate-limit", _rate, "requests per second per connection, 0 = off (default 100)"),
+    Flag("rate-limit-bytes", _bytes(0, 64 * 1024 * 1024 * 1024),
+         "signal/relay payload bytes per second per connection, each charged once per "
+         "receiver; 0 = off (default 33554432, 32 MiB)"),
+    Flag("max-rooms-per-connection", _int_range(1, 10_000),
+         "rooms one connection may be in at once (default 32)"),
     Flag("resume-grace", _seconds(0, 86400), "seconds a lost peer is kept (default 15)"),
     Flag("ping-interval", _seconds(0.05, 3600), "Engine.IO ping interval (default 25)"),
     Flag("ping-timeout", _seconds(0.05, 3600), "Engine.IO ping timeout (default 20)"),
@@ -129,6 +169,10 @@ FLAGS: tuple[Flag, ...] = (
     Flag("turn-secret", _text, "TURN REST API shared secret (coturn use-auth-secret)"),
     Flag("turn-ttl", _int_range(60, 30 * 86400), "TURN credential lifetime (default 86400)"),
     Flag("log-level", _log_level, "debug, info, warning or error (default info)"),
+    # -- operations (issue 16) --
+    Flag("admin-token", _text, "enable the /admin API for `Authorization: Bearer TOKEN`"),
+    Flag("webhook-url", _url("http", "https"), "POST room and peer events to this URL"),
+    Flag("webhook-secret", _text, "HMAC-SHA256 key for the X-Signaling-Signature header"),
 )
 
 
@@ -247,6 +291,8 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None
             parser.error(f"argument {source}: {exc}")
     if values.get("turn_url") and not values.get("turn_secret"):
         parser.error("argument --turn-url: needs --turn-secret to mint TURN credentials")
+    if values.get("webhook_url") and not values.get("webhook_secret"):
+        parser.error("argument --webhook-url: needs --webhook-secret to sign the events")
     if args.websocket_compression or environ.get(ENV_PREFIX + "WEBSOCKET_COMPRESSION") == "1":
         values["websocket_compression"] = True
     self_signed = args.self_signed or environ.get(ENV_PREFIX + "SELF_SIGNED") == "1"
@@ -270,6 +316,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .tokens import main as token_main
 
         return token_main(argv[1:])
+    if argv[:1] == ["doctor"]:  # issue 16: the connectivity doctor
+        try:
+            from .doctor import main as doctor_main
+        except ImportError as exc:
+            print(f"doctor needs {exc.name}: pip install 'rtc-signaling[doctor]'", file=sys.stderr)
+            return 2
+        return doctor_main(argv[1:])
     settings = parse_settings(argv)
     configure_logging(settings.log_level)
     from .app import run

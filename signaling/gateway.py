@@ -23,7 +23,7 @@ from .metrics import Metrics
 from .protocol import REQUEST_EVENTS, parse_request
 from .rate_limit import ConnectionLimiter, Verdict
 from .router import Router
-from .service import Session, SignalingService
+from .service import KICK, Session, SignalingService
 from .settings import Settings
 from .transport import Connection, EngineServer
 from .wire import socketio as sio
@@ -74,8 +74,8 @@ class Gateway:
         self.settings = settings
         self.service = service
         self.metrics = metrics
-        self.router = Router()
-        self.engine = EngineServer(settings, self, self._opened)
+        self.router = Router(service.resuming, {KICK: self._kick})
+        self.engine = EngineServer(settings, self, self._opened, on_refused=metrics.refused)
         if settings.auth_secret is not None and len(settings.auth_secret.encode()) < MIN_SECRET_BYTES:
             log.warning(
                 "--auth-secret is %d bytes: use at least %d random bytes for HS256",
@@ -166,7 +166,7 @@ class Gateway:
         try:
             claims = self._authenticate(packet.auth)
         except Unauthorized as exc:
-            log.info("refused connection: %s", exc.message)
+            self.metrics.refused("unauthorized", exc.message)  # counted, its log throttled
             conn.write_message(sio.encode_connect_error(
                 sio.NAMESPACE, {"message": exc.message, "data": exc.to_wire()}))
             return
@@ -234,6 +234,11 @@ class Gateway:
             conn.write_message(sio.encode_event(
                 ["rejected", {"event": event, "error": reply["error"]}], False))
         held = router.release(client) if client.held is not None else []
+        if not reply["ok"] and held:
+            # A failed resume: mail held for the peer it tried to take goes back to it.
+            own = session.peer_id
+            await self.service.backend.deliver([d for d in held if d.peer_id != own])
+            held = [d for d in held if d.peer_id == own]
         if then or held:
             client.send_deliveries([*then, *held], {})
 
@@ -249,6 +254,15 @@ class Gateway:
                 previous.session.registered = False
             previous.closing = True
             previous.conn.end(Reason.SERVER_CLOSE, abort=True)
+
+    async def _kick(self, client: Client) -> None:
+        """An admin's kick (ops): forget the peer (reason ``kicked``), tell the client, close."""
+        session = client.session
+        client.closing = True
+        if session is not None:
+            await self.service.kicked(session)
+        client.conn.write_message(sio.encode_disconnect())
+        client.conn.end(Reason.SERVER_CLOSE)
 
     async def close_all(self) -> None:
         await self.engine.close_all()

@@ -7,10 +7,11 @@ from importlib import resources
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from .backends.base import Backend
 from .metrics import CONTENT_TYPE, Metrics
-from .origins import OriginPolicy, normalize
+from .origins import HostPolicy, OriginPolicy, normalize, shown
 
 BACKEND_KEY = web.AppKey("backend", Backend)
 METRICS_KEY = web.AppKey("metrics", Metrics)
@@ -29,7 +30,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = await request.app[METRICS_KEY].render(request.app[BACKEND_KEY].counts)
+    backend = request.app[BACKEND_KEY]
+    request.app[METRICS_KEY].backend_up.set(0 if await backend.unavailable_reason() else 1)
+    body = await request.app[METRICS_KEY].render(backend.counts)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
@@ -69,6 +72,25 @@ def static_cors(allowed_origins: tuple[str, ...] | None) -> Callable[
             response.headers.add("Vary", "Origin")
 
     return add_header
+
+
+def host_guard(policy: HostPolicy, metrics: Metrics) -> Middleware:
+    """Middleware: refuse, with 403, a request whose Host the policy does not answer."""
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        host = request.headers.get("Host")
+        if not policy(host):
+            metrics.refused("host", f"Host {shown(host or '')} is not a loopback name")
+            return web.Response(
+                status=403,
+                text="this server listens on a loopback address and answers only loopback "
+                "Host names (a guard against DNS rebinding); to serve another name, start "
+                "it with --allowed-hosts NAME\n",
+            )
+        return await handler(request)
+
+    return guard
 
 
 def add_routes(app: web.Application, allowed_origins: tuple[str, ...] | None = None) -> None:

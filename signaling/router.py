@@ -11,7 +11,7 @@ never among all connections.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Container, Sequence
 from typing import Any, Protocol
 
 from .backends.base import Delivery
@@ -31,9 +31,20 @@ class Endpoint(Protocol):
 
 
 class Router:
-    def __init__(self) -> None:
+    """``resuming``: peers whose resume is under way (their mail belongs to the join
+    resuming them, never to the connection it replaces); ``controls``: delivery
+    events that are orders to this node about a connection (an admin's kick), not
+    messages for its client."""
+
+    def __init__(
+        self,
+        resuming: Container[str] = frozenset(),
+        controls: dict[str, Callable[[Any], Awaitable[None]]] | None = None,
+    ) -> None:
         self.by_peer: dict[str, Endpoint] = {}
         self.joining: set[Endpoint] = set()
+        self.resuming = resuming
+        self.controls = controls or {}
 
     def bind(self, endpoint: Endpoint) -> Endpoint | None:
         """Route ``endpoint``'s peer to it; returns the endpoint it replaces, if any."""
@@ -64,7 +75,7 @@ class Router:
 
     def find(self, peer_id: str) -> Endpoint | None:
         endpoint = self.by_peer.get(peer_id)
-        if endpoint is not None and not endpoint.closing:
+        if endpoint is not None and not endpoint.closing and peer_id not in self.resuming:
             return endpoint
         for joining in self.joining:
             if joining.peer_id == peer_id and not joining.closing:
@@ -77,6 +88,10 @@ class Router:
         for delivery in deliveries:
             endpoint = self.find(delivery.peer_id)
             if endpoint is None:
+                continue
+            control = self.controls.get(delivery.event)
+            if control is not None:
+                await control(endpoint)
                 continue
             if endpoint.held is not None:
                 endpoint.held.append(delivery)

@@ -10,11 +10,15 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     redis_url: str | None = None
+    redis_prefix: str = "signaling"  # keys are "<prefix>:..."
     auth_secret: str | None = None
     allowed_origins: tuple[str, ...] | None = None  # None: same origin only
+    allowed_hosts: tuple[str, ...] | None = None  # on loopback: loopback names plus these; "*": any
     max_peers_per_room: int = 16
     max_relay_bytes: int = 1024 * 1024
     rate_limit: float = 100.0
+    rate_limit_bytes: int = 32 * 1024 * 1024  # per second, per connection; 0 = off
+    max_rooms_per_connection: int = 32
     resume_grace: float = 15.0
     ping_interval: float = 25.0
     ping_timeout: float = 20.0
@@ -29,6 +33,10 @@ class Settings:
     tls_cert: str | None = None
     tls_key: str | None = None
     self_signed: bool = False
+    # -- operations (issue 16) --
+    admin_token: str | None = None  # None: the admin API answers 404
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
 
     @property
     def max_http_buffer_size(self) -> int:

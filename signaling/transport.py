@@ -314,11 +314,12 @@ class _QueuedWriter:
 class EngineServer:
     """Engine.IO v4 over aiohttp: the endpoint, its sessions and their timers."""
 
-    def __init__(self, settings: Settings, handler: Handler, on_open: Callable[[Connection], None]) -> None:
+    def __init__(self, settings: Settings, handler: Handler, on_open: Callable[[Connection], None],
+                 on_refused: Callable[[str, str], None] | None = None) -> None:
         self.settings = settings
         self.handler = handler
         self.on_open = on_open
-        self.origins = OriginPolicy(settings.allowed_origins)
+        self.origins = OriginPolicy(settings.allowed_origins, on_refused)  # counted by the caller
         self.sessions: dict[str, Connection] = {}
         self.wheel = TimerWheel()
         self.shutting_down = False
@@ -331,7 +332,6 @@ class EngineServer:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         origin = request.headers.get("Origin")
         if origin and not self.origins(origin, _environ(request)):
-            log.info("refused origin %s", origin[:100])
             return _bad(f"{origin[:100]} is not an accepted origin", None)
         cors = _cors_headers(request, origin)
         if request.method == "OPTIONS":

@@ -6,6 +6,27 @@ import pytest
 
 from tests.helpers.server import RunningServer, running_server
 
+# Under pytest-xdist the longest tests start first, so that none of them is
+# left to run alone at the end: tests marked ``slow``, then the directories
+# whose tests wait longest (browsers, fault injection, clusters, real peers).
+LONG_FIRST = ("tests/web/", "tests/reliability/", "tests/cluster/", "tests/peer/", "tests/security/")
+
+
+def _start_rank(item: pytest.Item) -> int:
+    if item.get_closest_marker("slow") is not None:
+        return 0
+    path = item.nodeid
+    for rank, prefix in enumerate(LONG_FIRST, start=1):
+        if path.startswith(prefix):
+            return rank
+    return len(LONG_FIRST) + 1
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if getattr(config.option, "numprocesses", None):
+        items.sort(key=_start_rank)  # stable: the order within a rank stays
+
 
 @pytest.fixture
 async def server() -> AsyncIterator[RunningServer]:

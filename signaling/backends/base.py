@@ -73,7 +73,8 @@ class Backend(Protocol):
     async def close(self) -> None: ...
 
     async def unavailable_reason(self) -> str | None:
-        """None when the backend can serve; otherwise why not."""
+        """None when the backend can serve; otherwise why not, as ``/healthz``
+        shows it to anyone: no host, address or credential (the log has those)."""
 
     # -- peers -----------------------------------------------------------
     async def register(self, peer_id: str, resume_token: str) -> None:
@@ -90,7 +91,21 @@ class Backend(Protocol):
         """
 
     async def resume(self, resume_token: str, new_token: str) -> Resumed:
-        """Reattach a lost peer to this node. Raises ``ResumeExpired``."""
+        """Claim the peer for a resuming connection on this node. Raises ``ResumeExpired``.
+
+        From here on its current token is ``new_token`` (an old connection's
+        end no longer speaks for it) and deliveries for it are kept, not handed
+        to its old connection (which is being replaced), until :meth:`attach`
+        or :meth:`release`. ``Resumed.kept`` may already hold mail taken out.
+        """
+
+    async def attach(self, peer_id: str) -> tuple[list[Delivery], int]:
+        """The resume succeeded: the peer is live here; returns the mail kept
+        since :meth:`resume` (after ``Resumed.kept``) and how many were dropped."""
+
+    async def release(self, resumed: Resumed, old_token: str, new_token: str) -> None:
+        """The resume failed: put the peer back exactly as it was, ``old_token``
+        its token again, its grace deadline, mail and dropped count unchanged."""
 
     async def expired(self, now: float) -> list[str]:
         """Lost peers whose deadline has passed, each returned once (again only
@@ -111,6 +126,9 @@ class Backend(Protocol):
     async def leave(self, room: str, peer_id: str) -> Departure | None:
         """Remove the peer from the room; None if it was not in it."""
 
+    async def update_meta(self, room: str, peer_id: str, meta: dict[str, Any]) -> list[str] | None:
+        """Replace the peer's meta in the room; the others in it, or None if it is not in it."""
+
     async def members(self, room: str) -> list[Member]: ...
 
     async def is_member(self, room: str, peer_id: str) -> bool: ...
@@ -123,3 +141,14 @@ class Backend(Protocol):
     # -- delivery --------------------------------------------------------
     async def deliver(self, deliveries: Sequence[Delivery]) -> None:
         """Route each delivery, in order, to its peer's node or mailbox."""
+
+    # -- operations: the admin API (issue 16) -----------------------------
+    async def room_list(self, limit: int) -> list[tuple[str, int]]:
+        """Up to ``limit`` non-empty rooms of the whole cluster, with their peer counts."""
+
+    async def peek(self, room: str) -> list[tuple[Member, bool]]:
+        """The room's members, each with whether its connection is up (not lost)."""
+
+    async def forget_lost(self, peer_id: str) -> list[Departure] | None:
+        """Forget a lost peer from any node (a kick); None when it is connected:
+        only the node holding its connection may end it."""

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from ..errors import ResumeExpired, RoomFull
 from ..mailbox import Mailbox
 from .base import Delivery, Departure, JoinResult, Member, Resumed, Sink
+
+
+@dataclass(slots=True)
+class _Claim:
+    """A resume under way: what to put back if it fails."""
+
+    token: str  # the token it presented
+    lost_until: float | None  # None: its old connection was still open
 
 
 @dataclass(slots=True)
@@ -16,6 +26,7 @@ class _PeerRecord:
     lost_until: float | None = None
     mailbox: Mailbox[Delivery] | None = None
     rooms: dict[str, None] = field(default_factory=dict)  # ordered set
+    claim: _Claim | None = None
 
 
 class MemoryBackend:
@@ -59,6 +70,13 @@ class MemoryBackend:
         return record
 
     async def lose(self, peer_id: str, deadline: float, token: str | None) -> None:
+        claimed = self._peers.get(peer_id)
+        if claimed is not None and claimed.claim is not None and claimed.claim.token == token:
+            # Its old connection ended while a resume is under way: should
+            # that resume fail, the peer is a lost one.
+            if claimed.claim.lost_until is None:
+                claimed.claim.lost_until = deadline
+            return
         record = self._current(peer_id, token)
         if record is None:
             return
@@ -72,12 +90,38 @@ class MemoryBackend:
             raise ResumeExpired(
                 "this resume token is unknown, used or expired: join again without it"
             )
-        kept, dropped = record.mailbox.drain() if record.mailbox else ([], 0)
-        record.lost_until = None
-        record.mailbox = None
+        record.claim = _Claim(resume_token, record.lost_until)
+        record.lost_until = None  # the reaper leaves a claimed peer alone
+        if record.mailbox is None:  # its old connection is being replaced: keep, do not send
+            record.mailbox = Mailbox(max_messages=self._mailbox_messages, max_bytes=self._mailbox_bytes)
         record.resume_token = new_token
         self._tokens[new_token] = peer_id
-        return Resumed(peer_id=peer_id, rooms=list(record.rooms), kept=kept, dropped=dropped)
+        return Resumed(peer_id=peer_id, rooms=list(record.rooms))
+
+    async def attach(self, peer_id: str) -> tuple[list[Delivery], int]:
+        record = self._peers.get(peer_id)
+        if record is None or record.claim is None:
+            return [], 0
+        kept, dropped = record.mailbox.drain() if record.mailbox else ([], 0)
+        record.mailbox = None
+        record.claim = None
+        return kept, dropped
+
+    async def release(self, resumed: Resumed, old_token: str, new_token: str) -> None:
+        record = self._peers.get(resumed.peer_id)
+        if record is None or record.claim is None or record.resume_token != new_token:
+            return
+        claim, record.claim = record.claim, None
+        self._tokens.pop(record.resume_token, None)
+        record.resume_token = claim.token
+        self._tokens[claim.token] = resumed.peer_id
+        record.lost_until = claim.lost_until
+        if claim.lost_until is None and record.mailbox is not None:
+            # Back to its open connection, with what came meanwhile.
+            kept, _ = record.mailbox.drain()
+            record.mailbox = None
+            if kept and self._sink is not None:
+                await self._sink(kept)
 
     async def expired(self, now: float) -> list[str]:
         gone = [
@@ -93,6 +137,13 @@ class MemoryBackend:
         return gone
 
     async def forget(self, peer_id: str, token: str | None = None) -> list[Departure]:
+        claimed = self._peers.get(peer_id)
+        if token is not None and claimed is not None and claimed.claim is not None \
+                and claimed.claim.token == token:
+            # Its old connection left while a resume is under way: should that
+            # resume fail, the peer goes at the next reap rather than linger.
+            claimed.claim.lost_until = float("-inf")
+            return []
         record = self._current(peer_id, token)
         if record is None:
             return []
@@ -134,6 +185,14 @@ class MemoryBackend:
             del self._rooms[room]
         return Departure(room=room, peer_id=peer_id, remaining=list(members))
 
+    async def update_meta(self, room: str, peer_id: str, meta: dict[str, Any]) -> list[str] | None:
+        members = self._rooms.get(room)
+        member = members.get(peer_id) if members is not None else None
+        if members is None or member is None:
+            return None
+        members[peer_id] = replace(member, meta=meta)
+        return [pid for pid in members if pid != peer_id]
+
     async def members(self, room: str) -> list[Member]:
         return list(self._rooms.get(room, {}).values())
 
@@ -160,3 +219,19 @@ class MemoryBackend:
                 live.append(delivery)
         if live and self._sink is not None:
             await self._sink(live)
+
+    # -- operations: the admin API (issue 16) -----------------------------
+    async def room_list(self, limit: int) -> list[tuple[str, int]]:
+        return [(room, len(members)) for room, members in itertools.islice(self._rooms.items(), limit)]
+
+    async def peek(self, room: str) -> list[tuple[Member, bool]]:
+        return [
+            (member, (record := self._peers.get(pid)) is not None and record.mailbox is None)
+            for pid, member in self._rooms.get(room, {}).items()
+        ]
+
+    async def forget_lost(self, peer_id: str) -> list[Departure] | None:
+        record = self._peers.get(peer_id)
+        if record is not None and record.mailbox is None:
+            return None
+        return await self.forget(peer_id)

@@ -46,20 +46,32 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..errors import ResumeExpired, RoomFull, Unavailable
+from ..errors import ResumeExpired, RoomFull, Unavailable, public_cause
 from ..mailbox import MAX_BYTES, MAX_MESSAGES
-from . import redis_scripts
+from . import redis_admin, redis_scripts
 from .base import Delivery, Departure, JoinResult, Member, Resumed, Sink
+from .redis_scripts import holds_bytes, pack, unpack
 from .redis_scripts import mail_item as _mail_item
-from .redis_scripts import pack, unpack
 
 log = logging.getLogger("signaling")
 
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 CLAIM_BATCH = 500
+CLAIM_BYTES = redis_scripts.ENTRY_BYTES
+"""Message bytes one inbox read hands to local connections in one go (one
+entry more at most, itself bounded alike): well under a websocket session's
+outbound bound (8 MiB), so a backlog of large relays for one peer goes out
+over several loop turns instead of one."""
+LIVE_TTL = 3600.0
+"""Seconds a live peer's keys last in Redis without a refresh from its node."""
+REFRESH_SLICE = 200
+"""Live peers whose keys one heartbeat refreshes (every one within LIVE_TTL / 4)."""
 RESTORE_BATCH = 100
 BLOCK_MS = 500
 
+
+_CHECKED = frozenset({"signal", "relay"})
+"""Events that reach a peer only while it is in the payload's room."""
 
 POOL_CONNECTIONS = 64
 """Redis connections per node; concurrent commands past it wait their turn."""
@@ -130,7 +142,9 @@ class RedisBackend:
             health_check_interval=0,
         )
         self._redis = aioredis.Redis(connection_pool=pool)
-        self._base_args: list[str | int] = [prefix, mailbox_messages, mailbox_bytes, self.node_id]
+        live_ms = int(max(LIVE_TTL, resume_grace + 2 * redis_scripts.SLACK_MS / 1000) * 1000)
+        self._base_args: list[str | int] = [prefix, mailbox_messages, mailbox_bytes, self.node_id, live_ms]
+        self._refresh_cursor = 0
         self._scripts = {
             name: self._redis.register_script(redis_scripts.PRELUDE + body)
             for name, body in redis_scripts.SCRIPTS.items()
@@ -141,7 +155,10 @@ class RedisBackend:
         self._lock = asyncio.Lock()
         self._lock_owner: asyncio.Task[Any] | None = None
         self._local: dict[str, _LocalPeer] = {}
-        self._remote_seen: dict[str, set[str]] = {}  # room -> other nodes' peers, last seen
+        # room -> other nodes' peers, last seen; a room is in it once this node
+        # has seen it in Redis, and only while it has a local peer in it.
+        self._remote_seen: dict[str, set[str]] = {}
+        self._capacity: int | None = None  # rooms' capacity, as the service last asked
         self._parked: dict[str, list[tuple[int, bytes]]] = {}
         self._losing: dict[str, int] = {}  # peers whose lose() is under way
         self._expiring: set[str] = set()
@@ -150,9 +167,11 @@ class RedisBackend:
         # and those Redis lost (it restarted empty), told once every node is back.
         self._left_while_down: dict[str, list[str]] = {}
         self._left_later: list[tuple[float, str, list[str]]] = []
-        self._down: str | None = f"not connected to Redis at {self._url} yet"
+        self._down: str | None = "not connected to Redis yet"  # public: /healthz shows it
         self._version = 0  # bumped on every change to the local mirror
         self._tasks: list[asyncio.Task[None]] = []
+        self._outgoing: list[tuple[list[Delivery], asyncio.Future[list[Delivery]]]] = []
+        self._flusher: asyncio.Task[None] | None = None
         self._up = asyncio.Event()
         self._closing = False
 
@@ -188,9 +207,10 @@ class RedisBackend:
 
     # -- plumbing --------------------------------------------------------
     def _mark_down(self, exc: BaseException) -> None:
-        if self._down is None:
+        down = f"cannot reach Redis: {public_cause(exc)}"  # no host: /healthz shows it
+        if self._down != down:  # the log has the details, once per change
             log.warning("redis lost at %s: %s", self._url, exc)
-        self._down = f"cannot reach Redis at {self._url}: {exc or type(exc).__name__}"
+        self._down = down
         self._up.clear()
 
     def _unavailable(self) -> BackendUnavailable:
@@ -366,17 +386,19 @@ class RedisBackend:
         }
 
     def _seen(self, room: str, pids: Iterable[str]) -> None:
-        remote = {pid for pid in pids if pid not in self._local}
-        if remote:
-            self._remote_seen[room] = remote
-        else:
-            self._remote_seen.pop(room, None)
+        self._remote_seen[room] = {pid for pid in pids if pid not in self._local}
 
     def _room_is_local(self, room: str) -> bool:
-        """While Redis is away: may this node decide for the room alone?"""
-        return not self._remote_seen.get(room)
+        """While Redis is away: may this node decide for the room alone?
+
+        Only for a room it has seen in Redis with no other node's peer in it:
+        a room it never saw may have members elsewhere.
+        """
+        remote = self._remote_seen.get(room)
+        return remote is not None and not remote
 
     async def join(self, room: str, member: Member, capacity: int) -> JoinResult:
+        self._capacity = capacity
         if self._down is not None:
             return self._join_locally(room, member, capacity)
         try:
@@ -426,18 +448,66 @@ class RedisBackend:
         self._prune([room])
         return Departure(room, peer_id, pids)
 
+    # -- update-meta (v1.1 `update`; kept apart from the model above) -----
+    _UPDATE_META = """
+    if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return false end
+    redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+    return redis.call('HKEYS', KEYS[1])
+    """
+
+    async def update_meta(self, room: str, peer_id: str, meta: dict[str, Any]) -> list[str] | None:
+        """Replace the member blob only while the peer is in the room (one script)."""
+        local = self._local.get(peer_id)
+        current = local.rooms.get(room) if local is not None else None
+        if local is None or current is None:
+            return None  # the requester is always this node's own peer
+        member = Member(peer_id, meta, current.webrtc)
+        if self._down is not None and self._room_is_local(room):
+            local.rooms[room] = member
+            self._changed()
+            return [pid for pid in self._room_locals(room) if pid != peer_id]
+        key = f"{self._prefix}room:{room}"
+        pids = await self._call(self._redis.eval, self._UPDATE_META, 1, key, peer_id, _member_blob(member))
+        if pids is None:
+            return None
+        local.rooms[room] = member
+        self._changed()
+        return [_str(pid) for pid in pids if _str(pid) != peer_id]
+    # -- end update-meta ---------------------------------------------------
+
+    # -- resume attach/release (issue 13; the model's own resume is above) --
+    async def attach(self, peer_id: str) -> tuple[list[Delivery], int]:
+        """Nothing more to hand over: ``resume`` already took the peer's mail."""
+        return [], 0
+
+    async def release(self, resumed: Resumed, old_token: str, new_token: str) -> None:
+        """Lost again with its mail and old token. Not yet exact here: the Redis
+        ``resume`` script does not say the deadline or keep the dropped count, so
+        the grace starts afresh and the count restarts (left to the Redis model)."""
+        await self.lose(resumed.peer_id, self.clock() + self.resume_grace, new_token)
+        await self.deliver(resumed.kept)
+        await self.rotate_token(resumed.peer_id, old_token)
+    # -- end resume attach/release -----------------------------------------
+
     async def members(self, room: str) -> list[Member]:
         if self._down is not None and self._room_is_local(room):
             return list(self._room_locals(room).values())
         flat = await self._call(self._redis.hgetall, f"{self._prefix}room:{room}")
         members = [_member(_str(pid), blob) for pid, blob in flat.items()]
-        self._seen(room, (m.peer_id for m in members))
+        if room in self._remote_seen:
+            self._seen(room, (m.peer_id for m in members))
         return members
 
     async def is_member(self, room: str, peer_id: str) -> bool:
         local = self._local.get(peer_id)
         if local is not None:
             return room in local.rooms
+        if self._down is None and peer_id in self._remote_seen.get(room, ()):
+            # This node's view of another node's member, kept by the roster
+            # news its own peers get: no round trip. A view that lags (the
+            # peer left a moment ago) costs nothing: ``deliver`` checks
+            # membership again inside the script.
+            return True
         found = await self._call(self._redis.hexists, f"{self._prefix}room:{room}", peer_id)
         return bool(found)
 
@@ -468,9 +538,42 @@ class RedisBackend:
         for _ in range(3):
             if not away:
                 break
-            away = await self._route(away)
+            away = await self._send_away(away)
         if here and self._sink is not None:
             await self._sink(here)
+
+    async def _send_away(self, away: list[Delivery]) -> list[Delivery]:
+        """Route ``away`` with whatever else this loop turn sends: one script, one round trip.
+
+        Batches go out one at a time, in the order they were asked for, so
+        what one sender sends keeps its order. The task holding the delivery
+        lock (a sink that ends up delivering) routes its own at once: the
+        batch in flight may be waiting for that lock.
+        """
+        if self._down is not None:
+            raise self._unavailable()
+        if self._lock_owner is not None and self._lock_owner is asyncio.current_task():
+            return await self._route(away)
+        done: asyncio.Future[list[Delivery]] = asyncio.get_running_loop().create_future()
+        self._outgoing.append((away, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name=f"redis-deliver-{self.node_id}")
+        return await done
+
+    async def _flush(self) -> None:
+        while self._outgoing:
+            batch, self._outgoing = self._outgoing, []
+            try:
+                again = await self._route([d for part, _ in batch for d in part])
+            except Exception as exc:  # noqa: BLE001 - each caller gets it, as if it had asked alone
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(self._unavailable() if isinstance(exc, BackendUnavailable) else exc)
+                continue
+            retry = {id(d) for d in again}
+            for part, done in batch:
+                if not done.done():
+                    done.set_result([d for d in part if id(d) in retry])
 
     async def _route(self, away: list[Delivery]) -> list[Delivery]:
         """Send deliveries for peers not held here on their way; return any to try again.
@@ -489,7 +592,8 @@ class RedisBackend:
             if b is None:
                 blobs.append(pack([d.event, d.payload]))
                 b = index[key] = len(blobs)
-            triples += [d.peer_id, b, d.size]
+            room = d.payload.get("room") if d.event in _CHECKED else None
+            triples += [d.peer_id, b, d.size, room if isinstance(room, str) else ""]
         held = await self._run("deliver", len(blobs), *blobs, *triples)
         if not held:
             return []
@@ -515,7 +619,8 @@ class RedisBackend:
                 await self._up.wait()
                 continue
             try:
-                # Under load each take finds more waiting: wait only when one came back empty.
+                # Under load each take finds more waiting: wait only once it is empty
+                # (a read from the start returns at once if anything came meanwhile).
                 if not await self._claim():
                     await self._redis.xread({self._inbox: b"0-0"}, count=1, block=BLOCK_MS)
             except UNREACHABLE as exc:
@@ -527,9 +632,9 @@ class RedisBackend:
                 await asyncio.sleep(0.5)
 
     async def _claim(self) -> int:
-        """Take what waits in this node's inbox to the sink; return how many entries."""
+        """Take what waits in this node's inbox to the sink; return how many entries are left."""
         async with self._locked():
-            entries = await self._run("claim", CLAIM_BATCH)
+            left, entries = await self._run("claim", CLAIM_BATCH, CLAIM_BYTES)
             out: list[Delivery] = []
             for entry in entries:
                 kind = entry[0]
@@ -539,15 +644,16 @@ class RedisBackend:
                 pids, blob, size = entry[1], entry[2], int(entry[3])
                 event, payload = unpack(blob)
                 self._note_roster(event, payload)
+                binary = holds_bytes(blob)  # the adapter need not walk the payload
                 for pid in _str(pids).split(","):
                     if pid in self._local:
-                        out.append(Delivery(pid, event, payload, size))
+                        out.append(Delivery(pid, event, payload, size, binary))
                     elif pid in self._losing:  # into its mailbox, before anything newer
                         self._parked.setdefault(pid, []).append((size, blob))
                     # else it is being forgotten: nobody will read it
             if out and self._sink is not None:
                 await self._sink(out)
-            return len(entries)
+            return int(left)
 
     def _note_roster(self, event: str, payload: Any) -> None:
         """Keep ``_remote_seen`` current from the roster news other nodes send."""
@@ -570,7 +676,10 @@ class RedisBackend:
     # -- liveness and recovery -------------------------------------------
     async def _heartbeat_loop(self) -> None:
         interval = self.node_ttl / 5
-        while True:
+        # Not ``while True``: close() cancels this task, and a cancel that lands
+        # inside redis-py can come out as a connection error, caught below;
+        # close() would then wait on this loop for ever.
+        while not self._closing:
             await asyncio.sleep(interval)
             try:
                 await self._beat()
@@ -582,14 +691,17 @@ class RedisBackend:
             if self._down is not None:
                 # Connections from before the outage are dead: start afresh.
                 await self._redis.connection_pool.disconnect()
-            fresh, reaped = await self._scripts["sweep"](
+            fresh, reaped, cursor = await self._scripts["sweep"](
                 args=[
                     *self._base_args,
                     int(self.node_ttl * 1000),
                     repr(self.clock()),
                     repr(self.resume_grace),
+                    self._refresh_cursor,
+                    REFRESH_SLICE,
                 ]
             )
+            self._refresh_cursor = int(cursor)
             if reaped:
                 log.info("reaped %d node(s) whose heartbeat stopped", reaped)
             if self._down is not None or fresh:
@@ -618,13 +730,15 @@ class RedisBackend:
                         args += [pid, peer.token, len(peer.rooms)]
                         for room, member in peer.rooms.items():
                             args += [room, _member_blob(member)]
-                    evicted, back = await self._scripts["restore"](
-                        args=[*self._base_args, len(chunk), *args]
+                    evicted, back, refused = await self._scripts["restore"](
+                        args=[*self._base_args, self._capacity or 2**31, len(chunk), *args]
                     )
                     for pid in evicted:
                         self._evicted(_str(pid))
                     for raw_pid, items in back:
                         await self._hand_back(_str(raw_pid), items)
+                    for raw_pid, raw_room in refused:
+                        await self._refused(_str(raw_pid), _str(raw_room))
                 held = await self._redis.smembers(f"{self._prefix}node:{self.node_id}:peers")
                 deadline = repr(self.clock() + self.resume_grace)
                 for raw_pid in held:
@@ -653,6 +767,19 @@ class RedisBackend:
                     self._left_while_down.clear()
                     return
 
+    async def _refused(self, peer_id: str, room: str) -> None:
+        """A seat taken while Redis was away that the room no longer had once
+        it was back: the peer is out of the room, its local roommates are told."""
+        local = self._local.get(peer_id)
+        if local is None or local.rooms.pop(room, None) is None:
+            return
+        self._changed()
+        log.warning("peer %s is out of room %s: it was full once Redis was back", peer_id, room)
+        payload = {"room": room, "peerId": peer_id, "reason": "disconnected"}
+        others = [Delivery(pid, "peer-left", payload) for pid in self._room_locals(room)]
+        if others and self._sink is not None:
+            await self._sink(others)
+
     async def _tell_left(self, peer_id: str) -> None:
         """Finish a departure made while Redis was away: the other nodes' peers hear of it now."""
         found = await self._scripts["forget"](args=[*self._base_args, peer_id, "0", ""])
@@ -667,7 +794,7 @@ class RedisBackend:
         blob = pack(["peer-left", {"room": room, "peerId": peer_id, "reason": "left"}])
         triples: list[Any] = []
         for pid in others:
-            triples += [pid, 1, 0]
+            triples += [pid, 1, 0, ""]
         await self._scripts["deliver"](args=[*self._base_args, 1, blob, *triples])
 
     async def _tell_left_later(self) -> None:
@@ -688,3 +815,44 @@ class RedisBackend:
             deliveries.append(Delivery(peer_id, event, payload, size))
         if deliveries and self._sink is not None:
             await self._sink(deliveries)
+
+    # -- operations: the admin API (issue 16) -----------------------------
+    async def room_list(self, limit: int) -> list[tuple[str, int]]:
+        rooms: list[str] = []
+        cursor: int = 0
+        while len(rooms) < limit:
+            cursor, batch = await self._call(
+                self._redis.sscan, f"{self._prefix}rooms", cursor, count=redis_admin.SCAN_BATCH
+            )
+            rooms.extend(_str(room) for room in batch)
+            if cursor == 0:
+                break
+        rooms = sorted(set(rooms))[:limit]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for room in rooms:
+                pipe.hlen(f"{self._prefix}room:{room}")
+            counts = await self._call(pipe.execute)
+        return [(room, int(n)) for room, n in zip(rooms, counts) if int(n) > 0]
+
+    async def peek(self, room: str) -> list[tuple[Member, bool]]:
+        members = await self.members(room)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for member in members:
+                pipe.hexists(f"{self._prefix}peer:{member.peer_id}", "lost")
+            lost = await self._call(pipe.execute)
+        return [(member, not is_lost) for member, is_lost in zip(members, lost)]
+
+    async def forget_lost(self, peer_id: str) -> list[Departure] | None:
+        script = self._scripts.get("kick_lost")
+        if script is None:
+            script = self._scripts["kick_lost"] = self._redis.register_script(
+                redis_scripts.PRELUDE + redis_admin.KICK_LOST
+            )
+        status, *rest = await self._call(script, args=[*self._base_args, peer_id, "1", ""])
+        if int(status) == 1:
+            return None
+        found = rest[0] if rest else None
+        return [
+            Departure(_str(room), peer_id, [_str(pid) for pid in remaining])
+            for room, remaining in found or []
+        ]

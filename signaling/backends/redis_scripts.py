@@ -4,17 +4,22 @@ Each backend operation is one script. A script runs atomically in Redis, so each
 other node can interleave with (two joins racing for the last seat, a resume
 racing the expiry of the same peer, two survivors reaping one dead node).
 
-Every script starts with :data:`PRELUDE` and gets the same first four
+Every script starts with :data:`PRELUDE` and gets the same first five
 arguments: ``ARGV[1]`` the key prefix, ``ARGV[2]``/``ARGV[3]`` the mailbox
-bounds (messages, bytes), ``ARGV[4]`` this node's id; its own arguments
-follow from ``ARGV[5]``. Keys are built from the prefix inside the scripts,
-so the backend needs one Redis (or a primary with replicas), not a Redis
-Cluster. The keys, with ``P`` the prefix::
+bounds (messages, bytes), ``ARGV[4]`` this node's id, ``ARGV[5]`` the
+lifetime (ms) of a live peer's keys; its own arguments follow from
+``ARGV[6]``. Keys are built from the prefix inside the scripts, so the
+backend needs one Redis (or a primary with replicas), not a Redis Cluster.
+The keys, with ``P`` the prefix::
 
     P peer:<pid>          hash: tok, node, lost (deadline), mb (mailbox bytes),
-                          md (dropped), exp (expiry under way)
+                          md (dropped), exp (expiry under way), pn (entries
+                          waiting for it in a node's inbox)
     P peer:<pid>:rooms    list: the peer's rooms, in join order
-    P mbox:<pid>          list: "<size>|<blob>" kept while the peer is lost
+    P mbox:<pid>          list: "<size>|<message id>" kept while the peer is lost
+    P msg:<id>            hash: d (blob), r (mailboxes referring to it): a
+                          message kept for several lost peers is stored once
+    P seq                 counter for message ids
     P tok:<token>         string: the peer a resume token belongs to
     P room:<room>         hash: pid -> member blob
     P rooms, P peers      sets, for the metrics
@@ -22,11 +27,20 @@ Cluster. The keys, with ``P`` the prefix::
     P alive:<node>        heartbeat, expires after the node TTL
     P nodes               set: nodes that have not been reaped
     P node:<node>:peers   set: the peers that node holds
-    P inbox:<node>        stream: deliveries for that node's peers, fields
-                          p (comma-separated pids), s (size), d (blob);
-                          or c (a control word) and p
+    P inbox:<node>        stream: deliveries for that node's peers, what one
+                          script sent there as one entry: fields p
+                          (comma-separated pids), s (size), d (blob) per
+                          message, in order; or c (a control word) and p
     P skip:<node>         hash: pid -> stream id; entries up to that id were
                           already moved elsewhere for that pid
+
+Lifetimes. Every key has an expiry or goes with its owner. A live peer's
+keys (its record, room list, token) and its rooms live ``ARGV[5]`` ms and its
+node's heartbeat refreshes them, a slice of its peers per beat; a lost
+peer's keys, its mailbox and the messages in it live until its resume
+deadline plus :data:`SLACK_MS`; the shared sets and a node's inbox are
+refreshed by every heartbeat. So a cluster whose nodes all stopped leaves
+nothing behind for good.
 
 Member records and messages are stored as blobs made by :func:`pack`; the
 scripts never look inside them.
@@ -38,6 +52,8 @@ import base64
 import json
 from typing import Any
 
+import orjson
+
 # -- stored blobs -------------------------------------------------------------
 
 # JSON, with bytes (anywhere in the payload) as {"\u0000b": base64}. A payload
@@ -46,10 +62,31 @@ from typing import Any
 
 _MARK = "\x00b"
 _MARK_JSON = '"\\u0000b"'
+_MARK_BYTES = _MARK_JSON.encode()
 
 
 def pack(value: Any) -> bytes:
-    """Encode a JSON value that may hold bytes."""
+    """Encode a JSON value that may hold bytes.
+
+    orjson first (several times faster); the stdlib for what orjson refuses
+    (integers past 64 bits, lone surrogates) and for payloads that need the
+    escaped form.
+    """
+    marks = 0
+
+    def fast_default(obj: Any) -> Any:
+        nonlocal marks
+        if isinstance(obj, (bytes, bytearray, memoryview)):
+            marks += 1
+            return {_MARK: base64.b64encode(obj).decode("ascii")}
+        raise TypeError(f"cannot encode {type(obj).__name__}")
+
+    try:
+        raw = orjson.dumps(value, default=fast_default)
+    except (orjson.JSONEncodeError, TypeError):
+        raw = None
+    if raw is not None and raw.count(_MARK_BYTES) == marks:
+        return b"j" + raw
     marks = 0
 
     def default(obj: Any) -> Any:
@@ -86,7 +123,19 @@ def _escaped_hook(obj: dict[str, Any]) -> Any:
     return {(k.removeprefix("\x00")): v for k, v in obj.items()}
 
 
+def holds_bytes(blob: bytes) -> bool | None:
+    """Whether a stored blob holds bytes; None when only decoding tells (the escaped form)."""
+    if blob[:1] != b"j":
+        return None
+    return _MARK_BYTES in blob
+
+
 def unpack(blob: bytes) -> Any:
+    if blob[:1] == b"j" and _MARK_BYTES not in blob:
+        try:
+            return orjson.loads(memoryview(blob)[1:])
+        except orjson.JSONDecodeError:
+            pass  # NaN, lone surrogates: the stdlib reads them
     text = blob[1:].decode("utf-8", "surrogatepass")
     hook = _plain_hook if blob[:1] == b"j" else _escaped_hook
     return json.loads(text, object_hook=hook)
@@ -100,16 +149,28 @@ def mail_item(item: bytes) -> tuple[int, bytes]:
 
 # -- scripts ------------------------------------------------------------------
 
+ENTRY_BYTES = 1024 * 1024
+"""An inbox entry holds messages up to about this many bytes (one more at most);
+a node's inbox read stops at the same bound, so what one read hands to
+local connections stays well under a websocket's outbound bound (8 MiB)."""
+
+SLACK_MS = 60_000
+"""How long a lost peer's keys outlive its resume deadline: time for a reaper to act."""
+
 PRELUDE = r"""
 local P = ARGV[1]
 local MAXN = tonumber(ARGV[2])
 local MAXB = tonumber(ARGV[3])
 local ME = ARGV[4]
+local LIVE = tonumber(ARGV[5])
+local SLACK = """ + str(SLACK_MS) + r"""
 
 local function pk(pid) return P .. 'peer:' .. pid end
 local function roomsk(pid) return P .. 'peer:' .. pid .. ':rooms' end
+local function roomk(room) return P .. 'room:' .. room end
 local function mboxk(pid) return P .. 'mbox:' .. pid end
 local function inboxk(node) return P .. 'inbox:' .. node end
+local function msgk(id) return P .. 'msg:' .. id end
 
 local function parse_id(id)
   local a, b = string.match(id, '^(%d+)-(%d+)$')
@@ -122,27 +183,111 @@ local function id_le(x, y)
   return a1 < a2 or (a1 == a2 and b1 <= b2)
 end
 
-local function fields_of(flat)
-  local f = {}
-  for j = 1, #flat, 2 do f[flat[j]] = flat[j + 1] end
-  return f
+-- A set (or zset) shared by the cluster: created with an expiry, refreshed by heartbeats.
+local function shared(key)
+  redis.call('PEXPIRE', key, LIVE)
+end
+
+local NOW = nil
+-- Milliseconds a lost peer's keys live: until its deadline, plus SLACK.
+local function lost_ttl(deadline)
+  if not NOW then
+    local t = redis.call('TIME')
+    NOW = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  end
+  local left = math.floor((tonumber(deadline) - NOW) * 1000)
+  if left < 0 then left = 0 end
+  return left + SLACK
+end
+
+-- Extend a key's life to at least `ttl` ms (never shorten it).
+local function at_least(key, ttl)
+  local left = redis.call('PTTL', key)
+  if left >= 0 and left < ttl then redis.call('PEXPIRE', key, ttl) end
+end
+
+-- A live peer's keys and its rooms live LIVE ms more.
+local function live(pid, tok)
+  redis.call('PEXPIRE', pk(pid), LIVE)
+  redis.call('PEXPIRE', roomsk(pid), LIVE)
+  if tok then redis.call('PEXPIRE', P .. 'tok:' .. tok, LIVE) end
+  for _, room in ipairs(redis.call('LRANGE', roomsk(pid), 0, -1)) do
+    at_least(roomk(room), LIVE)
+  end
+end
+
+-- Messages kept for lost peers. One blob handed to several mailboxes within
+-- one script is stored once (Lua interns strings: the lookup is by hash).
+local STORED = {}
+local function ref(blob, ttl)
+  local m = STORED[blob]
+  if not m then
+    local id = redis.call('INCR', P .. 'seq')
+    redis.call('PEXPIRE', P .. 'seq', LIVE)
+    m = {id = id, ttl = ttl}
+    STORED[blob] = m
+    redis.call('HSET', msgk(id), 'd', blob, 'r', 1)
+    redis.call('PEXPIRE', msgk(id), ttl)
+  else
+    redis.call('HINCRBY', msgk(m.id), 'r', 1)
+    if ttl > m.ttl then
+      m.ttl = ttl
+      redis.call('PEXPIRE', msgk(m.id), ttl)
+    end
+  end
+  return m.id
+end
+
+local function unref(id)
+  if redis.call('HINCRBY', msgk(id), 'r', -1) <= 0 then redis.call('DEL', msgk(id)) end
+end
+
+local function split_item(item)
+  local size, id = string.match(item, '^(%d+)|(%d+)$')
+  return tonumber(size), id
+end
+
+-- Empty a peer's mailbox, dropping its references.
+local function drop_box(pid)
+  for _, item in ipairs(redis.call('LRANGE', mboxk(pid), 0, -1)) do
+    local _, id = split_item(item)
+    unref(id)
+  end
+  redis.call('DEL', mboxk(pid))
+end
+
+-- Take a peer's mailbox: {"<size>|<blob>", ...} in order, and how many
+-- had expired meanwhile.
+local function take_box(pid)
+  local out, gone = {}, 0
+  for _, item in ipairs(redis.call('LRANGE', mboxk(pid), 0, -1)) do
+    local size, id = split_item(item)
+    local blob = redis.call('HGET', msgk(id), 'd')
+    if blob then table.insert(out, size .. '|' .. blob) else gone = gone + 1 end
+    unref(id)
+  end
+  redis.call('DEL', mboxk(pid))
+  return out, gone
 end
 
 -- Keep a message for a lost peer: bounded, oldest dropped and counted.
-local function mail(pid, size, blob)
+local function mail(pid, size, blob, deadline)
   local key = pk(pid)
   if size > MAXB then
     redis.call('HINCRBY', key, 'md', 1)
     return
   end
+  local ttl = lost_ttl(deadline)
   local box = mboxk(pid)
-  redis.call('RPUSH', box, size .. '|' .. blob)
+  redis.call('RPUSH', box, size .. '|' .. ref(blob, ttl))
+  redis.call('PEXPIRE', box, ttl)
   local bytes = redis.call('HINCRBY', key, 'mb', size)
   local n = redis.call('LLEN', box)
   local dropped = 0
   while n > MAXN or bytes > MAXB do
-    local old = redis.call('LPOP', box)
-    bytes = bytes - tonumber(string.match(old, '^(%d+)|'))
+    local old_size, id = split_item(redis.call('LPOP', box))
+    unref(id)
+    bytes = bytes - old_size
     n = n - 1
     dropped = dropped + 1
   end
@@ -152,49 +297,132 @@ local function mail(pid, size, blob)
   end
 end
 
+-- Messages on their way to other nodes' peers. What one script sends to
+-- one node is one inbox entry (fields p, s, d repeated per message, in
+-- order), written by flush_posts() before the script returns.
+local POSTS, POST_BYTES, POST_ORDER = {}, {}, {}
+local POST_FIELDS = 1800  -- 300 messages an entry at most (Lua's unpack limit)
+local POST_MAX_BYTES = """ + str(ENTRY_BYTES) + r"""
+
+local function flush_node(node)
+  local q = POSTS[node]
+  if not q then return end
+  POSTS[node] = nil
+  POST_BYTES[node] = 0
+  local inbox = inboxk(node)
+  redis.call('XADD', inbox, '*', unpack(q))
+  redis.call('PEXPIRE', inbox, LIVE)
+end
+
+local function flush_posts()
+  for _, node in ipairs(POST_ORDER) do flush_node(node) end
+  POST_ORDER = {}
+end
+
+-- Send a message to a node's inbox for `pids`, counting it for each.
+local function post(node, pids, size, blob)
+  local q = POSTS[node]
+  if not q then
+    q = {}
+    POSTS[node] = q
+    POST_BYTES[node] = 0
+    table.insert(POST_ORDER, node)
+  end
+  local n = #q
+  q[n + 1], q[n + 2], q[n + 3], q[n + 4], q[n + 5], q[n + 6] =
+    'p', table.concat(pids, ','), 's', size, 'd', blob
+  for _, pid in ipairs(pids) do redis.call('HINCRBY', pk(pid), 'pn', 1) end
+  POST_BYTES[node] = POST_BYTES[node] + tonumber(size)
+  if n + 6 >= POST_FIELDS or POST_BYTES[node] >= POST_MAX_BYTES then flush_node(node) end
+end
+
+local function control(node, word, pid)
+  flush_node(node)  -- after what this script sent there already
+  local inbox = inboxk(node)
+  redis.call('XADD', inbox, '*', 'c', word, 'p', pid)
+  redis.call('PEXPIRE', inbox, LIVE)
+end
+
+-- Call fn(pids, size, blob) for each message of an inbox entry, in order.
+-- Returns the control word and its pid when the entry is one.
+local function messages(flat, fn)
+  if flat[1] == 'c' then return flat[2], flat[4] end
+  for j = 1, #flat, 6 do fn(flat[j + 1], tonumber(flat[j + 3]), flat[j + 5]) end
+  return nil
+end
+
 -- Send one message on to wherever its peer is now. A peer held by this
 -- node is appended to `here` (or to this node's inbox when `here` is nil).
-local function route(pid, size, blob, here)
+-- `took`: the message was just taken from an inbox entry counted for it.
+local function route(pid, size, blob, here, took)
   local rec = redis.call('HMGET', pk(pid), 'node', 'lost')
   local node, lost = rec[1], rec[2]
   if not node then return end
+  if took then redis.call('HINCRBY', pk(pid), 'pn', -1) end
   if lost then
-    mail(pid, size, blob)
+    mail(pid, size, blob, lost)
   elseif node == ME and here then
     table.insert(here, pid)
   else
-    redis.call('XADD', inboxk(node), '*', 'p', pid, 's', size, 'd', blob)
+    post(node, {pid}, size, blob)
   end
 end
 
 -- Hand every message for `pid` still waiting in `node`'s inbox to `take`,
--- in order, and mark them so that node's reader skips them for `pid`.
+-- in order, and mark them so that node's reader skips them for `pid`. Reads
+-- nothing when none waits, and stops at the last one that does.
 local function move_pending(node, pid, take)
-  local skip = redis.call('HGET', P .. 'skip:' .. node, pid)
-  local last = nil
-  for _, e in ipairs(redis.call('XRANGE', inboxk(node), '-', '+')) do
-    local id, f = e[1], fields_of(e[2])
-    if f.d and not (skip and id_le(id, skip)) then
-      for p in string.gmatch(f.p, '[^,]+') do
-        if p == pid then
-          take(tonumber(f.s), f.d)
-          last = id
-        end
+  local want = tonumber(redis.call('HGET', pk(pid), 'pn') or '0')
+  if want <= 0 then return end
+  local skipk = P .. 'skip:' .. node
+  local skip = redis.call('HGET', skipk, pid)
+  local last, found, from = nil, 0, '-'
+  while found < want do
+    local page = redis.call('XRANGE', inboxk(node), from, '+', 'COUNT', 256)
+    for _, e in ipairs(page) do
+      local id = e[1]
+      if not (skip and id_le(id, skip)) then
+        messages(e[2], function(pids, size, blob)
+          for p in string.gmatch(pids, '[^,]+') do
+            if p == pid then
+              take(size, blob)
+              last = id
+              found = found + 1
+            end
+          end
+        end)
       end
     end
+    if #page < 256 then break end
+    from = '(' .. page[#page][1]
   end
-  if last then redis.call('HSET', P .. 'skip:' .. node, pid, last) end
+  redis.call('HSET', pk(pid), 'pn', 0)
+  if last then
+    redis.call('HSET', skipk, pid, last)
+    redis.call('PEXPIRE', skipk, LIVE)
+  end
 end
 
--- Mark a peer lost (its connection or its node is gone) until `deadline`.
+-- Mark a peer lost (its connection or its node is gone) until `deadline`:
+-- its keys now live until then (plus SLACK), and its rooms at least as long.
 local function mark_lost(pid, deadline)
-  redis.call('HSET', pk(pid), 'lost', deadline, 'mb', 0, 'md', 0)
-  redis.call('DEL', mboxk(pid))
+  local key = pk(pid)
+  drop_box(pid)
+  redis.call('HSET', key, 'lost', deadline, 'mb', 0, 'md', 0)
   redis.call('ZADD', P .. 'lost', deadline, pid)
+  shared(P .. 'lost')
+  local ttl = lost_ttl(deadline)
+  redis.call('PEXPIRE', key, ttl)
+  redis.call('PEXPIRE', roomsk(pid), ttl)
+  local tok = redis.call('HGET', key, 'tok')
+  if tok then redis.call('PEXPIRE', P .. 'tok:' .. tok, ttl) end
+  for _, room in ipairs(redis.call('LRANGE', roomsk(pid), 0, -1)) do
+    at_least(roomk(room), ttl)
+  end
 end
 
 local function remove_from_room(room, pid)
-  local rk = P .. 'room:' .. room
+  local rk = roomk(room)
   if redis.call('HDEL', rk, pid) == 0 then return nil end
   redis.call('LREM', roomsk(pid), 0, room)
   local remaining = redis.call('HKEYS', rk)
@@ -204,172 +432,190 @@ end
 """
 
 REGISTER = r"""
-local pid, tok = ARGV[5], ARGV[6]
-redis.call('DEL', pk(pid), roomsk(pid), mboxk(pid))
+local pid, tok = ARGV[6], ARGV[7]
+drop_box(pid)
+redis.call('DEL', pk(pid), roomsk(pid))
 redis.call('HSET', pk(pid), 'tok', tok, 'node', ME)
-redis.call('SET', P .. 'tok:' .. tok, pid)
+redis.call('PEXPIRE', pk(pid), LIVE)
+redis.call('SET', P .. 'tok:' .. tok, pid, 'PX', LIVE)
 redis.call('SADD', P .. 'peers', pid)
+shared(P .. 'peers')
 redis.call('SADD', P .. 'node:' .. ME .. ':peers', pid)
+shared(P .. 'node:' .. ME .. ':peers')
 return 1
 """
 
 ROTATE = r"""
-local pid, tok = ARGV[5], ARGV[6]
+local pid, tok = ARGV[6], ARGV[7]
 local old = redis.call('HGET', pk(pid), 'tok')
 if not old then return 0 end
 redis.call('DEL', P .. 'tok:' .. old)
 redis.call('HSET', pk(pid), 'tok', tok)
-redis.call('SET', P .. 'tok:' .. tok, pid)
+local ttl = redis.call('PTTL', pk(pid))
+if ttl <= 0 then ttl = LIVE end
+redis.call('SET', P .. 'tok:' .. tok, pid, 'PX', ttl)
 return 1
 """
 
-# ARGV[5] pid, ARGV[6] deadline, ARGV[7] the resume token the lost connection
-# knew ('' for any), ARGV[8] n, then n (size, blob) pairs that this node had
+# ARGV[6] pid, ARGV[7] deadline, ARGV[8] the resume token the lost connection
+# knew ('' for any), ARGV[9] n, then n (size, blob) pairs that this node had
 # already taken from its inbox for the peer. Does nothing (0) when the peer is
 # not this node's, is lost already, or has another token now (it was resumed
 # since: the connection that was lost is not the one it has); the messages
 # taken for it then go on to wherever it is now rather than vanish.
 LOSE = r"""
-local pid = ARGV[5]
-local tok = ARGV[7]
-local n = tonumber(ARGV[8])
+local pid = ARGV[6]
+local tok = ARGV[8]
+local n = tonumber(ARGV[9])
 local rec = redis.call('HMGET', pk(pid), 'node', 'lost', 'tok')
 if rec[1] ~= ME or rec[2] or (tok ~= '' and rec[3] ~= tok) then
   for j = 0, n - 1 do
-    route(pid, tonumber(ARGV[9 + 2 * j]), ARGV[10 + 2 * j], nil)
+    route(pid, tonumber(ARGV[10 + 2 * j]), ARGV[11 + 2 * j], nil)
   end
+  flush_posts()
   return 0
 end
-mark_lost(pid, ARGV[6])
+local deadline = ARGV[7]
+mark_lost(pid, deadline)
 for j = 0, n - 1 do
-  mail(pid, tonumber(ARGV[9 + 2 * j]), ARGV[10 + 2 * j])
+  mail(pid, tonumber(ARGV[10 + 2 * j]), ARGV[11 + 2 * j], deadline)
 end
-move_pending(ME, pid, function(size, blob) mail(pid, size, blob) end)
+move_pending(ME, pid, function(size, blob) mail(pid, size, blob, deadline) end)
 return 1
 """
 
-# ARGV[5] used token, ARGV[6] new token. Returns false, or
+# ARGV[6] used token, ARGV[7] new token. Returns false, or
 # {pid, rooms, own member blob per room, kept items, dropped}.
 RESUME = r"""
-local tk = P .. 'tok:' .. ARGV[5]
+local tk = P .. 'tok:' .. ARGV[6]
 local pid = redis.call('GET', tk)
 if not pid then return false end
 local key = pk(pid)
 local rec = redis.call('HMGET', key, 'node', 'lost', 'exp', 'md')
 if not rec[1] or rec[3] then return false end
 redis.call('DEL', tk)
-redis.call('SET', P .. 'tok:' .. ARGV[6], pid)
-local kept = redis.call('LRANGE', mboxk(pid), 0, -1)
-redis.call('DEL', mboxk(pid))
+redis.call('SET', P .. 'tok:' .. ARGV[7], pid, 'PX', LIVE)
+local kept, gone = take_box(pid)
 local old = rec[1]
 if not rec[2] and old ~= ME then
   -- Still held by another node (which may not have noticed it is gone):
   -- take what waits there for it, and tell that node to let go.
   move_pending(old, pid, function(size, blob) table.insert(kept, size .. '|' .. blob) end)
-  redis.call('XADD', inboxk(old), '*', 'c', 'evict', 'p', pid)
+  control(old, 'evict', pid)
 end
-redis.call('HSET', key, 'tok', ARGV[6], 'node', ME, 'mb', 0, 'md', 0)
+redis.call('HSET', key, 'tok', ARGV[7], 'node', ME, 'mb', 0, 'md', 0)
 redis.call('HDEL', key, 'lost')
 redis.call('ZREM', P .. 'lost', pid)
 if old ~= ME then
   redis.call('SREM', P .. 'node:' .. old .. ':peers', pid)
   redis.call('SADD', P .. 'node:' .. ME .. ':peers', pid)
+  shared(P .. 'node:' .. ME .. ':peers')
 end
+live(pid, nil)
 local rooms = redis.call('LRANGE', roomsk(pid), 0, -1)
 local members = {}
 for i, room in ipairs(rooms) do
-  members[i] = redis.call('HGET', P .. 'room:' .. room, pid) or ''
+  members[i] = redis.call('HGET', roomk(room), pid) or ''
 end
-return {pid, rooms, members, kept, tonumber(rec[4] or '0')}
+return {pid, rooms, members, kept, tonumber(rec[4] or '0') + gone}
 """
 
-# ARGV[5] now. Lost peers past their deadline, each returned once.
+# ARGV[6] now. Lost peers past their deadline, each returned once.
 EXPIRED = r"""
-local gone = redis.call('ZRANGEBYSCORE', P .. 'lost', '-inf', ARGV[5], 'LIMIT', 0, 500)
+local gone = redis.call('ZRANGEBYSCORE', P .. 'lost', '-inf', ARGV[6], 'LIMIT', 0, 500)
 for _, pid in ipairs(gone) do
   redis.call('ZREM', P .. 'lost', pid)
   local tok = redis.call('HGET', pk(pid), 'tok')
   if tok then redis.call('DEL', P .. 'tok:' .. tok) end
-  redis.call('HSET', pk(pid), 'exp', 1)
+  if redis.call('EXISTS', pk(pid)) == 1 then redis.call('HSET', pk(pid), 'exp', 1) end
 end
 return gone
 """
 
-# ARGV[5] pid, ARGV[6] '1' when the peer's expiry is being finished (any
+# ARGV[6] pid, ARGV[7] '1' when the peer's expiry is being finished (any
 # node may do that), else only the node holding the peer may forget it;
-# ARGV[7] the resume token the departing connection knew ('' for any): a
+# ARGV[8] the resume token the departing connection knew ('' for any): a
 # peer with another token now was resumed since and is not forgotten.
 # Returns false, or {{room, remaining pids}, ...}.
 FORGET = r"""
-local pid = ARGV[5]
+local pid = ARGV[6]
 local key = pk(pid)
 local rec = redis.call('HMGET', key, 'node', 'exp', 'tok')
 if not rec[1] then return false end
-if ARGV[6] == '1' then
+if ARGV[7] == '1' then
   if not rec[2] then return false end
 elseif rec[1] ~= ME then
   return false
 end
-if ARGV[7] ~= '' and rec[3] ~= ARGV[7] then return false end
+if ARGV[8] ~= '' and rec[3] ~= ARGV[8] then return false end
 local out = {}
 for _, room in ipairs(redis.call('LRANGE', roomsk(pid), 0, -1)) do
   local remaining = remove_from_room(room, pid)
   if remaining then table.insert(out, {room, remaining}) end
 end
 if rec[3] then redis.call('DEL', P .. 'tok:' .. rec[3]) end
-redis.call('DEL', key, roomsk(pid), mboxk(pid))
+drop_box(pid)
+redis.call('DEL', key, roomsk(pid))
 redis.call('SREM', P .. 'peers', pid)
 redis.call('SREM', P .. 'node:' .. rec[1] .. ':peers', pid)
 redis.call('ZREM', P .. 'lost', pid)
 return out
 """
 
-# ARGV[5] room, ARGV[6] pid, ARGV[7] member blob, ARGV[8] capacity.
+# ARGV[6] room, ARGV[7] pid, ARGV[8] member blob, ARGV[9] capacity.
 # Returns {1, others} (already a member), {-1} (full) or {0, others}, where
 # others is the room's flat pid/blob list.
 JOIN = r"""
-local rk = P .. 'room:' .. ARGV[5]
-local pid = ARGV[6]
+local rk = roomk(ARGV[6])
+local pid = ARGV[7]
 if redis.call('HEXISTS', rk, pid) == 1 then
   return {1, redis.call('HGETALL', rk)}
 end
-if redis.call('HLEN', rk) >= tonumber(ARGV[8]) then return {-1} end
+if redis.call('HLEN', rk) >= tonumber(ARGV[9]) then return {-1} end
 local others = redis.call('HGETALL', rk)
-redis.call('HSET', rk, pid, ARGV[7])
-redis.call('SADD', P .. 'rooms', ARGV[5])
+redis.call('HSET', rk, pid, ARGV[8])
+if redis.call('PTTL', rk) < LIVE then redis.call('PEXPIRE', rk, LIVE) end
+redis.call('SADD', P .. 'rooms', ARGV[6])
+shared(P .. 'rooms')
 if redis.call('EXISTS', pk(pid)) == 1 then
-  redis.call('RPUSH', roomsk(pid), ARGV[5])
+  redis.call('RPUSH', roomsk(pid), ARGV[6])
+  local ttl = redis.call('PTTL', pk(pid))
+  if ttl <= 0 then ttl = LIVE end
+  redis.call('PEXPIRE', roomsk(pid), ttl)
 end
 return {0, others}
 """
 
-# ARGV[5] room, ARGV[6] pid. Returns false, or the pids left in the room.
+# ARGV[6] room, ARGV[7] pid. Returns false, or the pids left in the room.
 LEAVE = r"""
-local remaining = remove_from_room(ARGV[5], ARGV[6])
+local remaining = remove_from_room(ARGV[6], ARGV[7])
 if not remaining then return false end
 return remaining
 """
 
-# ARGV[5] number of blobs B, ARGV[6..5+B] the blobs, then (pid, blob index,
-# size) triples. Lost peers' messages go to their mailbox, other nodes'
-# peers' to that node's inbox (one entry per node for a run of deliveries
-# sharing one blob). Returns the 1-based positions of the triples whose peer
-# this node holds (the caller did not know it as local: it is being lost).
+# ARGV[6] number of blobs B, ARGV[7..6+B] the blobs, then (pid, blob index,
+# size, room) quadruples; room '' delivers whatever the peer's rooms, else
+# only to a member of that room (a node's view of the other nodes' members
+# may lag: the script has the last word). Lost peers' messages go to their
+# mailbox, other nodes' peers' to that node's inbox (one entry per node for
+# a run of deliveries sharing one blob). Returns the 1-based positions of
+# the deliveries whose peer this node holds (the caller did not know it as
+# local: it is being lost).
 DELIVER = r"""
-local nb = tonumber(ARGV[5])
+local nb = tonumber(ARGV[6])
 local out = {}
 local groups, order = {}, {}
 local run = nil
 local function flush()
   for _, node in ipairs(order) do
     local g = groups[node]
-    redis.call('XADD', inboxk(node), '*', 'p', table.concat(g.p, ','), 's', g.s, 'd', ARGV[5 + g.b])
+    post(node, g.p, g.s, ARGV[6 + g.b])
   end
   groups, order = {}, {}
 end
 local k = 0
-for i = 6 + nb, #ARGV, 3 do
-  local pid, b, size = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
+for i = 7 + nb, #ARGV, 4 do
+  local pid, b, size, room = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
   k = k + 1
   if b ~= run then
     flush()
@@ -377,9 +623,9 @@ for i = 6 + nb, #ARGV, 3 do
   end
   local rec = redis.call('HMGET', pk(pid), 'node', 'lost')
   local node, lost = rec[1], rec[2]
-  if node then
+  if node and (room == '' or redis.call('HEXISTS', roomk(room), pid) == 1) then
     if lost then
-      mail(pid, tonumber(size), ARGV[5 + b])
+      mail(pid, tonumber(size), ARGV[6 + b], lost)
     elseif node == ME then
       table.insert(out, k)
     else
@@ -394,47 +640,73 @@ for i = 6 + nb, #ARGV, 3 do
   end
 end
 flush()
+flush_posts()
 return out
 """
 
-# ARGV[5] count. Takes up to count entries from this node's inbox. Returns
-# {{'d', pids here, blob, size} | {'c', word, pid}, ...}; messages for peers
-# that are no longer here go on to where they are now.
+# ARGV[6] count, ARGV[7] bytes: takes up to count entries from this node's
+# inbox while their messages' sizes add up to no more than bytes (one entry
+# at least). Returns
+# {entries left, {{'d', pids here, blob, size} | {'c', word, pid}, ...}}; messages
+# for peers that are no longer here go on to where they are now.
 CLAIM = r"""
 local inbox = inboxk(ME)
 local skipk = P .. 'skip:' .. ME
+local budget = tonumber(ARGV[7])
 local out = {}
-for _, e in ipairs(redis.call('XRANGE', inbox, '-', '+', 'COUNT', tonumber(ARGV[5]))) do
-  local id, f = e[1], fields_of(e[2])
+local n, bytes = 0, 0
+local skips = redis.call('HLEN', skipk) > 0
+for _, e in ipairs(redis.call('XRANGE', inbox, '-', '+', 'COUNT', tonumber(ARGV[6]))) do
+  local size = 0
+  if e[2][1] ~= 'c' then
+    for j = 4, #e[2], 6 do size = size + tonumber(e[2][j]) end
+  end
+  if n > 0 and bytes + size > budget then break end
+  bytes = bytes + size
+  local id = e[1]
   redis.call('XDEL', inbox, id)
-  if f.c then
-    table.insert(out, {'c', f.c, f.p})
-  else
+  n = n + 1
+  local word, cpid = messages(e[2], function(pids, size, blob)
     local here = {}
-    for pid in string.gmatch(f.p, '[^,]+') do
-      local skip = redis.call('HGET', skipk, pid)
+    for pid in string.gmatch(pids, '[^,]+') do
+      local skip = skips and redis.call('HGET', skipk, pid)
       if not (skip and id_le(id, skip)) then
-        route(pid, tonumber(f.s), f.d, here)
+        route(pid, size, blob, here, true)
       end
     end
     if #here > 0 then
-      table.insert(out, {'d', table.concat(here, ','), f.d, f.s})
+      table.insert(out, {'d', table.concat(here, ','), blob, size})
     end
-  end
+  end)
+  if word then table.insert(out, {'c', word, cpid}) end
 end
-if redis.call('XLEN', inbox) == 0 then redis.call('DEL', skipk) end
-return out
+flush_posts()
+local left = redis.call('XLEN', inbox)
+if left == 0 then redis.call('DEL', skipk) end
+return {left, out}
 """
 
-# ARGV[5] heartbeat TTL (ms), ARGV[6] now, ARGV[7] resume grace (s).
-# Refreshes this node's heartbeat and reaps every node whose heartbeat has
-# expired: its peers become lost (resume grace from now) and what waited in
-# its inbox goes on to them. Returns {1 if this node was not in the node
-# set (first beat, Redis restarted, or reaped while alive), nodes reaped}.
+# ARGV[6] heartbeat TTL (ms), ARGV[7] now, ARGV[8] resume grace (s),
+# ARGV[9] cursor over this node's peers, ARGV[10] how many to refresh.
+# Refreshes this node's heartbeat, the shared keys' expiry and one slice of
+# its peers' keys, and reaps every node whose heartbeat has expired: its
+# peers become lost (resume grace from now) and what waited in its inbox
+# goes on to them. Returns {1 if this node was not in the node set (first
+# beat, Redis restarted, or reaped while alive), nodes reaped, next cursor}.
 SWEEP = r"""
-redis.call('SET', P .. 'alive:' .. ME, '1', 'PX', ARGV[5])
+redis.call('SET', P .. 'alive:' .. ME, '1', 'PX', ARGV[6])
 local fresh = redis.call('SADD', P .. 'nodes', ME)
-local deadline = tonumber(ARGV[6]) + tonumber(ARGV[7])
+local held_here = P .. 'node:' .. ME .. ':peers'
+for _, key in ipairs({P .. 'nodes', P .. 'rooms', P .. 'peers', P .. 'lost', P .. 'seq',
+                      held_here, inboxk(ME), P .. 'skip:' .. ME}) do
+  shared(key)
+end
+local scan = redis.call('SSCAN', held_here, ARGV[9], 'COUNT', tonumber(ARGV[10]))
+for _, pid in ipairs(scan[2]) do
+  local rec = redis.call('HMGET', pk(pid), 'node', 'lost', 'tok')
+  if rec[1] == ME and not rec[2] then live(pid, rec[3]) end
+end
+local deadline = tonumber(ARGV[7]) + tonumber(ARGV[8])
 local reaped = 0
 for _, node in ipairs(redis.call('SMEMBERS', P .. 'nodes')) do
   if node ~= ME and redis.call('EXISTS', P .. 'alive:' .. node) == 0 then
@@ -446,30 +718,36 @@ for _, node in ipairs(redis.call('SMEMBERS', P .. 'nodes')) do
     end
     local skipk = P .. 'skip:' .. node
     for _, e in ipairs(redis.call('XRANGE', inboxk(node), '-', '+')) do
-      local id, f = e[1], fields_of(e[2])
-      if f.d then
-        for pid in string.gmatch(f.p, '[^,]+') do
+      local id = e[1]
+      messages(e[2], function(pids, size, blob)
+        for pid in string.gmatch(pids, '[^,]+') do
           local skip = redis.call('HGET', skipk, pid)
-          if not (skip and id_le(id, skip)) then route(pid, tonumber(f.s), f.d, nil) end
+          if not (skip and id_le(id, skip)) then
+            route(pid, size, blob, nil, true)
+          end
         end
-      end
+      end)
     end
     redis.call('DEL', inboxk(node), skipk, held)
     reaped = reaped + 1
   end
 end
-return {fresh, reaped}
+flush_posts()
+return {fresh, reaped, scan[1]}
 """
 
-# ARGV[5] n, then per peer: pid, token, number of rooms R, then R (room,
-# member blob) pairs. Writes this node's own peers back after Redis was
-# unreachable (or restarted empty, or reaped this node while it lived).
-# Returns {evicted pids, {pid, kept items}...}: peers now held elsewhere,
-# and peers taken back with the mail they got while marked lost.
+# ARGV[6] room capacity, ARGV[7] n, then per peer: pid, token, number of
+# rooms R, then R (room, member blob) pairs. Writes this node's own peers
+# back after Redis was unreachable (or restarted empty, or reaped this node
+# while it lived). A peer is put back in a room it is not in (any more)
+# only while the room has a free seat. Returns {evicted pids, {pid, kept
+# items}..., {pid, room}... refused}: peers now held elsewhere, peers taken
+# back with the mail they got while marked lost, seats the room no longer had.
 RESTORE = r"""
-local evicted, back = {}, {}
-local i = 6
-for _ = 1, tonumber(ARGV[5]) do
+local cap = tonumber(ARGV[6])
+local evicted, back, refused = {}, {}, {}
+local i = 8
+for _ = 1, tonumber(ARGV[7]) do
   local pid, tok, nr = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   local key = pk(pid)
   local rec = redis.call('HMGET', key, 'node', 'lost', 'tok')
@@ -477,33 +755,42 @@ for _ = 1, tonumber(ARGV[5]) do
     table.insert(evicted, pid)
   else
     if rec[2] then
-      table.insert(back, {pid, redis.call('LRANGE', mboxk(pid), 0, -1)})
-      redis.call('DEL', mboxk(pid))
+      local kept = take_box(pid)
+      table.insert(back, {pid, kept})
       redis.call('HDEL', key, 'lost', 'exp')
       redis.call('ZREM', P .. 'lost', pid)
     end
     if rec[3] and rec[3] ~= tok then redis.call('DEL', P .. 'tok:' .. rec[3]) end
     redis.call('HSET', key, 'tok', tok, 'node', ME, 'mb', 0, 'md', 0)
-    redis.call('SET', P .. 'tok:' .. tok, pid)
+    redis.call('SET', P .. 'tok:' .. tok, pid, 'PX', LIVE)
     redis.call('SADD', P .. 'peers', pid)
+    shared(P .. 'peers')
     redis.call('SADD', P .. 'node:' .. ME .. ':peers', pid)
+    shared(P .. 'node:' .. ME .. ':peers')
     local had = {}
     for _, room in ipairs(redis.call('LRANGE', roomsk(pid), 0, -1)) do had[room] = true end
     local want = {}
     for j = 0, nr - 1 do
       local room, blob = ARGV[i + 3 + 2 * j], ARGV[i + 4 + 2 * j]
-      want[room] = true
-      redis.call('HSET', P .. 'room:' .. room, pid, blob)
-      redis.call('SADD', P .. 'rooms', room)
-      if not had[room] then redis.call('RPUSH', roomsk(pid), room) end
+      local rk = roomk(room)
+      if redis.call('HEXISTS', rk, pid) == 1 or redis.call('HLEN', rk) < cap then
+        want[room] = true
+        redis.call('HSET', rk, pid, blob)
+        redis.call('SADD', P .. 'rooms', room)
+        shared(P .. 'rooms')
+        if not had[room] then redis.call('RPUSH', roomsk(pid), room) end
+      else
+        table.insert(refused, {pid, room})
+      end
     end
     for room in pairs(had) do
       if not want[room] then remove_from_room(room, pid) end
     end
+    live(pid, tok)
   end
   i = i + 3 + 2 * nr
 end
-return {evicted, back}
+return {evicted, back, refused}
 """
 
 SCRIPTS = {

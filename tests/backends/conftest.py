@@ -16,6 +16,7 @@ import pytest
 
 from signaling.backends.base import Backend, Delivery
 from signaling.backends.memory import MemoryBackend
+from tests.helpers.bounded import within
 from tests.helpers.redis_server import RedisServer, redis_available
 
 NEEDS_REDIS = pytest.mark.skipif(
@@ -88,8 +89,8 @@ class Nodes:
         return node
 
     async def close(self) -> None:
-        for node in self.started:
-            await node.backend.close()
+        for n, node in enumerate(self.started):
+            await within(node.backend.close(), f"closing {self.kind} backend node {n}")
 
 
 @pytest.fixture(scope="session")

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pytest
 
-from signaling.backends.base import Backend, Delivery, Member
+from signaling.backends.base import Backend, Delivery, Member, Resumed
 from signaling.errors import ResumeExpired, RoomFull
 from tests.backends.conftest import Nodes
+
+
+async def resume(backend: Backend, old: str, new: str) -> Resumed:
+    """``resume`` then ``attach``: the whole of a resume that succeeds."""
+    resumed = await backend.resume(old, new)
+    kept, dropped = await backend.attach(resumed.peer_id)
+    return replace(resumed, kept=[*resumed.kept, *kept], dropped=resumed.dropped + dropped)
 
 
 def member(pid: str, **meta: object) -> Member:
@@ -93,14 +101,14 @@ async def test_lost_peer_keeps_mail_and_resumes_once(nodes: Nodes) -> None:
         await b.deliver([Delivery("b", "signal", {"room": "r", "from": "a", "data": {"i": i, "b": b"\x00\xff"}}, 20)])
     assert node.sink.to("b") == []
     assert await b.is_member("r", "b")  # still counts as in the room
-    resumed = await b.resume("tok-b", "tok-b2")
+    resumed = await resume(b, "tok-b", "tok-b2")
     assert resumed.peer_id == "b" and resumed.rooms == ["r", "s"] and resumed.dropped == 0
     assert [d.payload["data"] for d in resumed.kept] == [{"i": i, "b": b"\x00\xff"} for i in range(3)]
     assert all(d.event == "signal" and d.peer_id == "b" for d in resumed.kept)
     with pytest.raises(ResumeExpired):
-        await b.resume("tok-b", "tok-b3")  # used
+        await resume(b, "tok-b", "tok-b3")  # used
     with pytest.raises(ResumeExpired):
-        await b.resume("nope", "tok-b4")  # unknown
+        await resume(b, "nope", "tok-b4")  # unknown
     await b.deliver([Delivery("b", "signal", {"room": "r", "from": "a", "data": {}}, 2)])
     assert len(await node.sink.wait("b", 1)) == 1  # live again
     assert await b.expired(3e9) == []  # no longer lost
@@ -114,13 +122,13 @@ async def test_mailbox_bounds_drop_oldest(nodes: Nodes) -> None:
     for i in range(8):
         await b.deliver([Delivery("b", "relay", {"i": i}, 10)])
     await b.deliver([Delivery("b", "relay", {"i": "huge"}, 5000)])  # never fits
-    resumed = await b.resume("tok-b", "t2")
+    resumed = await resume(b, "tok-b", "t2")
     assert [d.payload["i"] for d in resumed.kept] == [3, 4, 5, 6, 7]
     assert resumed.dropped == 4
     await b.lose("b", deadline=2e9, token="t2")
     for i in range(3):
         await b.deliver([Delivery("b", "relay", {"i": i}, 400)])
-    resumed = await b.resume("t2", "t3")
+    resumed = await resume(b, "t2", "t3")
     assert [d.payload["i"] for d in resumed.kept] == [1, 2] and resumed.dropped == 1
 
 
@@ -138,7 +146,7 @@ async def test_expired_once_then_forget(nodes: Nodes) -> None:
     assert not await b.is_member("r", "c")
     assert await b.forget("c") == []
     with pytest.raises(ResumeExpired):
-        await b.resume("tok-c", "x")
+        await resume(b, "tok-c", "x")
     assert (await b.counts())[1] == 2
 
 
@@ -152,7 +160,7 @@ async def test_expired_peer_cannot_be_resumed(nodes: Nodes) -> None:
     await b.lose("c", deadline=100.0, token="tok-c")
     assert await b.expired(100.0) == ["c"]
     with pytest.raises(ResumeExpired):
-        await b.resume("tok-c", "x")
+        await resume(b, "tok-c", "x")
     assert [d.room for d in await b.forget("c")] == ["r"]
     assert await b.counts() == (0, 0)
 
@@ -164,8 +172,8 @@ async def test_rotate_token(nodes: Nodes) -> None:
     await b.rotate_token("a", "two")
     await b.lose("a", deadline=2e9, token="two")
     with pytest.raises(ResumeExpired):
-        await b.resume("one", "three")
-    assert (await b.resume("two", "three")).peer_id == "a"
+        await resume(b, "one", "three")
+    assert (await resume(b, "two", "three")).peer_id == "a"
 
 
 async def test_forget_leaves_every_room(nodes: Nodes) -> None:
@@ -205,7 +213,7 @@ async def test_sink_may_lose_the_peer_it_is_handed(nodes: Nodes) -> None:
 
     node.sink.then = aborting
     await b.deliver([Delivery("b", "signal", {"first": 1}, 1)])
-    resumed = await b.resume("tok-b", "t2")
+    resumed = await resume(b, "tok-b", "t2")
     assert [d.payload for d in resumed.kept] == [{"after": 1}]
 
 
@@ -216,7 +224,7 @@ async def test_superseded_token_lose_and_forget_change_nothing(nodes: Nodes) -> 
     node = await nodes()
     b = node.backend
     await a_and_b_in_r_b_also_in_s(b)
-    resumed = await b.resume("tok-b", "tok-b2")  # its old connection has not ended yet
+    resumed = await resume(b, "tok-b", "tok-b2")  # its old connection has not ended yet
     assert resumed.peer_id == "b"
     await b.lose("b", deadline=100.0, token="tok-b")  # the old connection: lost
     assert await b.forget("b", token="tok-b") == []  # ... or gone on purpose
@@ -230,7 +238,7 @@ async def test_superseded_token_lose_and_forget_change_nothing(nodes: Nodes) -> 
     await b.lose("b", deadline=100.0, token="tok-b2")
     await b.deliver([Delivery("b", "signal", {"room": "r", "from": "a", "data": {"kept": 1}}, 1)])
     assert len(node.sink.to("b")) == 1
-    again = await b.resume("tok-b2", "tok-b3")
+    again = await resume(b, "tok-b2", "tok-b3")
     assert [d.payload["data"] for d in again.kept] == [{"kept": 1}]
     assert await b.forget("b", token="tok-b2") == []  # superseded again
     departures = await b.forget("b", token="tok-b3")
@@ -245,7 +253,20 @@ async def test_superseded_token_lose_then_expiry_keeps_the_resumed_peer(nodes: N
     await b.register("b", "tok-b")
     await b.join("r", member("b"), 4)
     await b.lose("b", deadline=100.0, token="tok-b")
-    await b.resume("tok-b", "tok-b2")
+    await resume(b, "tok-b", "tok-b2")
     await b.lose("b", deadline=100.0, token="tok-b")  # the old connection again, late
     assert await b.expired(100.0) == []
-    assert (await b.resume("tok-b2", "tok-b3")).rooms == ["r"]  # its token still works
+    assert (await resume(b, "tok-b2", "tok-b3")).rooms == ["r"]  # its token still works
+
+
+async def test_update_meta_only_while_in_the_room(nodes: Nodes) -> None:
+    b = (await nodes()).backend
+    await a_and_b_in_r_b_also_in_s(b)
+    assert await b.update_meta("r", "b", {"v": 2}) == ["a"]
+    got = {m.peer_id: m for m in await b.members("r")}
+    assert got["b"].meta == {"v": 2} and got["b"].webrtc is True
+    assert [m.meta for m in await b.members("s")] == [{}]  # per room
+    assert await b.update_meta("nope", "b", {}) is None
+    await b.leave("r", "b")
+    assert await b.update_meta("r", "b", {"v": 3}) is None
+    assert [m.peer_id for m in await b.members("r")] == ["a"]  # not brought back

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import aiohttp
 import pytest
 
+from tests.helpers.bounded import within
 from tests.helpers.clients import RecordingClient
 from tests.helpers.redis_server import RedisServer, redis_available
 
@@ -40,9 +41,9 @@ async def connect() -> AsyncIterator[Connect]:
         return client
 
     yield make
-    for client in made:
+    for n, client in enumerate(made):
         if client.sio.connected:
-            await client.disconnect()
+            await within(client.disconnect(), f"disconnecting cluster test client {n}")
 
 
 async def health(url: str) -> int:

@@ -9,18 +9,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.helpers.ports import free_port
+
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 START_TIMEOUT = 10.0
 
 
 def redis_available() -> bool:
     return Path(REDIS_SERVER).exists()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class RedisServer:

@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.helpers.bounded import within
+
 ROOT = Path(__file__).resolve().parents[2]
 READY = re.compile(r"listening on (https?://[\d.]+:\d+)")
 START_TIMEOUT = 20.0
@@ -67,8 +69,8 @@ async def running_server(*flags: str, env: dict[str, str] | None = None) -> Asyn
         url = await asyncio.wait_for(_ready_url(process.stdout), START_TIMEOUT)
     except (TimeoutError, EOFError):
         process.kill()
-        await process.wait()
-        await collector
+        await within(process.wait(), f"server pid {process.pid} to exit after SIGKILL")
+        await within(collector, f"server pid {process.pid}'s stderr to close")
         raise RuntimeError("server did not start:\n" + "".join(stderr_lines)) from None
     server = RunningServer(url, process, stderr_lines)
     try:
@@ -80,8 +82,9 @@ async def running_server(*flags: str, env: dict[str, str] | None = None) -> Asyn
                 await asyncio.wait_for(process.wait(), 10)
             except TimeoutError:
                 process.kill()
-                await process.wait()
-        await collector
+                await within(process.wait(), f"server pid {process.pid} to exit after SIGKILL")
+        # stderr ends when the process does (unless it left a child holding it)
+        await within(collector, f"server pid {process.pid}'s stderr to close")
 
 
 async def _ready_url(stdout: asyncio.StreamReader) -> str:

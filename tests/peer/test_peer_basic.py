@@ -12,6 +12,7 @@ import jwt
 import pytest
 
 from peer import Peer, PeerInfo, SignalingError
+from tests.helpers.bounded import within
 from tests.helpers.server import RunningServer, running_server
 
 WAIT = 10.0
@@ -57,8 +58,8 @@ async def pair(server: RunningServer) -> AsyncIterator[tuple[Peer, Peer, Events,
     try:
         yield a, b, ea, eb
     finally:
-        await b.close()
-        await a.close()
+        await within(b.close(), "closing peer b")
+        await within(a.close(), "closing peer a")
 
 
 async def test_two_peers_see_each_other_and_upgrade(

@@ -1,5 +1,5 @@
 // F7: one official socket.io-client (polling, allowed to upgrade) whose
-// websocket upgrade is broken by a proxy; driven by test_f7_upgrade_failing.py.
+// websocket upgrade is broken by a proxy; driven by test_upgrade_failing.py.
 //
 //   node node_upgrade.mjs URL ROOM COUNT
 //

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import random
-import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import aioice.ice
 
 from peer.aioice_fixes import is_stun
+from tests.helpers.ports import free_port as free_port  # re-exported: the restart tests
 
 WAIT = 15.0
 
@@ -30,12 +30,6 @@ def loopback_ice() -> Iterator[None]:
         yield
     finally:
         aioice.ice.get_host_addresses = original
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def fd_count() -> int:

@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
+from tests.helpers.bounded import within
 from tests.helpers.clients import RecordingClient
 from tests.helpers.server import RunningServer, running_server
 from tests.security.raw import EOF, EioWS, Ended, metric
@@ -43,15 +44,39 @@ async def srv(request: pytest.FixtureRequest) -> AsyncIterator[RunningServer]:
         yield server
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def bystanders(srv: RunningServer) -> AsyncIterator[Bystanders]:
+async def _bystanders_of(srv: RunningServer) -> Bystanders:
     a = await RecordingClient().connect(srv.url)
     b = await RecordingClient().connect(srv.url, transports=["polling"])
     await a.join("bystanders")
     b_id = (await b.join("bystanders"))["peerId"]
-    yield Bystanders(a, b, b_id)
-    await a.disconnect()
-    await b.disconnect()
+    return Bystanders(a, b, b_id)
+
+
+async def _close(pair: Bystanders) -> None:
+    await within(pair.a.disconnect(), "disconnecting bystander a (websocket)")
+    await within(pair.b.disconnect(), "disconnecting bystander b (polling)")
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def _bystander_pairs(srv: RunningServer) -> AsyncIterator[list[Bystanders]]:
+    pairs: list[Bystanders] = []
+    yield pairs
+    for pair in pairs:
+        await _close(pair)
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def bystanders(srv: RunningServer, _bystander_pairs: list[Bystanders]) -> Bystanders:
+    """The module's bystander pair; a new one when the last test's pair was dropped.
+
+    A test that cuts a bystander off fails in its own ``still_fine``; the
+    tests after it (in whatever order xdist runs them) start with a pair
+    that is connected, instead of failing one after another."""
+    if not _bystander_pairs or not all(
+        c.sio.connected for c in (_bystander_pairs[-1].a, _bystander_pairs[-1].b)
+    ):
+        _bystander_pairs.append(await _bystanders_of(srv))
+    return _bystander_pairs[-1]
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")

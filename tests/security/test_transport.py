@@ -466,8 +466,8 @@ async def test_b16_resets_mid_request(srv: RunningServer, bystanders: Bystanders
     p = await Polling(srv, http).open()
     await p.sio_connect()
     await rst_after(f"POST /socket.io/?EIO=4&transport=polling&sid={p.sid} HTTP/1.1\r\n"
-                    "Host: x\r\nContent-Length: 100\r\n\r\n42[\"x".encode())
-    await rst_after(b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgr")
+                    "Host: 127.0.0.1\r\nContent-Length: 100\r\n\r\n42[\"x".encode())
+    await rst_after(b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgr")
     p2 = await Polling(srv, http).open()
     await p2.sio_connect()
     probe = await RawWS.connect(srv.port, f"EIO=4&transport=websocket&sid={p2.sid}")
@@ -483,7 +483,11 @@ async def test_b16_resets_mid_request(srv: RunningServer, bystanders: Bystanders
     await http.close()
     await bystanders.still_fine()
     await back_to_baseline(srv, base, within=3.0)
-    new_lines = "".join(srv.stderr_lines[log_before:])
+    # python-engineio logs its first "Invalid session" in a process at ERROR, later
+    # ones at INFO: whether this test's own poll of p's closed sid is the first
+    # depends on which tests ran on this module's server before.
+    new_lines = "".join(line for line in srv.stderr_lines[log_before:]
+                        if "engineio.server: Invalid session" not in line)
     assert "Traceback" not in new_lines and " ERROR " not in new_lines, new_lines
 
 

@@ -31,7 +31,7 @@ def test_version() -> None:
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--max-relay-bytes", "-1"], "argument --max-relay-bytes: expected 1 to 536,870,912 (512 MiB), got -1"),
+    (["--max-relay-bytes", "-1"], "argument --max-relay-bytes: expected 1 byte to 512 MiB, got -1"),
     (["--resume-grace", "-1"], "argument --resume-grace: expected 0 to 86,400 seconds, got -1"),
     (["--ping-interval", "0"], "argument --ping-interval: expected 0.05 to 3,600 seconds, got 0"),
     (["--tls-cert", "README.md"], "argument --tls-cert: needs --tls-key too"),

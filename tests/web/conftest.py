@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.bounded import within
+
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 ARGS = [
@@ -44,12 +46,12 @@ async def browser() -> AsyncIterator[object]:
 
     async with async_playwright() as pw:
         chromium = await pw.chromium.launch(
-            executable_path=str(CHROMIUM), args=ARGS + MEDIA_ARGS, headless=True
+            executable_path=str(CHROMIUM), args=ARGS + MEDIA_ARGS, headless=True, timeout=60_000
         )
         try:
             yield chromium
         finally:
-            await chromium.close()
+            await within(chromium.close(), "closing headless Chromium", 30)
 
 
 @pytest.fixture

@@ -233,3 +233,130 @@ async def test_resume_only_as_first_join(world: World) -> None:
     await world.do(b, "join", {"room": "x"})
     with pytest.raises(InvalidPayload):
         await world.do(b, "join", {"room": "r", "resume": ack["resumeToken"]})
+
+
+class _HookedBackend(MemoryBackend):
+    """A memory backend that runs ``hook`` once, inside the next ``rooms_of``
+    (the first step of a resume's join): a message arriving while that join
+    waits, as it can with Redis."""
+
+    hook: Any = None
+
+    async def rooms_of(self, peer_id: str) -> list[str]:
+        hook, self.hook = self.hook, None
+        if hook is not None:
+            await hook()
+        return await super().rooms_of(peer_id)
+
+
+async def _hooked_world(**settings: Any) -> World:
+    world = World(**settings)
+    world.backend = _HookedBackend()
+    world.service = SignalingService(world.service.settings, world.backend, clock=world.clock)
+    return await world.start()
+
+
+async def test_resume_of_an_open_peer_sends_nothing_to_the_connection_it_replaces() -> None:
+    world = await _hooked_world()
+    a, b = world.session(), world.session()
+    await world.do(a, "join", {"room": "r"})
+    ack = await world.do(b, "join", {"room": "r"})  # b's connection is still open
+
+    async def a_signals_b() -> None:
+        assert (await world.do(a, "signal", {"room": "r", "to": b.peer_id, "data": {"k": 1}}))["ok"]
+
+    world.backend.hook = a_signals_b
+    back = world.session()
+    outcome = await world.service.handle(
+        back, parse_request("join", [{"room": "r", "resume": ack["resumeToken"]}], max_relay_bytes=10))
+    assert outcome.ack["resumed"] is True
+    assert world.events(b.peer_id, "signal") == []  # not to the old connection
+    assert [d.payload["data"] for d in outcome.then] == [{"k": 1}]  # to the new one, after the ack
+    assert world.service.resuming == {}
+
+
+async def test_failed_resume_of_an_open_peer_hands_back_what_came_meanwhile() -> None:
+    world = await _hooked_world(max_rooms_per_connection=1)
+    a, b = world.session(), world.session()
+    await world.do(a, "join", {"room": "r"})
+    ack = await world.do(b, "join", {"room": "r"})
+
+    async def a_signals_b() -> None:
+        await world.do(a, "signal", {"room": "r", "to": b.peer_id, "data": {"k": 2}})
+
+    world.backend.hook = a_signals_b
+    from signaling.errors import TooManyRooms
+
+    with pytest.raises(TooManyRooms):  # resuming into a second room: one too many
+        await world.service.handle(world.session(), parse_request(
+            "join", [{"room": "s", "resume": ack["resumeToken"]}], max_relay_bytes=10))
+    assert world.events(b.peer_id, "signal") == [{"room": "r", "from": a.peer_id, "data": {"k": 2}}]
+    assert await world.backend.expired(world.clock.now + 10**6) == []  # still an open peer, not lost
+    await world.do(a, "signal", {"room": "r", "to": b.peer_id, "data": {"k": 3}})
+    assert len(world.events(b.peer_id, "signal")) == 2  # live on its connection again
+    again = await world.do(world.session(), "join", {"room": "r", "resume": ack["resumeToken"]})
+    assert again["resumed"] is True  # the token it presented still works
+
+
+async def test_failed_resume_keeps_the_deadline_and_the_dropped_count() -> None:
+    world = World(max_rooms_per_connection=1)
+    world.backend = MemoryBackend(mailbox_messages=2)
+    world.service = SignalingService(world.service.settings, world.backend, clock=world.clock)
+    await world.start()
+    a, b = world.session(), world.session()
+    await world.do(a, "join", {"room": "r"})
+    ack = await world.do(b, "join", {"room": "r"})
+    await world.service.disconnected(b, lost=True)  # deadline: now + 15
+    for n in range(5):
+        await world.do(a, "relay", {"room": "r", "event": "n", "data": n})
+    world.clock.now += 10
+    from signaling.errors import TooManyRooms
+
+    with pytest.raises(TooManyRooms):
+        await world.service.handle(world.session(), parse_request(
+            "join", [{"room": "s", "resume": ack["resumeToken"]}], max_relay_bytes=10))
+    world.clock.now += 5  # the original deadline, not 15 s after the failed attempt
+    assert await world.service.expire() == 1
+    assert world.events(a.peer_id, "peer-left")[0]["reason"] == "disconnected"
+
+
+async def test_failed_resume_keeps_the_dropped_count() -> None:
+    world = World(max_rooms_per_connection=1)
+    world.backend = MemoryBackend(mailbox_messages=2)
+    world.service = SignalingService(world.service.settings, world.backend, clock=world.clock)
+    await world.start()
+    a, b = world.session(), world.session()
+    await world.do(a, "join", {"room": "r"})
+    ack = await world.do(b, "join", {"room": "r"})
+    await world.service.disconnected(b, lost=True)
+    for n in range(5):
+        await world.do(a, "relay", {"room": "r", "event": "n", "data": n})
+    from signaling.errors import TooManyRooms
+
+    with pytest.raises(TooManyRooms):
+        await world.service.handle(world.session(), parse_request(
+            "join", [{"room": "s", "resume": ack["resumeToken"]}], max_relay_bytes=10))
+    outcome = await world.service.handle(world.session(), parse_request(
+        "join", [{"room": "r", "resume": ack["resumeToken"]}], max_relay_bytes=10))
+    assert outcome.ack["dropped"] == 3
+    assert [d.payload["data"] for d in outcome.then] == [3, 4]
+
+
+async def test_old_connection_leaving_during_a_failed_resume_does_not_leave_a_ghost() -> None:
+    world = await _hooked_world(max_rooms_per_connection=1)
+    a, b = world.session(), world.session()
+    await world.do(a, "join", {"room": "r"})
+    ack = await world.do(b, "join", {"room": "r"})
+
+    async def old_connection_says_goodbye() -> None:
+        await world.service.disconnected(b, lost=False)
+
+    world.backend.hook = old_connection_says_goodbye
+    from signaling.errors import TooManyRooms
+
+    with pytest.raises(TooManyRooms):
+        await world.service.handle(world.session(), parse_request(
+            "join", [{"room": "s", "resume": ack["resumeToken"]}], max_relay_bytes=10))
+    assert await world.service.expire() == 1  # gone at the next reap, not kept for good
+    assert [p["peerId"] for p in world.events(a.peer_id, "peer-left")] == [b.peer_id]
+    assert await world.backend.counts() == (1, 1)

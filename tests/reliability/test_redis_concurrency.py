@@ -12,7 +12,7 @@ Two causes, both outside this directory:
   default pool is non-blocking with at most 100 connections; the 101st
   concurrent command raises ``ConnectionError("Too many connections")``.
   A ``BlockingConnectionPool`` (wait for a free connection) fixes it.
-- signaling/socketio_adapter.py (``_handle_eio_message``): every exception
+- signaling/gateway.py (formerly socketio_adapter ``_handle_eio_message``): every exception
   raised while a request is handled, the backend's included, is taken for a
   client that broke the protocol, and the client is dropped.
 

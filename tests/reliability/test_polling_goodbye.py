@@ -1,4 +1,4 @@
-"""Bug 6: after the full L6, peers still counted once every client had left.
+"""L6, bug 6: after the full L6, peers still counted once every client had left.
 
 Cause, on the client side: python-engineio 4.15.1's ``AsyncClient`` drops
 what ``disconnect()`` queues (the Socket.IO DISCONNECT ``41`` and the

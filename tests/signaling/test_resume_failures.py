@@ -1,0 +1,64 @@
+"""A failed resume changes nothing about the peer it tried (issue 13), end to end.
+
+The resume is made to fail by joining one room too many (``too-many-rooms``)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.helpers.clients import RecordingClient
+from tests.helpers.server import running_server
+from tests.signaling.test_resume import kill, spawn_child
+
+FLAGS = ("--rate-limit", "0", "--rate-limit-bytes", "0", "--max-rooms-per-connection", "1")
+
+
+async def failed_resume(url: str, token: str) -> None:
+    c = await RecordingClient().connect(url)
+    reply = await c.join("elsewhere", resume=token)
+    assert reply["ok"] is False and reply["error"]["code"] == "too-many-rooms", reply
+    await c.disconnect()
+
+
+async def test_failed_resume_keeps_the_dropped_count() -> None:
+    async with running_server(*FLAGS, "--resume-grace", "60") as server:
+        b = await RecordingClient().connect(server.url)
+        await b.join("r")
+        child, ack = await spawn_child(server, "r")
+        await kill(child)
+        await server.log_line(f"disconnect {ack['peerId']}")
+        blob = b"\x01" * 1_000_000
+        for n in range(6):  # 6 MB for a 4 MiB mailbox: the 2 oldest dropped
+            reply = await b.request("relay", {"room": "r", "event": "n", "data": {"n": n, "b": blob}})
+            assert reply == {"ok": True, "delivered": 1}
+        await failed_resume(server.url, ack["resumeToken"])
+        a2 = await RecordingClient().connect(server.url)
+        resumed = await a2.join("r", resume=ack["resumeToken"])
+        assert resumed["resumed"] is True and resumed["dropped"] == 2, resumed
+        relays = await a2.wait_for("relay", 4)
+        assert [r["data"]["n"] for r in relays] == [2, 3, 4, 5]
+        await a2.disconnect()
+        await b.disconnect()
+
+
+async def test_failed_resumes_do_not_extend_the_grace() -> None:
+    async with running_server(*FLAGS, "--resume-grace", "3") as server:
+        b = await RecordingClient().connect(server.url)
+        await b.join("r")
+        child, ack = await spawn_child(server, "r")
+        await kill(child)
+        await server.log_line(f"disconnect {ack['peerId']}")
+
+        async def keep_failing() -> None:
+            while True:  # each one used to restart the 3 s grace
+                await failed_resume(server.url, ack["resumeToken"])
+                await asyncio.sleep(0.5)
+
+        attempts = asyncio.create_task(keep_failing())
+        try:
+            left = await b.wait_for("peer-left", timeout=15)
+        finally:
+            attempts.cancel()
+            await asyncio.gather(attempts, return_exceptions=True)
+        assert left == [{"room": "r", "peerId": ack["peerId"], "reason": "disconnected"}]
+        await b.disconnect()
