@@ -407,8 +407,6 @@ class EngineServer:
                 conn._poller = None
             packets = conn.engine.take(limit)
         if conn.ended:
-            if conn.aborted:
-                return _bad("session closed", cors)
             # The server's close is said; the client's own is answered with a NOOP.
             packets.append(eio.NOOP if conn.end_reason is Reason.CLIENT_CLOSE else eio.CLOSE)
         elif not packets:

@@ -88,7 +88,7 @@ async def test_a_trickling_post_body_gets_408_at_its_deadline(
     log_before = len(srv.stderr_lines)
     reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
     writer.write((f"POST /socket.io/?EIO=4&transport=polling&sid={p.sid} HTTP/1.1\r\n"
-                  "Host: x\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n").encode())
+                  "Host: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n").encode())
     answer = asyncio.ensure_future(reader.readuntil(b"\r\n\r\n"))
     for _ in range(30):  # 15 s at most
         if answer.done():
