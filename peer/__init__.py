@@ -37,7 +37,15 @@ twice, whichever path carried them; the frames are the ones in
 
 from __future__ import annotations
 
-from .errors import FileTransferError, HashMismatch, PeerError, PeerGone, SignalingError
+from .errors import (
+    FileTransferError,
+    HashMismatch,
+    PeerError,
+    PeerGone,
+    RequestError,
+    ReservedEvent,
+    SignalingError,
+)
 from .peer import Peer
 from .peer_link import PeerInfo
 from .transfers import FileFailed, FileOffered, FileProgress, ReceivedFile
@@ -53,5 +61,7 @@ __all__ = [
     "PeerGone",
     "PeerInfo",
     "ReceivedFile",
+    "RequestError",
+    "ReservedEvent",
     "SignalingError",
 ]

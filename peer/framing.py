@@ -52,17 +52,27 @@ MAX_REASON_CHARS = 256
 _PREFIX = struct.Struct(">BHI")
 _FILE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
+_ERROR_CODE = re.compile(r"[a-z0-9-]{1,64}\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True, slots=True)
 class MessagePart:
-    """One fragment of an application message; ``more`` says others follow."""
+    """One fragment of an application message; ``more`` says others follow.
+
+    A request carries ``request`` (its id, from 1, per sender); the answer to
+    it carries ``response`` (the same id) and, when it failed, ``error`` (a
+    RequestError code; the payload is then the JSON text of a message).
+    Every fragment of one message carries the same keys.
+    """
 
     event: str
     payload: bytes
     binary: bool = False
     more: bool = False
+    request: int | None = None
+    response: int | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +200,12 @@ def _to_wire(frame: Frame) -> tuple[int, dict[str, Any], bytes]:
     body = frame.body
     if isinstance(body, MessagePart):
         head["event"] = body.event
+        if body.request is not None:
+            head["request"] = body.request
+        if body.response is not None:
+            head["response"] = body.response
+        if body.error is not None:
+            head["error"] = body.error
         if body.more:
             head["more"] = True
         return (MESSAGE_BINARY if body.binary else MESSAGE_JSON), head, body.payload
@@ -234,7 +250,18 @@ def _from_wire(kind: int, head: Mapping[str, Any], payload: bytes) -> Frame:
         more = head.get("more", False)
         if not isinstance(more, bool):
             raise FrameError("'more' must be a boolean")
-        body = MessagePart(_event(head), payload, kind == MESSAGE_BINARY, more)
+        request = _optional_int(head, "request")
+        response = _optional_int(head, "response")
+        error = head.get("error")
+        if request is not None and response is not None:
+            raise FrameError("a message is a request or a response, not both")
+        if error is not None and (
+            response is None or not isinstance(error, str) or not _ERROR_CODE.match(error)
+        ):
+            raise FrameError("'error' must be a code of 1-64 of a-z 0-9 -, on a response only")
+        body = MessagePart(
+            _event(head), payload, kind == MESSAGE_BINARY, more, request, response, error
+        )
         return Sequenced(seq, body)
     file_id = _str(head, "id")
     if not _FILE_ID.match(file_id):
@@ -275,6 +302,10 @@ def _int(head: Mapping[str, Any], key: str, low: int, high: int) -> int:
     if type(value) is not int or not low <= value <= high:
         raise FrameError(f"{key!r} must be an integer in {low}..{high}")
     return value
+
+
+def _optional_int(head: Mapping[str, Any], key: str) -> int | None:
+    return None if head.get(key) is None else _int(head, key, 1, MAX_SEQ)
 
 
 def _str(head: Mapping[str, Any], key: str) -> str:

@@ -20,6 +20,18 @@ Handlers run one at a time, in arrival order, in one owned task; a plain
 function is called, a coroutine function awaited. Their exceptions are
 logged, never raised into the transport.
 
+These library names (:data:`~peer.constants.RESERVED_EVENTS`) are the
+Peer's own: ``emit``, ``request`` and ``handle`` refuse them (ReservedEvent),
+and a message or plain relay that arrives under one is dropped.
+
+Requests (``request``/``handle``) are session messages marked with an id, so
+they and their answers keep the session's order and exactly-once delivery
+across path switches. A request is started in arrival order by the same
+dispatcher as the events, but its handler's answer is awaited in a task of
+its own: a slow handler never holds up later events or requests. Answers
+settle the waiting ``request`` directly, not through the dispatcher, so a
+handler may itself await a request.
+
 Owned tasks: the event dispatcher, the chore runner (async clean-up of peers
 that left), one outbox writer and one negotiator per remote peer, and the
 signaling client's reconnect task. ``close()`` ends them all.
@@ -36,7 +48,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar, overload
 
-from .errors import PeerGone, SignalingError
+from .constants import PEER_REQUEST_TIMEOUT, RESERVED_EVENTS
+from .errors import PeerGone, RequestError, ReservedEvent, SignalingError
 from .files import Progress
 from .framing import RELAY_EVENT
 from .negotiation import Negotiator, rtc_configuration
@@ -49,6 +62,8 @@ from .transfers import FileTransfers
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[str, Any], Any]
+Queued = tuple[str, str, Any]
+"""(event, sender, data) for ``on`` handlers; event "" for a request (data: the Message)."""
 H = TypeVar("H", bound=Callable[..., Any])
 FLUSH_ON_CLOSE = 3.0
 """How long ``close()`` waits for the remote peers to acknowledge what was sent."""
@@ -82,8 +97,10 @@ class Peer:
         self._id: str | None = None
         self._links: dict[str, PeerLink] = {}
         self._handlers: dict[str, list[Handler]] = {}
+        self._request_handlers: dict[str, Handler] = {}
+        self._answering: set[asyncio.Task[None]] = set()
         self._signaling: SignalingClient | None = None
-        self._events: asyncio.Queue[tuple[str, str, Any]] | None = None
+        self._events: asyncio.Queue[Queued] | None = None
         self._chores: asyncio.Queue[Coroutine[Any, Any, None]] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._configuration = rtc_configuration(ice_servers)
@@ -168,7 +185,11 @@ class Peer:
         await self.close()
 
     async def emit(self, event: str, data: Any, to: str | None = None) -> None:
-        """Send ``data`` (a JSON value or bytes) to ``to``, or to every other peer."""
+        """Send ``data`` (a JSON value or bytes) to ``to``, or to every other peer.
+
+        Raises ReservedEvent (a ValueError) for a library event name.
+        """
+        _check_event(event)
         if to is not None:
             await self._link(to).send_message(event, data)
             return
@@ -177,6 +198,43 @@ class Peer:
                 await link.send_message(event, data)
             except PeerGone:
                 continue
+
+    async def request(
+        self, peer_id: str, event: str, data: Any, timeout: float = PEER_REQUEST_TIMEOUT
+    ) -> Any:
+        """Ask ``peer_id``'s handler for ``event``; return what it returned.
+
+        Raises RequestError with ``.code`` "no-handler", "handler-error" or
+        "timeout" (nothing arrived within ``timeout`` seconds, sending
+        included; a late answer is dropped), PeerGone when the peer left
+        meanwhile, SignalingError "unknown-peer" for a peer not in the room.
+        """
+        _check_event(event)
+        link = self._link(peer_id)
+        request_id, answer = link.requests.open()
+        try:
+            async with asyncio.timeout(timeout):
+                await link.send_message(event, data, request=request_id)
+                return await answer
+        except TimeoutError:
+            raise RequestError(
+                "timeout", f"no answer to {event!r} from {peer_id} in {timeout:g} s"
+            ) from None
+        finally:
+            link.requests.discard(request_id)
+
+    def handle(self, event: str, handler: Handler | None) -> None:
+        """Answer requests for ``event`` with ``handler(sender_id, data)`` (plain or async).
+
+        Its return value (a JSON value or bytes) is the answer; an exception
+        answers "handler-error" with its text. One handler per event: a new
+        one replaces the old, None removes it (requests then get "no-handler").
+        """
+        _check_event(event)
+        if handler is None:
+            self._request_handlers.pop(event, None)
+        else:
+            self._request_handlers[event] = handler
 
     async def send_file(
         self,
@@ -252,6 +310,8 @@ class Peer:
         if event == RELAY_EVENT:
             if link is not None and isinstance(data, bytes):
                 link.receive(data)
+        elif event in RESERVED_EVENTS:
+            logger.warning("dropped a relay from %s named like a library event: %r", sender, event)
         else:  # a plain relay from a client that does not speak the frames
             self._raise(event, sender, data)
 
@@ -366,7 +426,17 @@ class Peer:
             if isinstance(delivery, Message):
                 if logger.isEnabledFor(logging.DEBUG):
                     logger.debug("< %s %s %.75r", sender, delivery.event, delivery.data)
-                self._raise(delivery.event, sender, delivery.data)
+                if delivery.response is not None:
+                    if not link.requests.answer(delivery):
+                        logger.debug("dropped a late answer from %s", sender)
+                elif delivery.request is not None:
+                    if self._events is not None:
+                        self._events.put_nowait(("", sender, delivery))
+                elif delivery.event in RESERVED_EVENTS:
+                    logger.warning("dropped a message from %s named like a library event: %r",
+                                   sender, delivery.event)
+                else:
+                    self._raise(delivery.event, sender, delivery.data)
             else:
                 self._transfers.receive(link, delivery)
 
@@ -380,8 +450,67 @@ class Peer:
         assert self._events is not None
         while True:
             event, sender, data = await self._events.get()
-            await self._call_handlers(event, sender, data)
+            if event:
+                await self._call_handlers(event, sender, data)
+            else:
+                await self._start_answer(sender, data)
             self._events.task_done()
+
+    async def _start_answer(self, sender: str, message: Message) -> None:
+        """Run the request's handler now, up to its first wait; answer in a task of its own.
+
+        As in the browser, an async handler's body runs in arrival order until
+        it first waits: the dispatcher goes on only once the answering task
+        has started it.
+        """
+        handler = self._request_handlers.get(message.event)
+        outcome: Any = None
+        failure: str | None = None
+        if handler is None:
+            failure = "no-handler"
+        else:
+            try:
+                outcome = handler(sender, message.data)
+            except Exception as exc:
+                logger.exception("request handler for %r failed", message.event)
+                outcome, failure = f"{type(exc).__name__}: {exc}", "handler-error"
+        loop = asyncio.get_running_loop()
+        started = loop.create_future()
+        task = loop.create_task(
+            self._answer(sender, message, outcome, failure, started), name=f"answer {message.event}"
+        )
+        self._answering.add(task)
+        task.add_done_callback(self._answering.discard)
+        await started
+
+    async def _answer(
+        self,
+        sender: str,
+        message: Message,
+        outcome: Any,
+        failure: str | None,
+        started: asyncio.Future[None],
+    ) -> None:
+        started.set_result(None)
+        if failure == "no-handler":
+            outcome = f"no handler for {message.event!r}"
+        elif failure is None and inspect.isawaitable(outcome):
+            try:
+                outcome = await outcome
+            except Exception as exc:
+                logger.exception("request handler for %r failed", message.event)
+                outcome, failure = f"{type(exc).__name__}: {exc}", "handler-error"
+        link = self._links.get(sender)
+        if link is None:
+            return
+        try:
+            await link.send_message(message.event, outcome, response=message.request, error=failure)
+        except ValueError as exc:  # the handler returned something that is not JSON or bytes
+            text = f"the handler's answer cannot be sent: {exc}"
+            await link.send_message(message.event, text, response=message.request,
+                                    error="handler-error")
+        except PeerGone:
+            return
 
     async def _call_handlers(self, event: str, sender: str, data: Any) -> None:
         for handler in list(self._handlers.get(event, ())):
@@ -410,6 +539,9 @@ class Peer:
 
     async def _stop_tasks(self) -> None:
         current = asyncio.current_task()
+        for answering in list(self._answering):
+            answering.cancel()
+        await asyncio.gather(*self._answering, return_exceptions=True)
         for task in self._tasks:
             task.cancel()
         # close() called from a handler: the dispatcher ends when that handler returns.
@@ -419,3 +551,9 @@ class Peer:
             while not self._chores.empty():
                 self._chores.get_nowait().close()
 
+
+def _check_event(event: str) -> None:
+    if event in RESERVED_EVENTS:
+        raise ReservedEvent(
+            f"{event!r} is a library event name: pick another name for application messages"
+        )

@@ -30,6 +30,7 @@ from .errors import FrameError, PeerGone, SendBufferFull, SessionError
 from .framing import FileBody
 from .negotiation import Negotiator
 from .relay_channel import RelayChannel
+from .requests import Pending
 from .session import Delivery, Session
 from .webrtc_channel import WebRTCChannel
 
@@ -78,6 +79,8 @@ class PeerLink:
         self._timer: asyncio.TimerHandle | None = None
         self._progress: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._backlog: list[FileBody] = []
+        self.requests = Pending()
+        """Requests sent to this peer and waiting for their answer."""
 
     @property
     def path(self) -> Transport:
@@ -85,11 +88,24 @@ class PeerLink:
 
     # -- writing ------------------------------------------------------------------
 
-    async def send_message(self, event: str, data: Any) -> None:
-        """Sequence one application message and write it, waiting for room."""
+    async def send_message(
+        self,
+        event: str,
+        data: Any,
+        *,
+        request: int | None = None,
+        response: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Sequence one application message (or request, or answer) and write it, waiting for room."""
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("> %s %s %.75r", self.info.peer_id, event, data)
-        self._write(await self._with_room(lambda: self.session.send_message(event, data, now())))
+        frames = await self._with_room(
+            lambda: self.session.send_message(
+                event, data, now(), request=request, response=response, error=error
+            )
+        )
+        self._write(frames)
 
     async def send_body(self, body: FileBody) -> None:
         """Sequence one file-transfer body and write it, waiting for room."""
@@ -223,6 +239,7 @@ class PeerLink:
     def forget(self) -> None:
         """Synchronous part of closing: stop the timer, fail every waiting writer."""
         self.gone = True
+        self.requests.fail_all(PeerGone(f"peer {self.info.peer_id} is gone"))
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

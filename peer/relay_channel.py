@@ -15,14 +15,13 @@ import asyncio
 import logging
 
 from .channel import PathClosed
+from .constants import RELAY_MESSAGE_BYTES
 from .errors import SignalingError
 from .framing import RELAY_EVENT
 from .signaling_client import SignalingClient
 
 logger = logging.getLogger(__name__)
 
-RELAY_MESSAGE_BYTES = 256 * 1024
-"""Well under the server's default ``--max-relay-bytes`` (1 MiB)."""
 MIN_MESSAGE_BYTES = 16 * 1024
 RATE_LIMIT_PAUSE = 0.25
 MAX_RATE_LIMIT_RETRIES = 40

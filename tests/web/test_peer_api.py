@@ -6,6 +6,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.helpers.server import RunningServer, running_server
 
 IMPORT = "const { Peer } = await import('/static/rtc-peer.js');"
@@ -323,5 +325,111 @@ async def test_offering_browser_starts_a_new_connection_when_python_loses_the_ch
         assert await page.evaluate("() => window.events") == ["upgrade", "downgrade", "upgrade"]
     finally:
         await python.close()
+        await context.close()
+    assert errors == []
+
+
+async def test_requests_between_two_browser_peers(server: RunningServer, browser: Any) -> None:
+    context, page, errors = await blank_page(browser, server.url)
+    result = await run(
+        page,
+        """
+        const { RequestError } = await import('/static/rtc-peer.js');
+        const a = new Peer(location.origin, 'req-room', { webrtc: false });
+        const b = new Peer(location.origin, 'req-room', { webrtc: false });
+        const order = [];
+        let release;
+        const gate = new Promise((resolve) => { release = resolve; });
+        b.handle('add', (from, xs) => xs.reduce((s, x) => s + x, 0));
+        b.handle('echo', async (from, data) => data);
+        b.handle('broken', () => { throw new Error('missing'); });
+        b.handle('slow', async () => { order.push('slow started'); await gate; return 'slow done'; });
+        b.handle('fast', (from, n) => { order.push(`fast ${n}`); return n; });
+        b.on('chat', (from, n) => order.push(`chat ${n}`));
+        await a.connect();
+        await b.connect();
+        const out = {};
+        out.add = await a.request(b.id, 'add', [1, 2, 3]);
+        const bytes = await a.request(b.id, 'echo', new Uint8Array([0, 255, 7]));
+        out.bytes = Array.from(bytes);
+        out.codes = [];
+        for (const event of ['nobody', 'broken']) {
+          try { await a.request(b.id, event, 1); out.codes.push('answered'); }
+          catch (err) { out.codes.push([err instanceof RequestError, err.code]); }
+        }
+        try { await a.request(b.id, 'slow', 1, { timeout: 0.3 }); out.codes.push('answered'); }
+        catch (err) { out.codes.push([err instanceof RequestError, err.code]); }
+        out.openAfterTimeout = a._links.get(b.id).requests.size;
+        // Ordered with emits, and no head-of-line blocking on the slow handler.
+        await a.emit('chat', 1, { to: b.id });
+        const slow = a.request(b.id, 'slow', 2);
+        await a.emit('chat', 2, { to: b.id });
+        out.fast = await a.request(b.id, 'fast', 3);
+        out.order = [...order];
+        release();
+        out.slow = await slow;
+        out.reserved = [];
+        for (const name of ['file', 'peer-joined', 'peer-updated', 'signaling']) {
+          try { await a.emit(name, {}); out.reserved.push('sent'); } catch (err) { out.reserved.push(err.name); }
+        }
+        try { b.handle('upgrade', () => 1); out.reserved.push('set'); } catch (err) { out.reserved.push(err.name); }
+        await a.close();
+        await b.close();
+        return out;
+        """,
+    )
+    assert result["add"] == 6
+    assert result["bytes"] == [0, 255, 7]
+    assert result["codes"] == [[True, "no-handler"], [True, "handler-error"], [True, "timeout"]]
+    assert result["openAfterTimeout"] == 0
+    assert result["fast"] == 3
+    assert result["order"] == ["slow started", "chat 1", "slow started", "chat 2", "fast 3"]
+    assert result["slow"] == "slow done"
+    assert result["reserved"] == ["ReservedEventError"] * 5
+    await context.close()
+    assert errors == []
+
+
+@pytest.mark.parametrize("webrtc", [True, False], ids=["webrtc", "relay"])
+async def test_requests_between_browser_and_python(
+    server: RunningServer, browser: Any, webrtc: bool
+) -> None:
+    from peer import Peer, RequestError
+
+    room = f"req-interop-{webrtc}"
+    context, page, errors = await blank_page(browser, server.url)
+    browser_id = await page.evaluate(
+        """async (room) => {
+          const { Peer } = await import('/static/rtc-peer.js');
+          const peer = new Peer(location.origin, room);
+          peer.handle('double', async (from, n) => n * 2);
+          peer.handle('bytes', (from, b) => b.slice().reverse());
+          await peer.connect();
+          window.rtcPeer = peer;
+          return peer.id;
+        }""",
+        room,
+    )
+    python = Peer(server.url, room, webrtc=webrtc)
+    python.handle("upper", lambda _sender, text: text.upper())
+    await python.connect()
+    try:
+        assert await python.request(browser_id, "double", 21) == 42
+        assert await python.request(browser_id, "bytes", b"\x01\x02\x03") == b"\x03\x02\x01"
+        with pytest.raises(RequestError) as missing:
+            await python.request(browser_id, "nothing", None)
+        assert missing.value.code == "no-handler"
+        answer = await page.evaluate(
+            """async (to) => {
+              const out = [await window.rtcPeer.request(to, 'upper', 'é abc')];
+              try { await window.rtcPeer.request(to, 'nothing', 1); } catch (err) { out.push(err.code); }
+              return out;
+            }""",
+            python.id,
+        )
+        assert answer == ["É ABC", "no-handler"]
+    finally:
+        await python.close()
+        await page.evaluate("() => window.rtcPeer.close()")
         await context.close()
     assert errors == []

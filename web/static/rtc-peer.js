@@ -17,13 +17,30 @@ import { Negotiator, hasWebRTC } from "./lib/negotiation.js";
 import { PeerLink } from "./lib/peer-link.js";
 import { RELAY_EVENT } from "./lib/framing.js";
 import { FileTransfers } from "./lib/transfers.js";
+import { RequestError } from "./lib/requests.js";
+import { PEER_REQUEST_TIMEOUT_MS, RESERVED_EVENTS } from "./lib/constants.js";
 
-export { SignalingError };
+export { SignalingError, RequestError, RESERVED_EVENTS };
 
-/** Events the Peer raises itself; application events are any other name. */
+/** An application used one of the library's own event names (PEER_EVENTS). */
+export class ReservedEventError extends Error {
+  constructor(event) {
+    super(`"${event}" is a library event name: pick another name for application messages`);
+    this.name = "ReservedEventError";
+    this.code = "reserved-event";
+  }
+}
+
+/**
+ * Events the Peer raises itself; application events are any other name.
+ * They are reserved (RESERVED_EVENTS, shared with the Python client): emit,
+ * request and handle refuse them, and nothing a remote sends is raised
+ * under one of them.
+ */
 export const PEER_EVENTS = Object.freeze([
   "peer-joined", // (peerId, info)
   "peer-left", // (peerId, reason)
+  "peer-updated", // (peerId, info)     new meta
   "upgrade", // (peerId)            data channel open
   "downgrade", // (peerId)          data channel lost, relay again
   "file", // (senderId, File)      whole file arrived, SHA-256 checked (file.sha256)
@@ -65,6 +82,7 @@ export class Peer {
     this._id = null;
     this._serverIce = [];
     this._handlers = new Map();
+    this._requestHandlers = new Map();
     this._links = new Map();
     this._negotiators = new Map();
     this._client = new SignalingClient(serverUrl, { token, reconnect });
@@ -135,9 +153,7 @@ export class Peer {
    * exactly once, in order, also across path switches).
    */
   async emit(event, data, { to } = {}) {
-    if (typeof event !== "string" || !event || event.length > 64) {
-      throw new SignalingError("invalid-payload", "event must be 1-64 characters");
-    }
+    checkEvent(event);
     const payload = binaryOf(data) ?? data;
     if (to !== undefined && to !== null) {
       const link = this._link(to);
@@ -150,6 +166,75 @@ export class Peer {
       } catch (err) {
         if (err.code !== "unknown-peer") throw err; // one who left meanwhile is skipped
       }
+    }
+  }
+
+  /**
+   * Ask one peer's handler for `event`; resolves to what it returned.
+   * Rejects with a RequestError whose .code is "no-handler", "handler-error"
+   * or "timeout" (no answer within `timeout` seconds, sending included; a
+   * late answer is dropped), with .code "unknown-peer" when the peer is not
+   * in the room or leaves meanwhile.
+   */
+  async request(peerId, event, data, { timeout = PEER_REQUEST_TIMEOUT_MS / 1000 } = {}) {
+    checkEvent(event);
+    const link = this._link(peerId);
+    const payload = binaryOf(data) ?? data;
+    const [id, answer] = link.requests.open();
+    let timer;
+    const expired = new Promise((_, reject) => {
+      timer = setTimeout(
+        () => reject(new RequestError("timeout", `no answer to "${event}" from ${peerId} in ${timeout} s`)),
+        timeout * 1000,
+      );
+    });
+    const sent = this._whenRoom(link, () => link.sendMessage(event, payload, { request: id }));
+    try {
+      return await Promise.race([sent.then(() => answer), expired]);
+    } finally {
+      clearTimeout(timer);
+      link.requests.discard(id);
+      answer.catch(() => {}); // settled after a timeout: nobody waits for it
+    }
+  }
+
+  /**
+   * Answer requests for `event` with `handler(senderId, data)` (plain or
+   * async); its return value (JSON or binary) is the answer, a throw answers
+   * "handler-error" with its message. One handler per event; null removes it.
+   */
+  handle(event, handler) {
+    checkEvent(event);
+    if (handler === null || handler === undefined) this._requestHandlers.delete(event);
+    else this._requestHandlers.set(event, handler);
+  }
+
+  /** A request arrived: run its handler now (in order), answer when it settles. */
+  async _answer(peerId, message) {
+    const handler = this._requestHandlers.get(message.event);
+    let outcome;
+    let error = null;
+    if (!handler) {
+      outcome = `no handler for "${message.event}"`;
+      error = "no-handler";
+    } else {
+      try {
+        outcome = await handler(peerId, message.data);
+      } catch (err) {
+        console.error(`rtc-peer: request handler for "${message.event}" failed`, err);
+        outcome = `${err?.name ?? "Error"}: ${err?.message ?? err}`;
+        error = "handler-error";
+      }
+    }
+    const link = this._links.get(peerId);
+    if (!link) return;
+    const reply = (data, code) =>
+      this._whenRoom(link, () => link.sendMessage(message.event, binaryOf(data) ?? data, { response: message.request, error: code }));
+    try {
+      await reply(outcome === undefined ? null : outcome, error);
+    } catch (err) {
+      if (err instanceof TypeError) await reply(`the handler's answer cannot be sent: ${err.message}`, "handler-error").catch(() => {});
+      // otherwise the peer is gone: nobody to answer
     }
   }
 
@@ -257,7 +342,7 @@ export class Peer {
     const peerId = info.peerId;
     const link = new PeerLink({
       remoteId: peerId,
-      sendRelay: (bytes) => this._client.relay(this.room, RELAY_EVENT, bytes, peerId),
+      sendRelay: (bytes) => this._client.request("relay", { room: this.room, event: RELAY_EVENT, data: bytes, to: peerId }),
       onDeliveries: (deliveries) => this._deliver(peerId, deliveries),
       onPath: (path) => this._raise(path === "webrtc" ? "upgrade" : "downgrade", peerId),
       onFailure: (err) => {
@@ -305,7 +390,13 @@ export class Peer {
   _deliver(peerId, deliveries) {
     for (const delivery of deliveries) {
       if (this._transfers.handles(delivery)) this._transfers.receive(peerId, delivery);
-      else this._raise(delivery.event, peerId, delivery.data);
+      else if (delivery.response !== null && delivery.response !== undefined) {
+        this._links.get(peerId)?.requests.answer(delivery);
+      } else if (delivery.request !== null && delivery.request !== undefined) {
+        this._answer(peerId, delivery);
+      } else if (RESERVED.has(delivery.event)) {
+        console.warn(`rtc-peer: dropped a message from ${peerId} named like a library event: "${delivery.event}"`);
+      } else this._raise(delivery.event, peerId, delivery.data);
     }
   }
 
@@ -315,6 +406,15 @@ export class Peer {
     if (!link) throw new SignalingError("unknown-peer", `${peerId} is not in ${this.room}`);
     return link;
   }
+}
+
+const RESERVED = new Set(RESERVED_EVENTS);
+
+function checkEvent(event) {
+  if (typeof event !== "string" || !event || event.length > 64) {
+    throw new SignalingError("invalid-payload", "event must be 1-64 characters");
+  }
+  if (RESERVED.has(event)) throw new ReservedEventError(event);
 }
 
 /** Uint8Array of binary data (ArrayBuffer or a view), or null for anything else. */

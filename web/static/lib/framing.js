@@ -36,6 +36,7 @@ export const MAX_REASON_CHARS = 256;
 
 const FILE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const SHA256 = /^[0-9a-f]{64}$/;
+const ERROR_CODE = /^[a-z0-9-]{1,64}$/;
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
@@ -48,10 +49,16 @@ export class FrameError extends Error {
   }
 }
 
-/** One fragment of an application message; `more` says others follow. */
+/**
+ * One fragment of an application message; `more` says others follow. A
+ * request carries `request` (its id, from 1, per sender); its answer carries
+ * `response` (the same id) and, when it failed, `error` (a RequestError
+ * code; the payload is then the JSON text of a message). Every fragment of
+ * one message carries the same keys.
+ */
 export class MessagePart {
-  constructor(event, payload, binary = false, more = false) {
-    Object.assign(this, { event, payload, binary, more });
+  constructor(event, payload, binary = false, more = false, request = null, response = null, error = null) {
+    Object.assign(this, { event, payload, binary, more, request, response, error });
   }
 }
 
@@ -194,6 +201,9 @@ function toWire(frame) {
   const body = frame.body;
   if (body instanceof MessagePart) {
     head.event = body.event;
+    if (body.request !== null && body.request !== undefined) head.request = body.request;
+    if (body.response !== null && body.response !== undefined) head.response = body.response;
+    if (body.error !== null && body.error !== undefined) head.error = body.error;
     if (body.more) head.more = true;
     return [body.binary ? MESSAGE_BINARY : MESSAGE_JSON, head, asBytes(body.payload)];
   }
@@ -243,7 +253,17 @@ function fromWire(kind, head, payload) {
   if (kind === MESSAGE_JSON || kind === MESSAGE_BINARY) {
     const more = "more" in head ? head.more : false;
     if (typeof more !== "boolean") throw new FrameError("'more' must be a boolean");
-    return new Sequenced(seq, new MessagePart(event(head), payload, kind === MESSAGE_BINARY, more));
+    const request = optionalInt(head, "request");
+    const response = optionalInt(head, "response");
+    const error = head.error ?? null;
+    if (request !== null && response !== null) {
+      throw new FrameError("a message is a request or a response, not both");
+    }
+    if (error !== null && (response === null || typeof error !== "string" || !ERROR_CODE.test(error))) {
+      throw new FrameError("'error' must be a code of 1-64 of a-z 0-9 -, on a response only");
+    }
+    const binary = kind === MESSAGE_BINARY;
+    return new Sequenced(seq, new MessagePart(event(head), payload, binary, more, request, response, error));
   }
   const id = str(head, "id");
   if (!FILE_ID.test(id)) throw new FrameError("file 'id' must be 1-64 of A-Z a-z 0-9 _ -");
@@ -287,6 +307,10 @@ function int(head, key, low, high) {
     throw new FrameError(`'${key}' must be an integer in ${low}..${high}`);
   }
   return value;
+}
+
+function optionalInt(head, key) {
+  return head[key] === null || head[key] === undefined ? null : int(head, key, 1, MAX_SEQ);
 }
 
 function str(head, key) {
