@@ -41,7 +41,28 @@ class Flag:
         return ENV_PREFIX + self.dest.upper()
 
 
-def _number(convert: Callable[[str], N], low: N, high: N, what: str, unit: str = "") -> Callable[[str], N]:
+_BINARY_UNITS = (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10))
+
+
+def plain_number(value: float) -> str:
+    """``100,000`` or ``0.05``: never ``1e+05``."""
+    if value == int(value):
+        return f"{int(value):,}"
+    return f"{value:,.6f}".rstrip("0")
+
+
+def byte_size(value: float) -> str:
+    """``512 MiB``, ``1 KiB`` or ``1,000 bytes``: a whole binary unit when there is one."""
+    for unit, size in _BINARY_UNITS:
+        if value >= size and value % size == 0:
+            return f"{int(value) // size:,} {unit}"
+    return f"{plain_number(value)} bytes" if value != 1 else "1 byte"
+
+
+def _number(
+    convert: Callable[[str], N], low: N, high: N, what: str,
+    show: Callable[[float], str] = plain_number, unit: str = "",
+) -> Callable[[str], N]:
     """A parser for a number in ``[low, high]`` (NaN and infinities fail the range)."""
 
     def parse(text: str) -> N:
@@ -50,7 +71,7 @@ def _number(convert: Callable[[str], N], low: N, high: N, what: str, unit: str =
         except ValueError:
             raise ValueError(f"expected {what}, got {text!r}") from None
         if not low <= value <= high:
-            raise ValueError(f"expected {low:g} to {high:g}{unit}, got {text}")
+            raise ValueError(f"expected {show(low)} to {show(high)}{unit}, got {text}")
         return value
 
     return parse
@@ -60,11 +81,15 @@ def _int_range(low: int, high: int) -> Callable[[str], int]:
     return _number(int, low, high, "a whole number")
 
 
+def _bytes(low: int, high: int) -> Callable[[str], int]:
+    return _number(int, low, high, "a whole number of bytes", byte_size)
+
+
 def _seconds(low: float, high: float) -> Callable[[str], float]:
-    return _number(float, low, high, "a number of seconds", " seconds")
+    return _number(float, low, high, "a number of seconds", unit=" seconds")
 
 
-_rate = _number(float, 0.0, 1_000_000.0, "a number of requests per second")
+_rate = _number(float, 0.0, 1_000_000.0, "a number of requests per second", unit=" requests/s")
 
 
 def _url(*schemes: str) -> Callable[[str], str]:
@@ -106,8 +131,13 @@ FLAGS: tuple[Flag, ...] = (
     Flag("allowed-origins", _origin, "browser origins allowed besides same-origin, or *",
          repeatable=True),
     Flag("max-peers-per-room", _int_range(1, 100_000), "room capacity (default 16)"),
-    Flag("max-relay-bytes", _int_range(1, 512 * 1024 * 1024), "relay size limit (default 1 MiB)"),
+    Flag("max-relay-bytes", _bytes(1, 512 * 1024 * 1024), "relay size limit (default 1 MiB)"),
     Flag("rate-limit", _rate, "requests per second per connection, 0 = off (default 100)"),
+    Flag("rate-limit-bytes", _bytes(0, 64 * 1024 * 1024 * 1024),
+         "signal/relay payload bytes per second per connection, each charged once per "
+         "receiver; 0 = off (default 33554432, 32 MiB)"),
+    Flag("max-rooms-per-connection", _int_range(1, 10_000),
+         "rooms one connection may be in at once (default 32)"),
     Flag("resume-grace", _seconds(0, 86400), "seconds a lost peer is kept (default 15)"),
     Flag("ping-interval", _seconds(0.05, 3600), "Engine.IO ping interval (default 25)"),
     Flag("ping-timeout", _seconds(0.05, 3600), "Engine.IO ping timeout (default 20)"),

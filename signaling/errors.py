@@ -13,7 +13,8 @@ adapter turns them into an ack ``{ok: false, error: {code, message}}`` or a
     ├── Unauthorized               unauthorized
     ├── RateLimited                rate-limited
     ├── ResumeExpired              resume-expired
-    └── Unavailable                unavailable  (not in contract v1, see below)
+    ├── TooManyRooms               too-many-rooms  (v1.1)
+    └── Unavailable                unavailable     (v1.1)
 """
 
 from __future__ import annotations
@@ -66,12 +67,17 @@ class ResumeExpired(SignalingError):
     code = "resume-expired"
 
 
+class TooManyRooms(SignalingError):
+    """A join past ``--max-rooms-per-connection`` (a re-join is not counted)."""
+
+    code = "too-many-rooms"
+
+
 class Unavailable(SignalingError):
     """The server could not do it now (shared state unreachable, internal error).
 
-    Contract v1 has no code for this; rather than fail silently or drop the
-    client, the request is refused with ``unavailable`` and changes nothing.
-    The client may retry. Proposed for the next version of the contract.
+    Rather than fail silently or drop a client that did nothing wrong, the
+    request is refused and changes nothing; the client may retry.
     """
 
     code = "unavailable"
@@ -88,5 +94,7 @@ ERROR_CODES: tuple[str, ...] = tuple(
         Unauthorized,
         RateLimited,
         ResumeExpired,
+        TooManyRooms,
+        Unavailable,
     )
 )

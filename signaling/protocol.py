@@ -24,7 +24,7 @@ MAX_SIGNAL_BYTES = 64 * 1024
 MAX_RESUME_TOKEN = 256
 MAX_PEER_ID = 128
 
-REQUEST_EVENTS = frozenset({"join", "leave", "signal", "relay"})
+REQUEST_EVENTS = frozenset({"join", "leave", "signal", "relay", "update", "ice-servers"})
 
 
 def json_size(value: object) -> int:
@@ -113,14 +113,30 @@ class RelayRequest:
     binary: bool = False
 
 
-Request = JoinRequest | LeaveRequest | SignalRequest | RelayRequest
+@dataclass(frozen=True, slots=True)
+class UpdateRequest:
+    """v1.1: replace this peer's meta in one room."""
+
+    room: str
+    meta: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class IceServersRequest:
+    """v1.1: fresh ``iceServers`` (TURN credentials minted now)."""
+
+
+Request = (
+    JoinRequest | LeaveRequest | SignalRequest | RelayRequest | UpdateRequest | IceServersRequest
+)
 
 
 def parse_request(event: str, args: list[Any], *, max_relay_bytes: int) -> Request:
     """Parse the arguments of one request event (ack callback excluded)."""
     if event not in REQUEST_EVENTS:
         raise InvalidPayload(
-            f"unknown request {_show(event)}: expected one of join, leave, signal, relay"
+            f"unknown request {_show(event)}: expected one of "
+            "join, leave, signal, relay, update, ice-servers"
         )
     if len(args) != 1 or not isinstance(args[0], dict):
         raise InvalidPayload(f"{event} takes exactly one object argument")
@@ -131,21 +147,18 @@ def parse_request(event: str, args: list[Any], *, max_relay_bytes: int) -> Reque
         return LeaveRequest(room=room_name(body.get("room")))
     if event == "signal":
         return _parse_signal(body)
+    if event == "update":
+        if "meta" not in body:
+            raise InvalidPayload("update needs meta (a JSON object, at most 1 KiB as JSON)")
+        return UpdateRequest(room=room_name(body.get("room")), meta=_parse_meta(body["meta"]))
+    if event == "ice-servers":
+        return IceServersRequest()
     return _parse_relay(body, max_relay_bytes)
 
 
 def _parse_join(body: dict[str, Any]) -> JoinRequest:
     room = room_name(body.get("room"))
-    meta = body.get("meta", {})
-    if meta is None:
-        meta = {}
-    if not isinstance(meta, dict):
-        raise InvalidPayload("meta must be a JSON object")
-    size, binary = measure(meta)
-    if binary:
-        raise InvalidPayload("meta must be JSON, not binary")
-    if size > MAX_META_BYTES:
-        raise PayloadTooLarge(f"meta is larger than {MAX_META_BYTES} bytes as JSON")
+    meta = _parse_meta(body.get("meta"))
     webrtc = body.get("webrtc", True)
     if not isinstance(webrtc, bool):
         raise InvalidPayload("webrtc must be a boolean")
@@ -155,6 +168,20 @@ def _parse_join(body: dict[str, Any]) -> JoinRequest:
     ):
         raise InvalidPayload("resume must be the resumeToken string from an earlier join")
     return JoinRequest(room=room, meta=meta, webrtc=webrtc, resume=resume)
+
+
+def _parse_meta(meta: object) -> dict[str, Any]:
+    """A peer's meta, as ``join`` and ``update`` take it: absent or null is ``{}``."""
+    if meta is None:
+        return {}
+    if not isinstance(meta, dict):
+        raise InvalidPayload("meta must be a JSON object")
+    size, binary = measure(meta)
+    if binary:
+        raise InvalidPayload("meta must be JSON, not binary")
+    if size > MAX_META_BYTES:
+        raise PayloadTooLarge(f"meta is larger than {MAX_META_BYTES} bytes as JSON")
+    return meta
 
 
 def _parse_signal(body: dict[str, Any]) -> SignalRequest:

@@ -2,7 +2,10 @@
 
 The contract: past ``--rate-limit`` requests a second a connection is answered
 ``rate-limited``, by a token bucket that starts full and holds twice the rate;
-every request counts, failed ones too; 0 turns limiting off.
+every request counts, failed ones too; 0 turns limiting off. v1.1 adds
+``--rate-limit-bytes``, the payload bytes a connection may have handed to
+peers each second (:class:`ByteBudget`), charged by the service, which alone
+knows how many peers a request reached.
 
 On top of that, a connection that keeps hammering far past its limit is
 disconnected. The policy (:class:`AbuseTracker`): each refused request is a
@@ -114,3 +117,49 @@ class ConnectionLimiter:
         if self._abuse.refused(now):
             return Verdict.DISCONNECT
         return Verdict.REFUSE
+
+
+class ByteBudget:
+    """The contract's ``--rate-limit-bytes``: payload bytes a second handed to peers.
+
+    A token bucket of ``2 * rate`` bytes that starts full. Unlike the request
+    bucket it is checked and charged apart: a request is admitted while the
+    level is above zero, and charged afterwards by what it actually cost (its
+    payload times the peers it was handed to, known only once routed), which
+    may take the level below zero. One request therefore never needs a bucket
+    as big as itself, and the debt is paid back at ``rate`` before the next one.
+    ``rate`` 0 turns it off.
+    """
+
+    __slots__ = ("_last", "_level", "burst", "rate")
+
+    def __init__(self, rate: float, now: float) -> None:
+        if not (rate >= 0 and math.isfinite(rate)):
+            raise ValueError("rate must be a finite number >= 0")
+        self.rate = rate
+        self.burst = BURST_FACTOR * rate
+        self._level = self.burst
+        self._last = now
+
+    def _refill(self, now: float) -> None:
+        if now > self._last:  # a clock going backwards refills nothing
+            self._level = min(self.burst, self._level + (now - self._last) * self.rate)
+            self._last = now
+
+    def admit(self, now: float) -> bool:
+        """Whether a request may go now (the bucket is above zero)."""
+        if self.rate == 0:
+            return True
+        self._refill(now)
+        return self._level > 0
+
+    def charge(self, size: int, now: float) -> None:
+        """Take ``size`` bytes, going below zero if need be."""
+        if self.rate == 0:
+            return
+        self._refill(now)
+        self._level -= size
+
+    @property
+    def level(self) -> float:
+        return self._level

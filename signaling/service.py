@@ -17,9 +17,26 @@ from typing import Any, Protocol
 
 from .auth import TokenClaims
 from .backends.base import Backend, Delivery, Member, Resumed
-from .errors import InvalidPayload, NotInRoom, SignalingError, Unauthorized, UnknownPeer
-from .ice import ice_servers
-from .protocol import JoinRequest, LeaveRequest, RelayRequest, Request, SignalRequest
+from .errors import (
+    InvalidPayload,
+    NotInRoom,
+    RateLimited,
+    SignalingError,
+    TooManyRooms,
+    Unauthorized,
+    UnknownPeer,
+)
+from .ice import IceServer, ice_servers
+from .protocol import (
+    IceServersRequest,
+    JoinRequest,
+    LeaveRequest,
+    RelayRequest,
+    Request,
+    SignalRequest,
+    UpdateRequest,
+)
+from .rate_limit import ByteBudget
 from .settings import Settings
 
 log = logging.getLogger("signaling")
@@ -52,6 +69,7 @@ class Session:
     registered: bool = False
     joined_any: bool = False
     resume_token: str | None = None
+    budget: ByteBudget = field(default_factory=lambda: ByteBudget(0, 0.0))
 
 
 @dataclass(slots=True)
@@ -67,15 +85,18 @@ class SignalingService:
         backend: Backend,
         *,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         counter: RelayCounter | None = None,
     ) -> None:
         self.settings = settings
         self.backend = backend
         self.clock = clock
+        self.monotonic = monotonic  # for rate limits: never jumps with the wall clock
         self.counter = counter or _NoCounter()
 
     def open_session(self, claims: TokenClaims | None = None) -> Session:
-        return Session(peer_id=new_peer_id(), claims=claims)
+        budget = ByteBudget(self.settings.rate_limit_bytes, self.monotonic())
+        return Session(peer_id=new_peer_id(), claims=claims, budget=budget)
 
     async def handle(self, session: Session, request: Request) -> Outcome:
         if isinstance(request, JoinRequest):
@@ -84,6 +105,10 @@ class SignalingService:
             return await self._leave(session, request)
         if isinstance(request, SignalRequest):
             return await self._signal(session, request)
+        if isinstance(request, UpdateRequest):
+            return await self._update(session, request)
+        if isinstance(request, IceServersRequest):
+            return Outcome(ack={"ok": True, "iceServers": self._ice_servers(session)})
         return await self._relay(session, request)
 
     # -- join / leave ----------------------------------------------------
@@ -96,6 +121,7 @@ class SignalingService:
             await self.backend.register(session.peer_id, token)
             session.registered = True
             session.resume_token = token
+        await self._check_room_count(session, request.room)
         member = Member(session.peer_id, request.meta, request.webrtc)
         result = await self.backend.join(request.room, member, self.settings.max_peers_per_room)
         session.joined_any = True
@@ -106,6 +132,15 @@ class SignalingService:
                 [Delivery(other.peer_id, "peer-joined", announce) for other in result.others]
             )
         return Outcome(ack=self._join_ack(session, request.room, result.others))
+
+    async def _check_room_count(self, session: Session, room: str) -> None:
+        limit = self.settings.max_rooms_per_connection
+        rooms = await self.backend.rooms_of(session.peer_id)
+        if len(rooms) >= limit and room not in rooms:
+            raise TooManyRooms(
+                f"this connection is in {len(rooms)} rooms, the most allowed "
+                f"(--max-rooms-per-connection {limit}): leave one first"
+            )
 
     async def _resume(self, session: Session, request: JoinRequest, resume_token: str) -> Outcome:
         if session.joined_any:
@@ -157,16 +192,28 @@ class SignalingService:
             "room": room,
             "peerId": session.peer_id,
             "peers": [m.to_wire() for m in others],
-            "iceServers": ice_servers(
-                stun=list(self.settings.stun),
-                turn_urls=list(self.settings.turn_url),
-                turn_secret=self.settings.turn_secret,
-                turn_ttl=self.settings.turn_ttl,
-                peer_id=session.peer_id,
-                now=self.clock(),
-            ),
+            "iceServers": self._ice_servers(session),
             "resumeToken": session.resume_token,
         }
+
+    def _ice_servers(self, session: Session) -> list[IceServer]:
+        """The ICE servers for this peer, TURN credentials minted now."""
+        return ice_servers(
+            stun=list(self.settings.stun),
+            turn_urls=list(self.settings.turn_url),
+            turn_secret=self.settings.turn_secret,
+            turn_ttl=self.settings.turn_ttl,
+            peer_id=session.peer_id,
+            now=self.clock(),
+        )
+
+    async def _update(self, session: Session, request: UpdateRequest) -> Outcome:
+        others = await self.backend.update_meta(request.room, session.peer_id, request.meta)
+        if others is None:
+            raise NotInRoom(f"you are not in room {request.room!r}: join it first")
+        payload = {"room": request.room, "peerId": session.peer_id, "meta": request.meta}
+        await self.backend.deliver([Delivery(pid, "peer-updated", payload) for pid in others])
+        return Outcome(ack={"ok": True})
 
     async def _leave(self, session: Session, request: LeaveRequest) -> Outcome:
         departure = await self.backend.leave(request.room, session.peer_id)
@@ -183,14 +230,24 @@ class SignalingService:
         await self.backend.deliver([Delivery(pid, "peer-left", payload) for pid in remaining])
 
     # -- messages --------------------------------------------------------
+    def _check_budget(self, session: Session) -> None:
+        if not session.budget.admit(self.monotonic()):
+            raise RateLimited(
+                f"over {self.settings.rate_limit_bytes:,} bytes a second handed to peers "
+                "(--rate-limit-bytes; a room-wide relay counts once per receiver): slow down"
+            )
+
     async def _signal(self, session: Session, request: SignalRequest) -> Outcome:
+        self._check_budget(session)
         await self._check_route(session, request.room, request.to)
         payload = {"room": request.room, "from": session.peer_id, "data": request.data}
         await self.backend.deliver([Delivery(request.to, "signal", payload, request.size)])
+        session.budget.charge(request.size, self.monotonic())
         self.counter.relayed("signal", 1, request.size)
         return Outcome(ack={"ok": True})
 
     async def _relay(self, session: Session, request: RelayRequest) -> Outcome:
+        self._check_budget(session)
         if request.to is not None:
             await self._check_route(session, request.room, request.to)
             targets = [request.to]
@@ -206,6 +263,7 @@ class SignalingService:
             "data": request.data,
         }
         await self.backend.deliver([Delivery(pid, "relay", payload, request.size, request.binary) for pid in targets])
+        session.budget.charge(request.size * len(targets), self.monotonic())
         self.counter.relayed("relay", len(targets), request.size * len(targets))
         return Outcome(ack={"ok": True, "delivered": len(targets)})
 

@@ -15,6 +15,8 @@ class Settings:
     max_peers_per_room: int = 16
     max_relay_bytes: int = 1024 * 1024
     rate_limit: float = 100.0
+    rate_limit_bytes: int = 32 * 1024 * 1024  # per second, per connection; 0 = off
+    max_rooms_per_connection: int = 32
     resume_grace: float = 15.0
     ping_interval: float = 25.0
     ping_timeout: float = 20.0

@@ -111,6 +111,9 @@ class Backend(Protocol):
     async def leave(self, room: str, peer_id: str) -> Departure | None:
         """Remove the peer from the room; None if it was not in it."""
 
+    async def update_meta(self, room: str, peer_id: str, meta: dict[str, Any]) -> list[str] | None:
+        """Replace the peer's meta in the room; the others in it, or None if it is not in it."""
+
     async def members(self, room: str) -> list[Member]: ...
 
     async def is_member(self, room: str, peer_id: str) -> bool: ...

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from ..errors import ResumeExpired, RoomFull
 from ..mailbox import Mailbox
@@ -133,6 +134,14 @@ class MemoryBackend:
         if not members:
             del self._rooms[room]
         return Departure(room=room, peer_id=peer_id, remaining=list(members))
+
+    async def update_meta(self, room: str, peer_id: str, meta: dict[str, Any]) -> list[str] | None:
+        members = self._rooms.get(room)
+        member = members.get(peer_id) if members is not None else None
+        if members is None or member is None:
+            return None
+        members[peer_id] = replace(member, meta=meta)
+        return [pid for pid in members if pid != peer_id]
 
     async def members(self, room: str) -> list[Member]:
         return list(self._rooms.get(room, {}).values())

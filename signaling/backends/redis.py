@@ -426,6 +426,33 @@ class RedisBackend:
         self._prune([room])
         return Departure(room, peer_id, pids)
 
+    # -- update-meta (v1.1 `update`; kept apart from the model above) -----
+    _UPDATE_META = """
+    if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return false end
+    redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+    return redis.call('HKEYS', KEYS[1])
+    """
+
+    async def update_meta(self, room: str, peer_id: str, meta: dict[str, Any]) -> list[str] | None:
+        """Replace the member blob only while the peer is in the room (one script)."""
+        local = self._local.get(peer_id)
+        current = local.rooms.get(room) if local is not None else None
+        if local is None or current is None:
+            return None  # the requester is always this node's own peer
+        member = Member(peer_id, meta, current.webrtc)
+        if self._down is not None and self._room_is_local(room):
+            local.rooms[room] = member
+            self._changed()
+            return [pid for pid in self._room_locals(room) if pid != peer_id]
+        key = f"{self._prefix}room:{room}"
+        pids = await self._call(self._redis.eval, self._UPDATE_META, 1, key, peer_id, _member_blob(member))
+        if pids is None:
+            return None
+        local.rooms[room] = member
+        self._changed()
+        return [_str(pid) for pid in pids if _str(pid) != peer_id]
+    # -- end update-meta ---------------------------------------------------
+
     async def members(self, room: str) -> list[Member]:
         if self._down is not None and self._room_is_local(room):
             return list(self._room_locals(room).values())

@@ -9,7 +9,7 @@ from typing import Any
 
 import socketio
 
-EVENTS = ("peer-joined", "peer-left", "signal", "relay", "rejected")
+EVENTS = ("peer-joined", "peer-left", "peer-updated", "signal", "relay", "rejected")
 WAIT = 10.0
 FLUSH_TIMEOUT = 5.0
 

@@ -37,12 +37,32 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         (["--turn-url", "turn:t.example"], "--turn-url"),
         (["--allowed-origins", "not an origin"], "--allowed-origins"),
         (["--no-such-flag"], "--no-such-flag"),
+        (["--max-rooms-per-connection", "0"], "--max-rooms-per-connection"),
+        (["--max-rooms-per-connection", "many"], "--max-rooms-per-connection"),
+        (["--rate-limit-bytes", "-1"], "--rate-limit-bytes"),
+        (["--rate-limit-bytes", "1.5"], "--rate-limit-bytes"),
     ],
 )
 def test_bad_flag_exits_2_naming_it(args: list[str], flag: str) -> None:
     done = run_cli(*args)
     assert done.returncode == 2
     assert flag in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--max-relay-bytes", "999999999999"], "expected 1 byte to 512 MiB, got 999999999999"),
+        (["--rate-limit-bytes", "99999999999999"], "expected 0 bytes to 64 GiB"),
+        (["--max-peers-per-room", "1000000"], "expected 1 to 100,000"),
+        (["--rate-limit", "1e9"], "expected 0 to 1,000,000 requests/s"),
+        (["--resume-grace", "100000"], "expected 0 to 86,400 seconds"),
+    ],
+)
+def test_range_errors_use_plain_numbers(args: list[str], message: str) -> None:
+    done = run_cli(*args)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert "e+" not in done.stderr
 
 
 def test_bad_environment_value_names_the_flag() -> None:
@@ -66,6 +86,10 @@ def test_environment_and_flags() -> None:
     assert (defaults.rate_limit, defaults.resume_grace, defaults.ping_interval, defaults.ping_timeout) == (
         100, 15, 25, 20)
     assert defaults.redis_url is None and defaults.auth_secret is None and defaults.turn_ttl == 86400
+    assert (defaults.max_rooms_per_connection, defaults.rate_limit_bytes) == (32, 33554432)
+    env_v11 = {"SIGNALING_MAX_ROOMS_PER_CONNECTION": "5", "SIGNALING_RATE_LIMIT_BYTES": "0"}
+    v11 = parse_settings([], env_v11)
+    assert (v11.max_rooms_per_connection, v11.rate_limit_bytes) == (5, 0)
 
 
 def test_console_script_help() -> None:

@@ -29,6 +29,8 @@ async def main(url, rooms, transport):
     await sio.connect(url, transports=[transport], wait_timeout=10,
                       auth={"token": token} if token else None)
     acks = [await sio.call("join", {"room": room}, timeout=10) for room in rooms]
+    if os.environ.get("CHILD_UPDATE"):
+        assert (await sio.call("update", json.loads(os.environ["CHILD_UPDATE"]), timeout=10))["ok"]
     print(json.dumps(acks[0]), flush=True)
     await asyncio.Event().wait()
 
@@ -37,13 +39,14 @@ asyncio.run(main(sys.argv[1], sys.argv[3:], sys.argv[2]))
 
 
 async def spawn_child(server: RunningServer, *rooms: str, transport: str = "websocket",
-                      token: str | None = None
+                      token: str | None = None, update: dict[str, Any] | None = None
                       ) -> tuple[asyncio.subprocess.Process, dict[str, Any]]:
     """A client in its own process, joined to ``rooms``; returns it and its first ack."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", CHILD, server.url, transport, *rooms, cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
-        env={**os.environ, **({"CHILD_TOKEN": token} if token else {})},
+        env={**os.environ, **({"CHILD_TOKEN": token} if token else {}),
+             **({"CHILD_UPDATE": json.dumps(update)} if update else {})},
     )
     assert proc.stdout is not None
     line = await asyncio.wait_for(proc.stdout.readline(), 20)

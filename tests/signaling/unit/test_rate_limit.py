@@ -138,3 +138,27 @@ def test_limiter_refusals_recover_after_a_pause() -> None:
     verdicts = [limiter.admit(T0 + 20) for _ in range(200 + 1000)]
     assert Verdict.DISCONNECT not in verdicts
     assert verdicts[:200] == [Verdict.ALLOW] * 200
+
+
+def test_byte_budget_admits_above_zero_then_charges() -> None:
+    from signaling.rate_limit import ByteBudget
+
+    budget = ByteBudget(100, T0)  # burst 200, starts full
+    assert budget.admit(T0)
+    budget.charge(150, T0)
+    assert budget.admit(T0)  # 50 left: above zero
+    budget.charge(150, T0)  # may go below zero
+    assert budget.level == -100 and not budget.admit(T0)
+    assert not budget.admit(T0 + 1.0)  # back to 0: not above it
+    assert budget.admit(T0 + 1.01)
+    budget.charge(0, T0 + 1000)
+    assert budget.level == 200  # never above the burst
+    assert budget.admit(T0 - 5) and budget.level == 200  # a clock going back changes nothing
+
+
+def test_byte_budget_off() -> None:
+    from signaling.rate_limit import ByteBudget
+
+    budget = ByteBudget(0, T0)
+    budget.charge(10**12, T0)
+    assert budget.admit(T0)
