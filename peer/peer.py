@@ -8,8 +8,8 @@ one. File transfers, both ways, are :class:`~peer.transfers.FileTransfers`'.
 This module is the shell around them: the signaling client's listener, the
 room's peers, and the application's handlers.
 
-Besides the contract's events (``peer-joined``, ``peer-left``, ``upgrade``,
-``downgrade``, ``file``) a Peer raises the browser client's extras, same
+Besides the contract's events (``peer-joined``, ``peer-left``,
+``peer-updated``, ``upgrade``, ``downgrade``, ``file``) a Peer raises the browser client's extras, same
 names and fields: ``file-offer``, ``file-progress``, ``file-failed`` (see
 :mod:`peer.transfers`) and ``signaling`` (state, own id) with state one of
 ``connected``, ``reconnecting``, ``resumed``, ``rejoined`` (a new own id: the
@@ -44,6 +44,7 @@ import inspect
 import logging
 import os
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar, overload
@@ -236,6 +237,17 @@ class Peer:
         else:
             self._request_handlers[event] = handler
 
+    async def update_meta(self, meta: dict[str, Any]) -> None:
+        """Replace this peer's ``meta``; the others raise ``peer-updated`` (peer_id, info).
+
+        Same rules as ``meta`` at join (a JSON object, at most 1 KiB as JSON);
+        a refusal raises SignalingError with the contract's code.
+        """
+        if self._signaling is None:
+            raise RuntimeError("not connected: await peer.connect() first")
+        await self._signaling.update(dict(meta))
+        self.meta = dict(meta)
+
     async def send_file(
         self,
         peer_id: str,
@@ -289,6 +301,12 @@ class Peer:
         peer_id = payload.get("peerId")
         if payload.get("room") == self.room and isinstance(peer_id, str):
             self._drop_peer(peer_id, str(payload.get("reason", "left")))
+
+    def on_peer_updated(self, payload: dict[str, Any]) -> None:
+        link = self._links.get(str(payload.get("peerId")))
+        meta = payload.get("meta")
+        if payload.get("room") == self.room and link is not None and isinstance(meta, dict):
+            self._update_info(link, meta)
 
     def on_signal(self, payload: dict[str, Any]) -> None:
         link = self._links.get(str(payload.get("from")))
@@ -354,7 +372,11 @@ class Peer:
                 self._drop_peer(peer_id, "disconnected")
         for payload in listed:
             listed_id = payload.get("peerId")
-            if listed_id in self._links:
+            known = self._links.get(str(listed_id))
+            if known is not None:
+                meta = payload.get("meta")
+                if isinstance(meta, dict) and meta != known.info.meta:  # changed while we were away
+                    self._update_info(known, meta)
                 continue
             self._add_peer(payload, quiet=bool(announce and listed_id in announce))
         if not fresh:
@@ -390,6 +412,10 @@ class Peer:
             )
         if not quiet:
             self._raise("peer-joined", peer_id, info)
+
+    def _update_info(self, link: PeerLink, meta: dict[str, Any]) -> None:
+        link.info = replace(link.info, meta=meta)
+        self._raise("peer-updated", link.info.peer_id, link.info)
 
     def _drop_peer(self, peer_id: str, reason: str) -> None:
         link = self._links.pop(peer_id, None)

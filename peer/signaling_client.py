@@ -45,6 +45,7 @@ class SignalingListener(Protocol):
 
     def on_peer_joined(self, payload: dict[str, Any]) -> None: ...
     def on_peer_left(self, payload: dict[str, Any]) -> None: ...
+    def on_peer_updated(self, payload: dict[str, Any]) -> None: ...
     def on_signal(self, payload: dict[str, Any]) -> None: ...
     def on_relay(self, payload: dict[str, Any]) -> None: ...
     async def on_session(self, ack: dict[str, Any], resumed: bool) -> None:
@@ -170,6 +171,11 @@ class SignalingClient:
     async def signal(self, to: str, data: dict[str, Any]) -> None:
         await self.request("signal", {"room": self.room, "to": to, "data": data})
 
+    async def update(self, meta: dict[str, Any]) -> None:
+        """Replace this peer's meta in the room; a later fresh join uses it too."""
+        await self.request("update", {"room": self.room, "meta": meta})
+        self.meta = meta
+
     async def relay(self, event: str, data: Any, to: str | None = None) -> int:
         payload: dict[str, Any] = {"room": self.room, "event": event, "data": data}
         if to is not None:
@@ -185,6 +191,7 @@ class SignalingClient:
         listener = self._listener
         sio.on("peer-joined", _guarded(listener.on_peer_joined))
         sio.on("peer-left", _guarded(listener.on_peer_left))
+        sio.on("peer-updated", _guarded(listener.on_peer_updated))
         sio.on("signal", _guarded(listener.on_signal))
         sio.on("relay", _guarded(listener.on_relay))
         sio.on("rejected", self._on_rejected)

@@ -433,3 +433,45 @@ async def test_requests_between_browser_and_python(
         await page.evaluate("() => window.rtcPeer.close()")
         await context.close()
     assert errors == []
+
+
+async def test_update_meta_between_browser_and_python(server: RunningServer, browser: Any) -> None:
+    from peer import Peer
+
+    context, page, errors = await blank_page(browser, server.url)
+    browser_id = await page.evaluate(
+        """async () => {
+          const { Peer } = await import('/static/rtc-peer.js');
+          const peer = new Peer(location.origin, 'presence-web', { meta: { name: 'web' }, webrtc: false });
+          window.updates = [];
+          peer.on('peer-updated', (id, info) => window.updates.push([id, info.meta, peer.peers.get(id).meta]));
+          await peer.connect();
+          window.rtcPeer = peer;
+          return peer.id;
+        }"""
+    )
+    python = Peer(server.url, "presence-web", meta={"name": "py"}, webrtc=False)
+    updates: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+    python.on("peer-updated", lambda peer_id, info: updates.put_nowait((peer_id, info.meta)))
+    await python.connect()
+    try:
+        await python.update_meta({"name": "py", "hand": True})
+        await page.wait_for_function("() => window.updates.length === 1")
+        assert await page.evaluate("() => window.updates") == [
+            [python.id, {"name": "py", "hand": True}, {"name": "py", "hand": True}]
+        ]
+        code = await page.evaluate(
+            """async () => {
+              await window.rtcPeer.updateMeta({ name: 'web', muted: true });
+              try { await window.rtcPeer.updateMeta({ pad: 'x'.repeat(2000) }); return 'sent'; }
+              catch (err) { return err.code; }
+            }"""
+        )
+        assert code == "payload-too-large"
+        assert await asyncio.wait_for(updates.get(), 10) == (browser_id, {"name": "web", "muted": True})
+        assert python.peers[browser_id].meta == {"name": "web", "muted": True}
+    finally:
+        await python.close()
+        await page.evaluate("() => window.rtcPeer.close()")
+        await context.close()
+    assert errors == []

@@ -262,6 +262,15 @@ export class Peer {
     return this._transfers.send(peerId, file, name ?? file.name ?? "file");
   }
 
+  /**
+   * Replace this peer's meta (<= 1 KiB JSON); the others raise
+   * "peer-updated" (peerId, info). Rejects with .code on a refusal.
+   */
+  async updateMeta(meta) {
+    await this._client.update(this.room, meta);
+    this.meta = meta;
+  }
+
   /** Media to send to every peer (calls); null stops sending. */
   setStream(stream) {
     this.stream = stream;
@@ -290,6 +299,11 @@ export class Peer {
       if (p.room !== this.room || !this.peers.has(p.peerId)) return;
       this._dropPeer(p.peerId);
       this._raise("peer-left", p.peerId, p.reason);
+    });
+    c.on("peer-updated", (p) => {
+      const info = this.peers.get(p.peerId);
+      if (p.room !== this.room || !info || !p.meta || typeof p.meta !== "object") return;
+      this._updateInfo(info, p.meta);
     });
     c.on("signal", (p) => {
       if (p.room !== this.room) return;
@@ -321,14 +335,25 @@ export class Peer {
       }
     }
     for (const info of ack.peers) {
-      if (!this.peers.has(info.peerId)) this._addPeer({ room: this.room, ...info }, true);
-      else if (!this._links.has(info.peerId)) this._openLink(this.peers.get(info.peerId));
+      const known = this.peers.get(info.peerId);
+      if (!known) this._addPeer({ room: this.room, ...info }, true);
+      else {
+        if (!this._links.has(info.peerId)) this._openLink(known);
+        // Changed while we were away:
+        if (JSON.stringify(info.meta ?? {}) !== JSON.stringify(known.meta)) this._updateInfo(known, info.meta ?? {});
+      }
     }
     if (resumed) {
       for (const link of this._links.values()) link.resendOnRelay();
     }
     if (this._everJoined && !this._closed) this._raise("signaling", resumed ? "resumed" : "rejoined");
     this._everJoined = true;
+  }
+
+  _updateInfo(info, meta) {
+    const updated = { ...info, meta };
+    this.peers.set(info.peerId, updated);
+    this._raise("peer-updated", info.peerId, updated);
   }
 
   _addPeer(p, announce) {

@@ -37,7 +37,7 @@ export class SignalingError extends Error {
   }
 }
 
-const SERVER_EVENTS = ["peer-joined", "peer-left", "signal", "relay", "rejected"];
+const SERVER_EVENTS = ["peer-joined", "peer-left", "peer-updated", "signal", "relay", "rejected"];
 
 export class SignalingClient {
   /**
@@ -157,6 +157,13 @@ export class SignalingClient {
     this.peerId = ack.peerId;
     this.resumeToken = ack.resumeToken;
     return ack;
+  }
+
+  /** Replace this peer's meta in `room`; a later fresh join uses it too. */
+  async update(room, meta) {
+    await this.request("update", { room, meta });
+    const opts = this.rooms.get(room);
+    if (opts) opts.meta = meta;
   }
 
   async leave(room) {
