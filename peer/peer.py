@@ -54,6 +54,7 @@ from .errors import PeerGone, RequestError, ReservedEvent, SignalingError
 from .files import Progress
 from .framing import RELAY_EVENT
 from .negotiation import Negotiator, rtc_configuration
+from .path_stats import PathInfo, webrtc_path
 from .peer_link import PeerInfo, PeerLink, Transport
 from .relay_channel import RelayChannel
 from .session import Delivery, Message
@@ -131,6 +132,19 @@ class Peer:
     def transport(self, peer_id: str) -> Transport:
         """``"webrtc"`` while a data channel to ``peer_id`` is open, else ``"relay"``."""
         return self._link(peer_id).path
+
+    def path(self, peer_id: str) -> PathInfo:
+        """``{"transport", "candidate", "rtt_ms"}`` of the path to ``peer_id`` now.
+
+        ``candidate`` ("host", "srflx", "prflx", "relay": a TURN server relays)
+        and ``rtt_ms`` (the data channel's smoothed round-trip time) are None
+        while messages go through the signaling server, or when unknown.
+        """
+        link = self._link(peer_id)
+        if link.path != "webrtc" or link.negotiator is None:
+            return {"transport": link.path, "candidate": None, "rtt_ms": None}
+        candidate, rtt_ms = webrtc_path(link.negotiator.peer_connection)
+        return {"transport": "webrtc", "candidate": candidate, "rtt_ms": rtt_ms}
 
     @overload
     def on(self, event: str) -> Callable[[H], H]: ...

@@ -347,7 +347,9 @@ async def test_requests_between_two_browser_peers(server: RunningServer, browser
         b.handle('fast', (from, n) => { order.push(`fast ${n}`); return n; });
         b.on('chat', (from, n) => order.push(`chat ${n}`));
         await a.connect();
+        const joined = new Promise((resolve) => a.on('peer-joined', resolve));
         await b.connect();
+        await joined;
         const out = {};
         out.add = await a.request(b.id, 'add', [1, 2, 3]);
         const bytes = await a.request(b.id, 'echo', new Uint8Array([0, 255, 7]));
@@ -474,4 +476,65 @@ async def test_update_meta_between_browser_and_python(server: RunningServer, bro
         await python.close()
         await page.evaluate("() => window.rtcPeer.close()")
         await context.close()
+    assert errors == []
+
+
+async def test_path_in_the_browser_and_in_python(server: RunningServer, browser: Any) -> None:
+    from peer import Peer
+
+    context, page, errors = await blank_page(browser, server.url)
+    browser_id = await page.evaluate(
+        """async () => {
+          const { Peer } = await import('/static/rtc-peer.js');
+          const peer = new Peer(location.origin, 'path-web');
+          await peer.connect();
+          window.rtcPeer = peer;
+          return peer.id;
+        }"""
+    )
+    python = Peer(server.url, "path-web")
+    upgraded = asyncio.Event()
+    python.on("upgrade", lambda *_: upgraded.set())
+    await python.connect()
+    try:
+        before = await page.evaluate("(id) => window.rtcPeer.path(id)", python.id)
+        if before["transport"] == "relay":
+            assert before == {"transport": "relay", "candidate": None, "rttMs": None}
+        await asyncio.wait_for(upgraded.wait(), 30)
+        await page.wait_for_function("(id) => window.rtcPeer.transport(id) === 'webrtc'", arg=python.id)
+        await python.emit("x", 1, to=browser_id)
+        path = await page.evaluate(
+            """async (id) => {
+              for (let i = 0; i < 100; i++) {
+                const p = await window.rtcPeer.path(id);
+                if (p.rttMs !== null) return p;
+                await new Promise((r) => setTimeout(r, 100));
+              }
+              return window.rtcPeer.path(id);
+            }""",
+            python.id,
+        )
+        assert path["transport"] == "webrtc" and path["candidate"] == "host"
+        assert isinstance(path["rttMs"], (int, float)) and 0 <= path["rttMs"] < 5000
+        assert python.path(browser_id)["candidate"] == "host"
+    finally:
+        await python.close()
+        await page.evaluate("() => window.rtcPeer.close()")
+        await context.close()
+    assert errors == []
+
+
+async def test_the_files_demo_shows_the_path(server: RunningServer, browser: Any, artifacts: Path) -> None:
+    context = await browser.new_context()
+    first, second = await context.new_page(), await context.new_page()
+    errors: list[str] = []
+    for page in (first, second):
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await first.goto(f"{server.url}/files.html?room=path-demo&name=one")
+    await second.goto(f"{server.url}/files.html?room=path-demo&name=two")
+    badge = first.locator("[data-transport='webrtc'][data-candidate='host']")
+    await badge.first.wait_for(timeout=30_000)
+    assert (await badge.first.text_content() or "").startswith("webrtc · host")
+    await first.screenshot(path=str(artifacts / "files-path.png"))
+    await context.close()
     assert errors == []

@@ -18,6 +18,7 @@ import { PeerLink } from "./lib/peer-link.js";
 import { RELAY_EVENT } from "./lib/framing.js";
 import { FileTransfers } from "./lib/transfers.js";
 import { RequestError } from "./lib/requests.js";
+import { pathFromStats } from "./lib/path-stats.js";
 import { PEER_REQUEST_TIMEOUT_MS, RESERVED_EVENTS } from "./lib/constants.js";
 
 export { SignalingError, RequestError, RESERVED_EVENTS };
@@ -100,6 +101,25 @@ export class Peer {
   /** "webrtc" when messages to that peer go on a data channel, else "relay". */
   transport(peerId) {
     return this._links.get(peerId)?.path ?? "relay";
+  }
+
+  /**
+   * The path to a peer now: resolves to {transport, candidate, rttMs}.
+   * `candidate` ("host", "srflx", "prflx", "relay": a TURN server relays) and
+   * `rttMs` (the selected pair's current round-trip time) come from
+   * getStats(); both are null while messages go through the signaling server.
+   */
+  async path(peerId) {
+    const link = this._link(peerId);
+    const pc = this._negotiators.get(peerId)?.pc;
+    if (link.path !== "webrtc" || !pc) return { transport: link.path, candidate: null, rttMs: null };
+    let found = { candidate: null, rttMs: null };
+    try {
+      found = pathFromStats(await pc.getStats());
+    } catch (err) {
+      console.warn("rtc-peer: getStats failed", err);
+    }
+    return { transport: this.transport(peerId), ...found };
   }
 
   /** RTCPeerConnection state of the pair, or "none" when it has no WebRTC. */
