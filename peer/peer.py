@@ -57,12 +57,15 @@ from .negotiation import Negotiator, rtc_configuration
 from .path_stats import PathInfo, webrtc_path
 from .peer_link import PeerInfo, PeerLink, Transport
 from .relay_channel import RelayChannel
+from .sealing import SEALED_EVENT, Kind, Sealer, SealError, derive_key
 from .session import Delivery, Message
 from .signaling_client import SignalingClient
 from .transfers import FileTransfers
 
 logger = logging.getLogger(__name__)
 
+LIBRARY_PREFIX = "rtc-peer."
+"""Relay events of this library (frames, sealed frames): never raised as application events."""
 Handler = Callable[[str, Any], Any]
 Queued = tuple[str, str, Any]
 """(event, sender, data) for ``on`` handlers; event "" for a request (data: the Message)."""
@@ -87,6 +90,7 @@ class Peer:
         token: str | None = None,
         reconnect: bool = True,
         download_dir: str | os.PathLike[str] = ".",
+        secret: str | None = None,
     ) -> None:
         self.server_url = server_url
         self.room = room
@@ -107,6 +111,9 @@ class Peer:
         self._tasks: list[asyncio.Task[None]] = []
         self._configuration = rtc_configuration(ice_servers)
         self._closed = False
+        self._secret = secret
+        self._sealer: Sealer | None = None
+        self._undecryptable = 0
 
     # -- public API -----------------------------------------------------------
 
@@ -119,6 +126,11 @@ class Peer:
     @property
     def peers(self) -> dict[str, PeerInfo]:
         return {peer_id: link.info for peer_id, link in self._links.items()}
+
+    @property
+    def undecryptable(self) -> int:
+        """Messages dropped in a room with a secret because they did not open."""
+        return self._undecryptable
 
     @property
     def download_dir(self) -> Path:
@@ -169,6 +181,9 @@ class Peer:
     async def connect(self) -> Self:
         """Connect and join; raises SignalingError (refused) or ConnectionError."""
         loop = asyncio.get_running_loop()
+        if self._secret is not None and self._sealer is None:
+            key = await asyncio.to_thread(derive_key, self._secret, self.room)
+            self._sealer = Sealer(key, self.room)
         self._events = asyncio.Queue()
         self._chores = asyncio.Queue()
         self._tasks = [
@@ -327,6 +342,13 @@ class Peer:
         data = payload.get("data")
         if link is None or not isinstance(data, dict):
             return
+        if self._sealer is not None:
+            try:
+                data = self._sealer.open_signal(data, link.info.peer_id, self.id)
+            except SealError as exc:
+                self._undecryptable += 1
+                logger.warning("dropped a signal from %s: %s", link.info.peer_id, exc)
+                return
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("< %s signal %.75r", link.info.peer_id, data)
         if link.negotiator is not None:
@@ -339,13 +361,31 @@ class Peer:
             return
         link = self._links.get(sender)
         data = payload.get("data")
-        if event == RELAY_EVENT:
+        if self._sealer is not None:
+            self._open_relay(link, sender, event, data)
+        elif event == RELAY_EVENT:
             if link is not None and isinstance(data, bytes):
                 link.receive(data)
+        elif event.startswith(LIBRARY_PREFIX):
+            logger.debug("dropped a %r relay from %s (no secret set)", event, sender)
         elif event in RESERVED_EVENTS:
             logger.warning("dropped a relay from %s named like a library event: %r", sender, event)
         else:  # a plain relay from a client that does not speak the frames
             self._raise(event, sender, data)
+
+    def _open_relay(self, link: PeerLink | None, sender: str, event: str, data: Any) -> None:
+        """In a room with a secret only sealed frames count; everything else is dropped."""
+        assert self._sealer is not None
+        try:
+            if event != SEALED_EVENT or not isinstance(data, bytes):
+                raise SealError(f"a {event!r} relay in the clear")
+            frames = self._sealer.open(data, "relay", sender, self.id)
+        except SealError as exc:
+            self._undecryptable += 1
+            logger.warning("dropped a relay from %s: %s", sender, exc)
+            return
+        if link is not None:
+            link.receive(frames)
 
     async def on_session(self, ack: dict[str, Any], resumed: bool) -> None:
         if resumed:
@@ -408,14 +448,18 @@ class Peer:
         info = PeerInfo(peer_id, meta if isinstance(meta, dict) else {}, payload.get("webrtc") is not False)
         assert self._signaling is not None
         link = PeerLink(
-            info, RelayChannel(self._signaling, peer_id),
+            info, RelayChannel(self._signaling, peer_id, self._sealing_for(peer_id, "relay")),
             on_deliveries=self._deliver, on_path=self._on_path,
         )
         self._links[peer_id] = link
         if self.webrtc and info.webrtc and self._id is not None:
             signaling = self._signaling
 
+            sealer = self._sealer
+
             async def send_signal(data: dict[str, Any]) -> None:
+                if sealer is not None:
+                    data = sealer.seal_signal(data, self.id, peer_id)
                 await signaling.signal(peer_id, data)
 
             link.negotiator = Negotiator(
@@ -426,6 +470,12 @@ class Peer:
             )
         if not quiet:
             self._raise("peer-joined", peer_id, info)
+
+    def _sealing_for(self, peer_id: str, kind: Kind) -> Callable[[bytes], bytes] | None:
+        sealer = self._sealer
+        if sealer is None:
+            return None
+        return lambda data: sealer.seal(data, kind, self.id, peer_id)
 
     def _update_info(self, link: PeerLink, meta: dict[str, Any]) -> None:
         link.info = replace(link.info, meta=meta)
