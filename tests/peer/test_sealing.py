@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from peer.sealing import KDF_ITERATIONS, SealError, Sealer, associated_data, derive_key
+from peer.sealing import KDF_ITERATIONS, Sealer, SealError, associated_data, derive_key
 
 VECTORS: dict[str, Any] = json.loads(
     (Path(__file__).parents[1] / "fixtures" / "peer-sealed.json").read_text("utf-8")
