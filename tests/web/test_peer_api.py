@@ -538,3 +538,75 @@ async def test_the_files_demo_shows_the_path(server: RunningServer, browser: Any
     await first.screenshot(path=str(artifacts / "files-path.png"))
     await context.close()
     assert errors == []
+
+
+@pytest.mark.parametrize("webrtc", [True, False], ids=["webrtc", "relay"])
+async def test_secret_rooms_between_browser_and_python(
+    server: RunningServer, browser: Any, webrtc: bool
+) -> None:
+    """Same secret: they talk (the DTLS handshake too, over sealed SDP); a browser
+    without it and one with another secret see nothing and get nothing in."""
+    from peer import Peer
+
+    room = f"blind-web-{webrtc}"
+    secret = "correct horse battery staple"
+    context, page, errors = await blank_page(browser, server.url)
+    browser_id = await page.evaluate(
+        """async ([room, secret, webrtc]) => {
+          const { Peer } = await import('/static/rtc-peer.js');
+          const make = async (options) => {
+            const peer = new Peer(location.origin, room, { webrtc, ...options });
+            peer.got = [];
+            peer.on('m', (from, data) => peer.got.push(data));
+            peer.handle('twice', (from, n) => 2 * n);
+            await peer.connect();
+            return peer;
+          };
+          window.member = await make({ secret });
+          window.outsider = await make({});
+          window.wrong = await make({ secret: 'not it' });
+          return window.member.id;
+        }""",
+        [room, secret, webrtc],
+    )
+    python = Peer(server.url, room, secret=secret, webrtc=webrtc)
+    got: list[tuple[str, Any]] = []
+    python.on("m", lambda sender, data: got.append((sender, data)))
+    python.handle("upper", lambda _s, text: text.upper())
+    await python.connect()
+    try:
+        expected = "webrtc" if webrtc else "relay"
+        await page.wait_for_function(
+            "([id, t]) => window.member.transport(id) === t", arg=[python.id, expected], timeout=30_000
+        )
+        await python.emit("m", {"secret": "plans"})
+        await page.wait_for_function("() => window.member.got.length === 1")
+        assert await python.request(browser_id, "twice", 21) == 42
+        answer = await page.evaluate(
+            """async (to) => {
+              await window.member.emit('m', new Uint8Array([1, 2, 3]), { to });
+              await window.outsider.emit('m', 'from outside');
+              await window.wrong.emit('m', 'wrong key');
+              return await window.member.request(to, 'upper', 'ok');
+            }""",
+            python.id,
+        )
+        assert answer == "OK"
+        await asyncio.wait_for(_until(lambda: len(got) >= 1 and python.undecryptable >= 2), 20)
+        assert got == [(browser_id, b"\x01\x02\x03")]
+        seen = await page.evaluate(
+            "() => [window.member.got, window.outsider.got, window.wrong.got, window.wrong.undecryptable]"
+        )
+        assert seen[0] == [{"secret": "plans"}] and seen[1] == [] and seen[2] == []
+        assert seen[3] >= 1
+        await page.wait_for_function("() => window.member.undecryptable >= 2")  # outsider's and wrong's
+    finally:
+        await python.close()
+        await page.evaluate("() => Promise.all([window.member.close(), window.outsider.close(), window.wrong.close()])")
+        await context.close()
+    assert errors == []
+
+
+async def _until(check: Any) -> None:
+    while not check():
+        await asyncio.sleep(0.02)

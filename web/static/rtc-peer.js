@@ -19,6 +19,7 @@ import { RELAY_EVENT } from "./lib/framing.js";
 import { FileTransfers } from "./lib/transfers.js";
 import { RequestError } from "./lib/requests.js";
 import { pathFromStats } from "./lib/path-stats.js";
+import { SEALED_EVENT, SealError, Sealer } from "./lib/sealing.js";
 import { PEER_REQUEST_TIMEOUT_MS, RESERVED_EVENTS } from "./lib/constants.js";
 
 export { SignalingError, RequestError, RESERVED_EVENTS };
@@ -67,6 +68,8 @@ export class Peer {
    * @param {boolean} [options.reconnect]  default true
    * @param {MediaStream} [options.stream] media to send to every peer (calls)
    * @param {boolean} [options.receiveMedia]  ask every peer for audio and video
+   * @param {string} [options.secret]      server-blind room: peers with the same secret
+   *   seal all they send through the server (docs/security.md); needs a secure context
    */
   constructor(serverUrl, room, options = {}) {
     const { meta = {}, webrtc = true, iceServers = null, token = null, reconnect = true } = options;
@@ -90,7 +93,17 @@ export class Peer {
     this._transfers = new FileTransfers(this);
     this._closed = false;
     this._everJoined = false;
+    this._secret = options.secret ?? null;
+    this._sealer = null;
+    this._undecryptable = 0;
+    this._inbound = Promise.resolve();
+    this._sealing = Promise.resolve();
     this._wire();
+  }
+
+  /** Messages dropped in a room with a secret because they did not open. */
+  get undecryptable() {
+    return this._undecryptable;
   }
 
   /** Own peerId (null before connect). */
@@ -153,6 +166,7 @@ export class Peer {
 
   /** Connect and join the room; rejects with an Error whose .code is the contract's. */
   async connect() {
+    if (this._secret !== null && !this._sealer) this._sealer = await Sealer.create(this._secret, this.room);
     await this._client.connect();
     let ack;
     try {
@@ -327,16 +341,50 @@ export class Peer {
     });
     c.on("signal", (p) => {
       if (p.room !== this.room) return;
-      this._negotiators.get(p.from)?.handleSignal(p.data);
+      if (!this._sealer) {
+        this._negotiators.get(p.from)?.handleSignal(p.data);
+        return;
+      }
+      this._opened(this._sealer.openSignal(p.data, p.from, this._id), p.from, (data) =>
+        this._negotiators.get(p.from)?.handleSignal(data),
+      );
     });
     c.on("relay", (p) => {
-      if (p.room !== this.room || p.event !== RELAY_EVENT) return;
+      if (p.room !== this.room) return;
       const bytes = binaryOf(p.data);
-      if (bytes) this._links.get(p.from)?.receive(bytes);
+      if (!this._sealer) {
+        if (p.event === RELAY_EVENT && bytes) this._links.get(p.from)?.receive(bytes);
+        return; // anything else: a plain relay, or sealed for a room we have no secret of
+      }
+      const opening =
+        p.event === SEALED_EVENT && bytes
+          ? this._sealer.open(bytes, "relay", p.from, this._id)
+          : Promise.reject(new SealError(`a "${p.event}" relay in the clear`));
+      this._opened(opening, p.from, (frames) => this._links.get(p.from)?.receive(frames));
     });
     c.on("rejected", (p) => this._raise("error", new SignalingError(p.error?.code, p.error?.message)));
     c.on("disconnected", () => !this._closed && this._raise("signaling", "reconnecting"));
     c.on("rejoined", ({ ack, resumed }) => this._joined(ack, resumed));
+  }
+
+  /**
+   * In a room with a secret: act on what `opening` yields, in arrival order
+   * (one chain for signals and relays, as the server orders them); what does
+   * not open is dropped and counted.
+   */
+  _opened(opening, from, act) {
+    opening.catch(() => {}); // handled in the chain below
+    this._inbound = this._inbound.then(async () => {
+      let value;
+      try {
+        value = await opening;
+      } catch (err) {
+        this._undecryptable += 1;
+        console.warn(`rtc-peer: dropped a message from ${from}: ${err.message}`);
+        return;
+      }
+      act(value);
+    });
   }
 
   _joined(ack, resumed) {
@@ -387,7 +435,13 @@ export class Peer {
     const peerId = info.peerId;
     const link = new PeerLink({
       remoteId: peerId,
-      sendRelay: (bytes) => this._client.request("relay", { room: this.room, event: RELAY_EVENT, data: bytes, to: peerId }),
+      sendRelay: async (bytes) => {
+        const sealer = this._sealer;
+        const [event, data] = sealer
+          ? [SEALED_EVENT, await sealer.seal(bytes, "relay", this._id, peerId)]
+          : [RELAY_EVENT, bytes];
+        return this._client.request("relay", { room: this.room, event, data, to: peerId });
+      },
       onDeliveries: (deliveries) => this._deliver(peerId, deliveries),
       onPath: (path) => this._raise(path === "webrtc" ? "upgrade" : "downgrade", peerId),
       onFailure: (err) => {
@@ -403,7 +457,7 @@ export class Peer {
         localId: this._id,
         remoteId: peerId,
         iceServers: this.iceServers ?? this._serverIce,
-        sendSignal: (data) => this._client.signal(this.room, peerId, data),
+        sendSignal: (data) => this._sendSignal(peerId, data),
         onChannel: (channel) => {
           if (this._links.get(peerId) === link) {
             link.attachChannel(channel);
@@ -417,6 +471,13 @@ export class Peer {
       this._negotiators.set(peerId, negotiator);
       negotiator.start();
     }
+  }
+
+  /** Signals go in the order given; in a room with a secret, sealed first. */
+  _sendSignal(peerId, data) {
+    if (!this._sealer) return this._client.signal(this.room, peerId, data);
+    const sealed = (this._sealing = this._sealing.then(() => this._sealer.sealSignal(data, this._id, peerId)));
+    return sealed.then((opaque) => this._client.signal(this.room, peerId, opaque));
   }
 
   _dropLink(peerId) {
