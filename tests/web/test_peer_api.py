@@ -272,20 +272,21 @@ async def test_offering_browser_starts_a_new_connection_when_python_loses_the_ch
     from peer import Peer as PythonPeer
 
     context, page, errors = await blank_page(browser, server.url)
-    browser_id = await run(
-        page,
-        """
-        const peer = new Peer(location.origin, 'reoffer-room');
-        window.got = []; window.events = [];
-        peer.on('m', (from, data) => window.got.push(data));
-        for (const e of ['upgrade', 'downgrade']) peer.on(e, () => window.events.push(e));
-        await peer.connect();
-        window.rtcPeer = peer;
-        return peer.id;
-        """,
-    )
     python = None
-    for _ in range(40):  # peerIds are random: join until the browser's is the lower one
+    for _ in range(40):  # peerIds are random: draw both until the browser's is the lower one
+        browser_id = await run(
+            page,
+            """
+            if (window.rtcPeer) await window.rtcPeer.close();
+            const peer = new Peer(location.origin, 'reoffer-room');
+            window.got = []; window.events = [];
+            peer.on('m', (from, data) => window.got.push(data));
+            for (const e of ['upgrade', 'downgrade']) peer.on(e, () => window.events.push(e));
+            await peer.connect();
+            window.rtcPeer = peer;
+            return peer.id;
+            """,
+        )
         candidate = PythonPeer(server.url, "reoffer-room", download_dir=tmp_path)
         await candidate.connect()
         if browser_id < candidate.id:
