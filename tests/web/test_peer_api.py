@@ -611,3 +611,49 @@ async def test_secret_rooms_between_browser_and_python(
 async def _until(check: Any) -> None:
     while not check():
         await asyncio.sleep(0.02)
+
+
+async def test_lossy_datagrams_between_browser_and_python(server: RunningServer, browser: Any) -> None:
+    from peer import Peer
+
+    context, page, errors = await blank_page(browser, server.url)
+    await page.evaluate(
+        """async () => {
+          const { Peer } = await import('/static/rtc-peer.js');
+          const peer = new Peer(location.origin, 'lossy-web');
+          window.pos = [];
+          peer.on('pos', (from, data) => window.pos.push(data instanceof Uint8Array ? Array.from(data) : data));
+          await peer.connect();
+          window.rtcPeer = peer;
+        }"""
+    )
+    python = Peer(server.url, "lossy-web")
+    got: list[Any] = []
+    upgraded = asyncio.Event()
+    python.on("pos", lambda _s, data: got.append(data))
+    python.on("upgrade", lambda *_: upgraded.set())
+    await python.connect()
+    try:
+        await asyncio.wait_for(upgraded.wait(), 30)
+        await page.wait_for_function("(id) => window.rtcPeer.transport(id) === 'webrtc'", arg=python.id)
+        async with asyncio.timeout(20):  # until one arrives: the lossy channel may still be opening
+            while not got:
+                await page.evaluate(
+                    "(to) => window.rtcPeer.emit('pos', { x: 1 }, { to, reliable: false })", python.id
+                )
+                await python.emit("pos", b"\x07\x08", reliable=False)
+                await asyncio.sleep(0.05)
+        assert got[0] == {"x": 1}
+        await page.wait_for_function("() => window.pos.length > 0")
+        assert (await page.evaluate("() => window.pos[0]")) == [7, 8]
+        too_big = await page.evaluate(
+            """(to) => window.rtcPeer.emit('pos', new Uint8Array(70000), { to, reliable: false })
+                 .then(() => 'sent', (err) => err.name)""",
+            python.id,
+        )
+        assert too_big == "MessageTooLarge"
+    finally:
+        await python.close()
+        await page.evaluate("() => window.rtcPeer.close()")
+        await context.close()
+    assert errors == []
