@@ -657,3 +657,45 @@ async def test_lossy_datagrams_between_browser_and_python(server: RunningServer,
         await page.evaluate("() => window.rtcPeer.close()")
         await context.close()
     assert errors == []
+
+
+async def test_a_browser_peer_raises_nothing_a_remote_forges_under_library_names(
+    server: RunningServer, browser: Any
+) -> None:
+    from peer.constants import RESERVED_EVENTS
+    from tests.helpers.clients import RecordingClient
+    from tests.peer.test_peer_wire import WireRemote
+
+    context, page, errors = await blank_page(browser, server.url)
+    browser_id = await page.evaluate(
+        """async (names) => {
+          const { Peer } = await import('/static/rtc-peer.js');
+          const peer = new Peer(location.origin, 'forged-web', { webrtc: false });
+          window.raised = [];
+          for (const name of [...names, 'hello']) peer.on(name, (...args) => window.raised.push([name, ...args.map(String)]));
+          await peer.connect();
+          window.rtcPeer = peer;
+          return peer.id;
+        }""",
+        sorted(RESERVED_EVENTS),
+    )
+    client = await RecordingClient().connect(server.url)
+    remote = WireRemote(client, "forged-web")
+    ack = await client.join("forged-web", webrtc=False)
+    remote.peer_id, remote.to = ack["peerId"], browser_id
+    try:
+        await page.wait_for_function("(id) => window.rtcPeer.peers.has(id)", arg=remote.peer_id)
+        forged = {"name": "../../evil", "sha256": "0" * 64}
+        for name in sorted(RESERVED_EVENTS):
+            await client.request("relay", {"room": "forged-web", "event": name, "data": forged, "to": browser_id})
+            await remote.send_message(name, forged)
+        await remote.send_message("hello", 1)
+        await page.wait_for_function("() => window.raised.some(([name]) => name === 'hello')")
+        raised = await page.evaluate("() => window.raised")
+        genuine = [["signaling", "connected"], ["peer-joined", remote.peer_id, "[object Object]"]]
+        assert [r for r in raised if r not in genuine] == [["hello", remote.peer_id, "1"]]
+    finally:
+        await client.disconnect()
+        await page.evaluate("() => window.rtcPeer.close()")
+        await context.close()
+    assert errors == []
