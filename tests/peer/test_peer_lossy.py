@@ -60,3 +60,20 @@ async def test_datagrams_arrive_on_webrtc_and_are_dropped_on_the_relay(server: R
     finally:
         for peer in (relay_only, b, a):
             await peer.close()
+
+
+def test_datagrams_are_dropped_while_handlers_are_behind() -> None:
+    from types import SimpleNamespace
+
+    from peer.peer import MAX_QUEUED_FOR_DATAGRAMS
+
+    async def run() -> int:
+        peer = Peer("http://127.0.0.1:1", "lossy-queue")
+        peer.on("pos", lambda *_: None)
+        peer._events = asyncio.Queue()  # connected, with a dispatcher that is stuck
+        link = SimpleNamespace(info=SimpleNamespace(peer_id="remote"))
+        for n in range(MAX_QUEUED_FOR_DATAGRAMS + 500):
+            peer._on_datagram(link, Datagram("pos", str(n).encode()))  # type: ignore[arg-type]
+        return peer._events.qsize()
+
+    assert asyncio.run(run()) == MAX_QUEUED_FOR_DATAGRAMS
