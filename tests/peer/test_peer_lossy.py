@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from peer import Peer, ReservedEvent
-from peer.errors import MessageTooLarge
-from peer.framing import Datagram, FrameError, decode_datagram, encode_datagram
+from peer.errors import FrameError, MessageTooLarge
+from peer.framing import Datagram, decode_datagram, encode_datagram
 from tests.helpers.server import RunningServer
 
 WAIT = 15.0
@@ -34,7 +34,7 @@ async def test_datagrams_arrive_on_webrtc_and_are_dropped_on_the_relay(server: R
     upgraded = asyncio.Event()
     b.on("pos", lambda sender, data: got.put_nowait((sender, data)))
     relay_only.on("pos", lambda _s, data: relayed.append(data))
-    a.on("upgrade", lambda peer_id, _: peer_id == b.id and upgraded.set())
+    a.on("upgrade", lambda peer_id, _: upgraded.set() if peer_id == b.id else None)
     for peer in (a, b, relay_only):
         await peer.connect()
     try:
