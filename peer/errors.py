@@ -12,6 +12,10 @@ The tree::
     ├── MessageTooLarge       a message over the session's size limit
     ├── PeerGone              the remote peer left (or this peer closed)
     │                         before the operation ended
+    ├── RequestError          ``Peer.request`` failed; .code is "no-handler",
+    │                         "handler-error" or "timeout"
+    ├── ReservedEvent         an application used a library event name
+    │   (also a ValueError)
     └── FileTransferError     a file transfer failed (bad chunk, cancel)
         └── HashMismatch      the received bytes do not match the SHA-256
 
@@ -56,6 +60,19 @@ class MessageTooLarge(PeerError):
 
 class PeerGone(PeerError):
     """The remote peer left (or this peer closed) before the operation ended."""
+
+
+class RequestError(PeerError):
+    """A request got no answer: ``.code`` is ``no-handler``, ``handler-error`` or ``timeout``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class ReservedEvent(PeerError, ValueError):
+    """An application tried to send or handle one of the library's own event names."""
 
 
 class FileTransferError(PeerError):

@@ -33,6 +33,8 @@ RELAY_EVENT = "rtc-peer.frame"
 MESSAGE_JSON = 0x01
 MESSAGE_BINARY = 0x02
 ACK = 0x03
+DATAGRAM_JSON = 0x04
+DATAGRAM_BINARY = 0x05
 FILE_OFFER = 0x10
 FILE_CHUNK = 0x11
 FILE_END = 0x12
@@ -44,6 +46,8 @@ MAX_HEADER_BYTES = 4096
 MAX_PAYLOAD_BYTES = 65536
 DEFAULT_CHUNK_BYTES = 16384
 """Message fragments and file chunks: small enough for any data channel."""
+MAX_DATAGRAM_BYTES = 65536
+"""A datagram is one data-channel message: what every WebRTC stack accepts."""
 MAX_SEQ = 2**53 - 1
 """Largest integer both JSON implementations hold exactly."""
 MAX_NAME_CHARS = 255
@@ -52,17 +56,27 @@ MAX_REASON_CHARS = 256
 _PREFIX = struct.Struct(">BHI")
 _FILE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
+_ERROR_CODE = re.compile(r"[a-z0-9-]{1,64}\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True, slots=True)
 class MessagePart:
-    """One fragment of an application message; ``more`` says others follow."""
+    """One fragment of an application message; ``more`` says others follow.
+
+    A request carries ``request`` (its id, from 1, per sender); the answer to
+    it carries ``response`` (the same id) and, when it failed, ``error`` (a
+    RequestError code; the payload is then the JSON text of a message).
+    Every fragment of one message carries the same keys.
+    """
 
     event: str
     payload: bytes
     binary: bool = False
     more: bool = False
+    request: int | None = None
+    response: int | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +115,19 @@ class FileResult:
 class FileCancel:
     id: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Datagram:
+    """A lossy, unordered message (``emit(..., reliable=False)``): outside any session.
+
+    It travels alone in one message of the lossy data channel, is never
+    fragmented, acked or resent, and is never sent through the server.
+    """
+
+    event: str
+    payload: bytes
+    binary: bool = False
 
 
 FileBody: TypeAlias = FileOffer | FileChunk | FileEnd | FileResult | FileCancel
@@ -164,6 +191,30 @@ def decode_frames(data: bytes, *, max_payload: int = MAX_PAYLOAD_BYTES) -> list[
     return frames
 
 
+def encode_datagram(datagram: Datagram) -> bytes:
+    """One lossy-channel message; raises FrameError for a bad event or one over the size limit."""
+    kind = DATAGRAM_BINARY if datagram.binary else DATAGRAM_JSON
+    raw = json.dumps({"event": datagram.event}, separators=(",", ":"), ensure_ascii=False).encode()
+    encoded = _PREFIX.pack(kind, len(raw), len(datagram.payload)) + raw + datagram.payload
+    decode_datagram(encoded)
+    return encoded
+
+
+def decode_datagram(data: bytes) -> Datagram:
+    """Inverse of :func:`encode_datagram`: exactly one datagram frame."""
+    if len(data) < PREFIX_BYTES:
+        raise FrameError("truncated datagram")
+    kind, header_len, payload_len = _PREFIX.unpack_from(data, 0)
+    if kind not in (DATAGRAM_JSON, DATAGRAM_BINARY):
+        raise FrameError(f"not a datagram (type 0x{kind:02x})")
+    if header_len > MAX_HEADER_BYTES or PREFIX_BYTES + header_len + payload_len != len(data):
+        raise FrameError("datagram length mismatch")
+    if len(data) > MAX_DATAGRAM_BYTES:
+        raise FrameError(f"datagram over {MAX_DATAGRAM_BYTES} bytes")
+    head = _parse_header(memoryview(data)[PREFIX_BYTES : PREFIX_BYTES + header_len])
+    return Datagram(_event(head), bytes(data[PREFIX_BYTES + header_len :]), kind == DATAGRAM_BINARY)
+
+
 def pack(frames: Iterable[bytes], limit: int) -> list[bytes]:
     """Group encoded frames, in order, into messages of at most ``limit`` bytes.
 
@@ -190,6 +241,12 @@ def _to_wire(frame: Frame) -> tuple[int, dict[str, Any], bytes]:
     body = frame.body
     if isinstance(body, MessagePart):
         head["event"] = body.event
+        if body.request is not None:
+            head["request"] = body.request
+        if body.response is not None:
+            head["response"] = body.response
+        if body.error is not None:
+            head["error"] = body.error
         if body.more:
             head["more"] = True
         return (MESSAGE_BINARY if body.binary else MESSAGE_JSON), head, body.payload
@@ -234,7 +291,18 @@ def _from_wire(kind: int, head: Mapping[str, Any], payload: bytes) -> Frame:
         more = head.get("more", False)
         if not isinstance(more, bool):
             raise FrameError("'more' must be a boolean")
-        body = MessagePart(_event(head), payload, kind == MESSAGE_BINARY, more)
+        request = _optional_int(head, "request")
+        response = _optional_int(head, "response")
+        error = head.get("error")
+        if request is not None and response is not None:
+            raise FrameError("a message is a request or a response, not both")
+        if error is not None and (
+            response is None or not isinstance(error, str) or not _ERROR_CODE.match(error)
+        ):
+            raise FrameError("'error' must be a code of 1-64 of a-z 0-9 -, on a response only")
+        body = MessagePart(
+            _event(head), payload, kind == MESSAGE_BINARY, more, request, response, error
+        )
         return Sequenced(seq, body)
     file_id = _str(head, "id")
     if not _FILE_ID.match(file_id):
@@ -275,6 +343,10 @@ def _int(head: Mapping[str, Any], key: str, low: int, high: int) -> int:
     if type(value) is not int or not low <= value <= high:
         raise FrameError(f"{key!r} must be an integer in {low}..{high}")
     return value
+
+
+def _optional_int(head: Mapping[str, Any], key: str) -> int | None:
+    return None if head.get(key) is None else _int(head, key, 1, MAX_SEQ)
 
 
 def _str(head: Mapping[str, Any], key: str) -> str:

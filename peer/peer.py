@@ -8,8 +8,8 @@ one. File transfers, both ways, are :class:`~peer.transfers.FileTransfers`'.
 This module is the shell around them: the signaling client's listener, the
 room's peers, and the application's handlers.
 
-Besides the contract's events (``peer-joined``, ``peer-left``, ``upgrade``,
-``downgrade``, ``file``) a Peer raises the browser client's extras, same
+Besides the contract's events (``peer-joined``, ``peer-left``,
+``peer-updated``, ``upgrade``, ``downgrade``, ``file``) a Peer raises the browser client's extras, same
 names and fields: ``file-offer``, ``file-progress``, ``file-failed`` (see
 :mod:`peer.transfers`) and ``signaling`` (state, own id) with state one of
 ``connected``, ``reconnecting``, ``resumed``, ``rejoined`` (a new own id: the
@@ -19,6 +19,18 @@ are announced with ``peer-joined`` too.
 Handlers run one at a time, in arrival order, in one owned task; a plain
 function is called, a coroutine function awaited. Their exceptions are
 logged, never raised into the transport.
+
+These library names (:data:`~peer.constants.RESERVED_EVENTS`) are the
+Peer's own: ``emit``, ``request`` and ``handle`` refuse them (ReservedEvent),
+and a message or plain relay that arrives under one is dropped.
+
+Requests (``request``/``handle``) are session messages marked with an id, so
+they and their answers keep the session's order and exactly-once delivery
+across path switches. A request is started in arrival order by the same
+dispatcher as the events, but its handler's answer is awaited in a task of
+its own: a slow handler never holds up later events or requests. Answers
+settle the waiting ``request`` directly, not through the dispatcher, so a
+handler may itself await a request.
 
 Owned tasks: the event dispatcher, the chore runner (async clean-up of peers
 that left), one outbox writer and one negotiator per remote peer, and the
@@ -32,23 +44,40 @@ import inspect
 import logging
 import os
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar, overload
 
-from .errors import PeerGone, SignalingError
+from .constants import MAX_ANSWERING_PER_PEER, PEER_REQUEST_TIMEOUT, RESERVED_EVENTS
+from .errors import (
+    FrameError,
+    MessageTooLarge,
+    PeerGone,
+    RequestError,
+    ReservedEvent,
+    SignalingError,
+)
 from .files import Progress
-from .framing import RELAY_EVENT
+from .framing import MAX_DATAGRAM_BYTES, RELAY_EVENT, Datagram, encode_datagram
 from .negotiation import Negotiator, rtc_configuration
+from .path_stats import PathInfo, webrtc_path
 from .peer_link import PeerInfo, PeerLink, Transport
 from .relay_channel import RelayChannel
-from .session import Delivery, Message
+from .sealing import SEALED_EVENT, Kind, Sealer, SealError, derive_key
+from .session import Delivery, Message, decode_data, encode_data
 from .signaling_client import SignalingClient
 from .transfers import AcceptFile, FileTransfers
 
 logger = logging.getLogger(__name__)
 
+LIBRARY_PREFIX = "rtc-peer."
+"""Relay events of this library (frames, sealed frames): never raised as application events."""
+MAX_QUEUED_FOR_DATAGRAMS = 1024
+"""Datagrams are dropped while this many events wait for their handlers."""
 Handler = Callable[[str, Any], Any]
+Queued = tuple[str, str, Any]
+"""(event, sender, data) for ``on`` handlers; event "" for a request (data: the Message)."""
 H = TypeVar("H", bound=Callable[..., Any])
 FLUSH_ON_CLOSE = 3.0
 """How long ``close()`` waits for the remote peers to acknowledge what was sent."""
@@ -72,6 +101,7 @@ class Peer:
         download_dir: str | os.PathLike[str] = ".",
         max_file_bytes: int | None = None,
         accept_file: AcceptFile | None = None,
+        secret: str | None = None,
     ) -> None:
         self.server_url = server_url
         self.room = room
@@ -85,12 +115,18 @@ class Peer:
         self._id: str | None = None
         self._links: dict[str, PeerLink] = {}
         self._handlers: dict[str, list[Handler]] = {}
+        self._request_handlers: dict[str, Handler] = {}
+        self._answering: set[asyncio.Task[None]] = set()
+        self._answering_for: dict[str, int] = {}
         self._signaling: SignalingClient | None = None
-        self._events: asyncio.Queue[tuple[str, str, Any]] | None = None
+        self._events: asyncio.Queue[Queued] | None = None
         self._chores: asyncio.Queue[Coroutine[Any, Any, None]] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._configuration = rtc_configuration(ice_servers)
         self._closed = False
+        self._secret = secret
+        self._sealer: Sealer | None = None
+        self._undecryptable = 0
 
     # -- public API -----------------------------------------------------------
 
@@ -105,6 +141,11 @@ class Peer:
         return {peer_id: link.info for peer_id, link in self._links.items()}
 
     @property
+    def undecryptable(self) -> int:
+        """Messages dropped in a room with a secret because they did not open."""
+        return self._undecryptable
+
+    @property
     def download_dir(self) -> Path:
         """Where received files are saved."""
         return self._transfers.download_dir
@@ -116,6 +157,19 @@ class Peer:
     def transport(self, peer_id: str) -> Transport:
         """``"webrtc"`` while a data channel to ``peer_id`` is open, else ``"relay"``."""
         return self._link(peer_id).path
+
+    def path(self, peer_id: str) -> PathInfo:
+        """``{"transport", "candidate", "rtt_ms"}`` of the path to ``peer_id`` now.
+
+        ``candidate`` ("host", "srflx", "prflx", "relay": a TURN server relays)
+        and ``rtt_ms`` (the data channel's smoothed round-trip time) are None
+        while messages go through the signaling server, or when unknown.
+        """
+        link = self._link(peer_id)
+        if link.path != "webrtc" or link.negotiator is None:
+            return {"transport": link.path, "candidate": None, "rtt_ms": None}
+        candidate, rtt_ms = webrtc_path(link.negotiator.peer_connection)
+        return {"transport": "webrtc", "candidate": candidate, "rtt_ms": rtt_ms}
 
     @overload
     def on(self, event: str) -> Callable[[H], H]: ...
@@ -140,6 +194,9 @@ class Peer:
     async def connect(self) -> Self:
         """Connect and join; raises SignalingError (refused) or ConnectionError."""
         loop = asyncio.get_running_loop()
+        if self._secret is not None and self._sealer is None:
+            key = await asyncio.to_thread(derive_key, self._secret, self.room)
+            self._sealer = Sealer(key, self.room)
         self._events = asyncio.Queue()
         self._chores = asyncio.Queue()
         self._tasks = [
@@ -170,8 +227,21 @@ class Peer:
     ) -> None:
         await self.close()
 
-    async def emit(self, event: str, data: Any, to: str | None = None) -> None:
-        """Send ``data`` (a JSON value or bytes) to ``to``, or to every other peer."""
+    async def emit(
+        self, event: str, data: Any, to: str | None = None, *, reliable: bool = True
+    ) -> None:
+        """Send ``data`` (a JSON value or bytes) to ``to``, or to every other peer.
+
+        ``reliable=False``: a lossy, unordered datagram on a second data
+        channel (games, telemetry): sent at once or dropped (no data channel
+        open, or its buffer full), never queued and never relayed; at most
+        64 KiB with its header (MessageTooLarge). Raises ReservedEvent (a
+        ValueError) for a library event name.
+        """
+        _check_event(event)
+        if not reliable:
+            self._send_datagram(event, data, to)
+            return
         if to is not None:
             await self._link(to).send_message(event, data)
             return
@@ -180,6 +250,67 @@ class Peer:
                 await link.send_message(event, data)
             except PeerGone:
                 continue
+
+    def _send_datagram(self, event: str, data: Any, to: str | None) -> None:
+        payload, binary = encode_data(data)
+        if len(payload) > MAX_DATAGRAM_BYTES:
+            raise MessageTooLarge(f"a datagram holds at most {MAX_DATAGRAM_BYTES} bytes")
+        datagram = Datagram(event, payload, binary)
+        try:
+            encode_datagram(datagram)
+        except FrameError as exc:
+            raise MessageTooLarge(f"datagram cannot be sent: {exc}") from None
+        links = [self._link(to)] if to is not None else list(self._links.values())
+        for link in links:
+            link.send_datagram(datagram)
+
+    async def request(
+        self, peer_id: str, event: str, data: Any, timeout: float = PEER_REQUEST_TIMEOUT
+    ) -> Any:
+        """Ask ``peer_id``'s handler for ``event``; return what it returned.
+
+        Raises RequestError with ``.code`` "no-handler", "handler-error" or
+        "timeout" (nothing arrived within ``timeout`` seconds, sending
+        included; a late answer is dropped), PeerGone when the peer left
+        meanwhile, SignalingError "unknown-peer" for a peer not in the room.
+        """
+        _check_event(event)
+        link = self._link(peer_id)
+        request_id, answer = link.requests.open()
+        try:
+            async with asyncio.timeout(timeout):
+                await link.send_message(event, data, request=request_id)
+                return await answer
+        except TimeoutError:
+            raise RequestError(
+                "timeout", f"no answer to {event!r} from {peer_id} in {timeout:g} s"
+            ) from None
+        finally:
+            link.requests.discard(request_id)
+
+    def handle(self, event: str, handler: Handler | None) -> None:
+        """Answer requests for ``event`` with ``handler(sender_id, data)`` (plain or async).
+
+        Its return value (a JSON value or bytes) is the answer; an exception
+        answers "handler-error" with its text. One handler per event: a new
+        one replaces the old, None removes it (requests then get "no-handler").
+        """
+        _check_event(event)
+        if handler is None:
+            self._request_handlers.pop(event, None)
+        else:
+            self._request_handlers[event] = handler
+
+    async def update_meta(self, meta: dict[str, Any]) -> None:
+        """Replace this peer's ``meta``; the others raise ``peer-updated`` (peer_id, info).
+
+        Same rules as ``meta`` at join (a JSON object, at most 1 KiB as JSON);
+        a refusal raises SignalingError with the contract's code.
+        """
+        if self._signaling is None:
+            raise RuntimeError("not connected: await peer.connect() first")
+        await self._signaling.update(dict(meta))
+        self.meta = dict(meta)
 
     async def send_file(
         self,
@@ -235,11 +366,24 @@ class Peer:
         if payload.get("room") == self.room and isinstance(peer_id, str):
             self._drop_peer(peer_id, str(payload.get("reason", "left")))
 
+    def on_peer_updated(self, payload: dict[str, Any]) -> None:
+        link = self._links.get(str(payload.get("peerId")))
+        meta = payload.get("meta")
+        if payload.get("room") == self.room and link is not None and isinstance(meta, dict):
+            self._update_info(link, meta)
+
     def on_signal(self, payload: dict[str, Any]) -> None:
         link = self._links.get(str(payload.get("from")))
         data = payload.get("data")
         if link is None or not isinstance(data, dict):
             return
+        if self._sealer is not None:
+            try:
+                data = self._sealer.open_signal(data, link.info.peer_id, self.id)
+            except SealError as exc:
+                self._undecryptable += 1
+                logger.warning("dropped a signal from %s: %s", link.info.peer_id, exc)
+                return
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("< %s signal %.75r", link.info.peer_id, data)
         if link.negotiator is not None:
@@ -252,11 +396,31 @@ class Peer:
             return
         link = self._links.get(sender)
         data = payload.get("data")
-        if event == RELAY_EVENT:
+        if self._sealer is not None:
+            self._open_relay(link, sender, event, data)
+        elif event == RELAY_EVENT:
             if link is not None and isinstance(data, bytes):
                 link.receive(data)
+        elif event.startswith(LIBRARY_PREFIX):
+            logger.debug("dropped a %r relay from %s (no secret set)", event, sender)
+        elif event in RESERVED_EVENTS:
+            logger.warning("dropped a relay from %s named like a library event: %r", sender, event)
         else:  # a plain relay from a client that does not speak the frames
             self._raise(event, sender, data)
+
+    def _open_relay(self, link: PeerLink | None, sender: str, event: str, data: Any) -> None:
+        """In a room with a secret only sealed frames count; everything else is dropped."""
+        assert self._sealer is not None
+        try:
+            if event != SEALED_EVENT or not isinstance(data, bytes):
+                raise SealError(f"a {event!r} relay in the clear")
+            frames = self._sealer.open(data, "relay", sender, self.id)
+        except SealError as exc:
+            self._undecryptable += 1
+            logger.warning("dropped a relay from %s: %s", sender, exc)
+            return
+        if link is not None:
+            link.receive(frames)
 
     async def on_session(self, ack: dict[str, Any], resumed: bool) -> None:
         if resumed:
@@ -297,7 +461,11 @@ class Peer:
                 self._drop_peer(peer_id, "disconnected")
         for payload in listed:
             listed_id = payload.get("peerId")
-            if listed_id in self._links:
+            known = self._links.get(str(listed_id))
+            if known is not None:
+                meta = payload.get("meta")
+                if isinstance(meta, dict) and meta != known.info.meta:  # changed while we were away
+                    self._update_info(known, meta)
                 continue
             self._add_peer(payload, quiet=bool(announce and listed_id in announce))
         if not fresh:
@@ -315,14 +483,18 @@ class Peer:
         info = PeerInfo(peer_id, meta if isinstance(meta, dict) else {}, payload.get("webrtc") is not False)
         assert self._signaling is not None
         link = PeerLink(
-            info, RelayChannel(self._signaling, peer_id),
-            on_deliveries=self._deliver, on_path=self._on_path,
+            info, RelayChannel(self._signaling, peer_id, self._sealing_for(peer_id, "relay")),
+            on_deliveries=self._deliver, on_path=self._on_path, on_datagram=self._on_datagram,
         )
         self._links[peer_id] = link
         if self.webrtc and info.webrtc and self._id is not None:
             signaling = self._signaling
 
+            sealer = self._sealer
+
             async def send_signal(data: dict[str, Any]) -> None:
+                if sealer is not None:
+                    data = sealer.seal_signal(data, self.id, peer_id)
                 await signaling.signal(peer_id, data)
 
             link.negotiator = Negotiator(
@@ -333,6 +505,16 @@ class Peer:
             )
         if not quiet:
             self._raise("peer-joined", peer_id, info)
+
+    def _sealing_for(self, peer_id: str, kind: Kind) -> Callable[[bytes], bytes] | None:
+        sealer = self._sealer
+        if sealer is None:
+            return None
+        return lambda data: sealer.seal(data, kind, self.id, peer_id)
+
+    def _update_info(self, link: PeerLink, meta: dict[str, Any]) -> None:
+        link.info = replace(link.info, meta=meta)
+        self._raise("peer-updated", link.info.peer_id, link.info)
 
     def _drop_peer(self, peer_id: str, reason: str) -> None:
         link = self._links.pop(peer_id, None)
@@ -363,13 +545,34 @@ class Peer:
     def _on_path(self, link: PeerLink, path: Transport) -> None:
         self._raise("upgrade" if path == "webrtc" else "downgrade", link.info.peer_id, None)
 
+    def _on_datagram(self, link: PeerLink, datagram: Datagram) -> None:
+        if datagram.event in RESERVED_EVENTS:
+            return
+        if self._events is not None and self._events.qsize() >= MAX_QUEUED_FOR_DATAGRAMS:
+            return  # handlers are behind: lossy means dropped, not queued without bound
+        try:
+            data = decode_data(datagram.payload, datagram.binary)
+        except FrameError:
+            return
+        self._raise(datagram.event, link.info.peer_id, data)
+
     def _deliver(self, link: PeerLink, deliveries: list[Delivery]) -> None:
         sender = link.info.peer_id
         for delivery in deliveries:
             if isinstance(delivery, Message):
                 if logger.isEnabledFor(logging.DEBUG):
                     logger.debug("< %s %s %.75r", sender, delivery.event, delivery.data)
-                self._raise(delivery.event, sender, delivery.data)
+                if delivery.response is not None:
+                    if not link.requests.answer(delivery):
+                        logger.debug("dropped a late answer from %s", sender)
+                elif delivery.request is not None:
+                    if self._events is not None:
+                        self._events.put_nowait(("", sender, delivery))
+                elif delivery.event in RESERVED_EVENTS:
+                    logger.warning("dropped a message from %s named like a library event: %r",
+                                   sender, delivery.event)
+                else:
+                    self._raise(delivery.event, sender, delivery.data)
             else:
                 self._transfers.receive(link, delivery)
 
@@ -383,8 +586,78 @@ class Peer:
         assert self._events is not None
         while True:
             event, sender, data = await self._events.get()
-            await self._call_handlers(event, sender, data)
+            if event:
+                await self._call_handlers(event, sender, data)
+            else:
+                await self._start_answer(sender, data)
             self._events.task_done()
+
+    async def _start_answer(self, sender: str, message: Message) -> None:
+        """Run the request's handler now, up to its first wait; answer in a task of its own.
+
+        As in the browser, an async handler's body runs in arrival order until
+        it first waits: the dispatcher goes on only once the answering task
+        has started it.
+        """
+        handler = self._request_handlers.get(message.event)
+        outcome: Any = None
+        failure: str | None = None
+        busy = self._answering_for.get(sender, 0)
+        if handler is None:
+            failure = "no-handler"
+        elif busy >= MAX_ANSWERING_PER_PEER:  # a hostile or runaway peer: bounded tasks
+            outcome = f"{busy} requests from this peer still running: wait for their answers"
+            failure = "handler-error"
+        else:
+            try:
+                outcome = handler(sender, message.data)
+            except Exception as exc:
+                logger.exception("request handler for %r failed", message.event)
+                outcome, failure = f"{type(exc).__name__}: {exc}", "handler-error"
+        loop = asyncio.get_running_loop()
+        started = loop.create_future()
+        task = loop.create_task(
+            self._answer(sender, message, outcome, failure, started), name=f"answer {message.event}"
+        )
+        self._answering.add(task)
+        self._answering_for[sender] = busy + 1
+        task.add_done_callback(lambda done: self._answered(sender, done))
+        await started
+
+    def _answered(self, sender: str, task: asyncio.Task[None]) -> None:
+        self._answering.discard(task)
+        left = self._answering_for.pop(sender, 1) - 1
+        if left:
+            self._answering_for[sender] = left
+
+    async def _answer(
+        self,
+        sender: str,
+        message: Message,
+        outcome: Any,
+        failure: str | None,
+        started: asyncio.Future[None],
+    ) -> None:
+        started.set_result(None)
+        if failure == "no-handler":
+            outcome = f"no handler for {message.event!r}"
+        elif failure is None and inspect.isawaitable(outcome):
+            try:
+                outcome = await outcome
+            except Exception as exc:
+                logger.exception("request handler for %r failed", message.event)
+                outcome, failure = f"{type(exc).__name__}: {exc}", "handler-error"
+        link = self._links.get(sender)
+        if link is None:
+            return
+        try:
+            await link.send_message(message.event, outcome, response=message.request, error=failure)
+        except ValueError as exc:  # the handler returned something that is not JSON or bytes
+            text = f"the handler's answer cannot be sent: {exc}"
+            await link.send_message(message.event, text, response=message.request,
+                                    error="handler-error")
+        except PeerGone:
+            return
 
     async def _call_handlers(self, event: str, sender: str, data: Any) -> None:
         for handler in list(self._handlers.get(event, ())):
@@ -413,6 +686,9 @@ class Peer:
 
     async def _stop_tasks(self) -> None:
         current = asyncio.current_task()
+        for answering in list(self._answering):
+            answering.cancel()
+        await asyncio.gather(*self._answering, return_exceptions=True)
         for task in self._tasks:
             task.cancel()
         # close() called from a handler: the dispatcher ends when that handler returns.
@@ -422,3 +698,9 @@ class Peer:
             while not self._chores.empty():
                 self._chores.get_nowait().close()
 
+
+def _check_event(event: str) -> None:
+    if event in RESERVED_EVENTS:
+        raise ReservedEvent(
+            f"{event!r} is a library event name: pick another name for application messages"
+        )

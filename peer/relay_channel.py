@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from .channel import PathClosed
+from .constants import RELAY_MESSAGE_BYTES
 from .errors import SignalingError
 from .framing import RELAY_EVENT
+from .sealing import SEALED_EVENT
 from .signaling_client import SignalingClient
 
 logger = logging.getLogger(__name__)
 
-RELAY_MESSAGE_BYTES = 256 * 1024
-"""Well under the server's default ``--max-relay-bytes`` (1 MiB)."""
 MIN_MESSAGE_BYTES = 16 * 1024
 RATE_LIMIT_PAUSE = 0.25
 MAX_RATE_LIMIT_RETRIES = 40
@@ -33,15 +34,22 @@ class RelayChannel:
 
     name = "relay"
 
-    def __init__(self, signaling: SignalingClient, to: str) -> None:
+    def __init__(
+        self, signaling: SignalingClient, to: str, seal: Callable[[bytes], bytes] | None = None
+    ) -> None:
         self._signaling = signaling
         self._to = to
+        self._seal = seal
+        """Set in a room with a secret: each message goes sealed (peer/sealing.py)."""
         self.max_message_bytes = RELAY_MESSAGE_BYTES
 
     async def send(self, data: bytes) -> None:
+        event = RELAY_EVENT
+        if self._seal is not None:
+            event, data = SEALED_EVENT, self._seal(data)
         for attempt in range(MAX_RATE_LIMIT_RETRIES):
             try:
-                await self._signaling.relay(RELAY_EVENT, data, to=self._to)
+                await self._signaling.relay(event, data, to=self._to)
                 return
             except SignalingError as exc:
                 if exc.code == "rate-limited":

@@ -61,10 +61,16 @@ MAX_RETRANSMIT_AFTER = 30.0
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """An application message, whole: ``data`` is a JSON value or bytes."""
+    """An application message, whole: ``data`` is a JSON value or bytes.
+
+    ``request``/``response``/``error``: see :class:`~peer.framing.MessagePart`.
+    """
 
     event: str
     data: JsonValue | bytes
+    request: int | None = None
+    response: int | None = None
+    error: str | None = None
 
 
 Delivery: TypeAlias = Message | FileOffer | FileChunk | FileEnd | FileResult | FileCancel
@@ -150,12 +156,22 @@ class Session:
         """Highest seq delivered in order (what the next ack acknowledges)."""
         return self._delivered
 
-    def send_message(self, event: str, data: JsonValue | bytes, now: float) -> list[bytes]:
+    def send_message(
+        self,
+        event: str,
+        data: JsonValue | bytes,
+        now: float,
+        *,
+        request: int | None = None,
+        response: int | None = None,
+        error: str | None = None,
+    ) -> list[bytes]:
         """Sequence one application message (fragmented as needed).
 
         Returns the encoded frames to write. Raises MessageTooLarge,
         SendBufferFull (nothing queued) or ValueError for data that is
-        neither bytes nor JSON.
+        neither bytes nor JSON. ``request``/``response``/``error`` mark a
+        request or its answer (see :class:`~peer.framing.MessagePart`).
         """
         payload, binary = encode_data(data)
         if len(payload) > self.max_message_bytes:
@@ -163,7 +179,10 @@ class Session:
         step = self.fragment_bytes
         pieces = [payload[i : i + step] for i in range(0, len(payload), step)] or [b""]
         last = len(pieces) - 1
-        bodies = [MessagePart(event, p, binary, i < last) for i, p in enumerate(pieces)]
+        bodies = [
+            MessagePart(event, p, binary, i < last, request, response, error)
+            for i, p in enumerate(pieces)
+        ]
         return self._sequence(bodies, now)
 
     def send(self, body: FileBody, now: float) -> bytes:
@@ -276,8 +295,8 @@ class Session:
             out.append(body)
             return
         first = self._parts[0] if self._parts else body
-        if (body.event, body.binary) != (first.event, first.binary):
-            self._fail("message fragments disagree on event or type")
+        if _kind(body) != _kind(first):
+            self._fail("message fragments disagree on event, type or request")
         self._parts_bytes += len(body.payload)
         if self._parts_bytes > self.max_message_bytes:
             self._fail(f"message over {self.max_message_bytes} bytes")
@@ -287,7 +306,8 @@ class Session:
         payload = b"".join([p.payload for p in self._parts] + [body.payload])
         self._parts, self._parts_bytes = [], 0
         try:
-            out.append(Message(body.event, decode_data(payload, body.binary)))
+            data = decode_data(payload, body.binary)
+            out.append(Message(body.event, data, body.request, body.response, body.error))
         except FrameError as exc:
             self._fail(str(exc))
 
@@ -298,6 +318,10 @@ class Session:
     def _check(self) -> None:
         if self._failed is not None:
             raise SessionError(f"session failed earlier: {self._failed}")
+
+
+def _kind(part: MessagePart) -> tuple[str, bool, int | None, int | None, str | None]:
+    return (part.event, part.binary, part.request, part.response, part.error)
 
 
 def _payload_bytes(frame: Sequenced) -> int:

@@ -5,7 +5,7 @@ joins one room, turns every refused request into :class:`SignalingError`
 with the contract's code, and hands the server's events to a
 :class:`SignalingListener`. When the connection is lost (not closed by us)
 and ``reconnect`` is on, one owned task reconnects with capped exponential
-backoff and full jitter, forever, and sends ``join {room, resume}`` with the
+backoff and jitter, forever, and sends ``join {room, resume}`` with the
 last resume token; when the server answers ``resume-expired`` it joins
 afresh. Either way the listener's ``on_session`` gets the join ack and
 whether the old identity was kept.
@@ -25,15 +25,19 @@ from typing import Any, Protocol
 import socketio
 
 from .channel import PathClosed
+from .constants import (
+    RECONNECT_DELAY_FIRST,
+    RECONNECT_DELAY_MAX,
+    RECONNECT_JITTER,
+    SIGNALING_CONNECT_TIMEOUT,
+    SIGNALING_REQUEST_TIMEOUT,
+)
 from .errors import SignalingError
 
 logger = logging.getLogger(__name__)
 
-REQUEST_TIMEOUT = 10.0
-CONNECT_TIMEOUT = 10.0
-BACKOFF_FIRST = 0.25
-BACKOFF_CAP = 5.0
-"""Below the server's default resume grace (15 s), so a resume lands in time."""
+REQUEST_TIMEOUT = SIGNALING_REQUEST_TIMEOUT
+CONNECT_TIMEOUT = SIGNALING_CONNECT_TIMEOUT
 
 
 class SignalingListener(Protocol):
@@ -41,6 +45,7 @@ class SignalingListener(Protocol):
 
     def on_peer_joined(self, payload: dict[str, Any]) -> None: ...
     def on_peer_left(self, payload: dict[str, Any]) -> None: ...
+    def on_peer_updated(self, payload: dict[str, Any]) -> None: ...
     def on_signal(self, payload: dict[str, Any]) -> None: ...
     def on_relay(self, payload: dict[str, Any]) -> None: ...
     async def on_session(self, ack: dict[str, Any], resumed: bool) -> None:
@@ -67,9 +72,15 @@ class _AsyncClient(socketio.AsyncClient):  # type: ignore[misc]
 
 
 def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
-    """Full-jitter delay before reconnect ``attempt`` (0, 1, ...)."""
-    ceiling = min(BACKOFF_CAP, BACKOFF_FIRST * 2**min(attempt, 16))
-    return (rng or random).uniform(ceiling / 2, ceiling)
+    """Delay before reconnect ``attempt`` (0, 1, ...): socket.io-client's rule.
+
+    ``RECONNECT_DELAY_FIRST`` doubled per attempt, moved at random by up to
+    ``RECONNECT_JITTER`` of itself either way, capped at ``RECONNECT_DELAY_MAX``
+    (what the browser client's socket.io-client does with the same numbers).
+    """
+    base = RECONNECT_DELAY_FIRST * 2 ** min(attempt, 16)
+    deviation: float = (rng or random).uniform(-RECONNECT_JITTER, RECONNECT_JITTER) * base
+    return float(min(RECONNECT_DELAY_MAX, base + deviation))
 
 
 class SignalingClient:
@@ -160,6 +171,11 @@ class SignalingClient:
     async def signal(self, to: str, data: dict[str, Any]) -> None:
         await self.request("signal", {"room": self.room, "to": to, "data": data})
 
+    async def update(self, meta: dict[str, Any]) -> None:
+        """Replace this peer's meta in the room; a later fresh join uses it too."""
+        await self.request("update", {"room": self.room, "meta": meta})
+        self.meta = meta
+
     async def relay(self, event: str, data: Any, to: str | None = None) -> int:
         payload: dict[str, Any] = {"room": self.room, "event": event, "data": data}
         if to is not None:
@@ -177,6 +193,7 @@ class SignalingClient:
         listener = self._listener
         sio.on("peer-joined", _guarded(listener.on_peer_joined))
         sio.on("peer-left", _guarded(listener.on_peer_left))
+        sio.on("peer-updated", _guarded(listener.on_peer_updated))
         sio.on("signal", _guarded(listener.on_signal))
         sio.on("relay", _guarded(listener.on_relay))
         sio.on("rejected", self._on_rejected)

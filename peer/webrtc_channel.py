@@ -15,14 +15,17 @@ from aiortc.exceptions import InvalidStateError
 
 from . import fast_path
 from .channel import PathClosed
+from .constants import (
+    DATA_CHANNEL_HIGH_WATER_BYTES,
+    DATA_CHANNEL_LOW_WATER_BYTES,
+    DATA_CHANNEL_MESSAGE_BYTES,
+)
 
 fast_path.install()  # issue 18: see peer/fast_path.py
 
 CHANNEL_LABEL = "rtc-peer"
-HIGH_WATER_BYTES = 1024 * 1024
-LOW_WATER_BYTES = 256 * 1024
-DATA_CHANNEL_MESSAGE_BYTES = 64 * 1024
-"""What every WebRTC stack accepts (aiortc's default for an unknown peer)."""
+HIGH_WATER_BYTES = DATA_CHANNEL_HIGH_WATER_BYTES
+LOW_WATER_BYTES = DATA_CHANNEL_LOW_WATER_BYTES
 
 
 class WebRTCChannel:

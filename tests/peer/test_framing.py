@@ -37,7 +37,10 @@ def frame_from_vector(o: dict[str, Any]) -> Frame:
         return Ack(o["ack"])
     body: Any
     if kind == "message-part":
-        body = MessagePart(o["event"], bytes.fromhex(o["payload"]), o["binary"], o["more"])
+        body = MessagePart(
+            o["event"], bytes.fromhex(o["payload"]), o["binary"], o["more"],
+            o.get("request"), o.get("response"), o.get("error"),
+        )
     elif kind == "file-offer":
         body = FileOffer(o["id"], o["name"], o["size"], o["chunkSize"])
     elif kind == "file-chunk":

@@ -50,6 +50,10 @@ class WireRemote:
             )
             assert reply["ok"], reply
 
+    async def send_message(self, event: str, data: Any, **marks: Any) -> None:
+        now = asyncio.get_running_loop().time()
+        await self._write(self.session.send_message(event, data, now, **marks))
+
     async def send(self, body: Any) -> None:
         await self._write([self.session.send(body, asyncio.get_running_loop().time())])
 

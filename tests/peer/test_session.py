@@ -320,3 +320,22 @@ def test_memory_channel_loss_reorder_and_close() -> None:
     assert clock.advance(1.5) == clock() == 6.5
     with pytest.raises(ValueError):
         clock.advance(-1)
+
+
+def test_a_fragmented_request_and_its_answer_keep_their_ids() -> None:
+    a, b = Session(fragment_bytes=4), Session(fragment_bytes=4)
+    frames = a.send_message("ask", {"q": "question"}, 0, request=7)
+    assert len(frames) > 1
+    assert [d for f in frames for d in b.receive(f, 0)] == [Message("ask", {"q": "question"}, 7)]
+    answer = b.send_message("ask", "oops", 0, response=7, error="handler-error")
+    got = [d for f in answer for d in a.receive(f, 0)]
+    assert got == [Message("ask", "oops", None, 7, "handler-error")]
+
+
+def test_fragments_that_disagree_on_the_request_id_break_the_session() -> None:
+    first = Session(fragment_bytes=2).send_message("e", "abcdef", 0, request=1)[0]
+    rest = Session(fragment_bytes=2).send_message("e", "abcdef", 0, request=2)[1:]
+    b = Session()
+    b.receive(first, 0)
+    with pytest.raises(SessionError):
+        b.receive(rest[0], 0)

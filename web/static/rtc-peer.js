@@ -15,15 +15,35 @@
 import { SignalingClient, SignalingError } from "./lib/signaling.js";
 import { Negotiator, hasWebRTC } from "./lib/negotiation.js";
 import { PeerLink } from "./lib/peer-link.js";
-import { RELAY_EVENT } from "./lib/framing.js";
+import { Datagram, MAX_DATAGRAM_BYTES, RELAY_EVENT, encodeDatagram } from "./lib/framing.js";
+import { decodeData, encodeData } from "./lib/session.js";
 import { FileTransfers } from "./lib/transfers.js";
+import { RequestError } from "./lib/requests.js";
+import { pathFromStats } from "./lib/path-stats.js";
+import { SEALED_EVENT, SealError, Sealer } from "./lib/sealing.js";
+import { MAX_ANSWERING_PER_PEER, PEER_REQUEST_TIMEOUT_MS, RESERVED_EVENTS } from "./lib/constants.js";
 
-export { SignalingError };
+export { SignalingError, RequestError, RESERVED_EVENTS };
 
-/** Events the Peer raises itself; application events are any other name. */
+/** An application used one of the library's own event names (PEER_EVENTS). */
+export class ReservedEventError extends Error {
+  constructor(event) {
+    super(`"${event}" is a library event name: pick another name for application messages`);
+    this.name = "ReservedEventError";
+    this.code = "reserved-event";
+  }
+}
+
+/**
+ * Events the Peer raises itself; application events are any other name.
+ * They are reserved (RESERVED_EVENTS, shared with the Python client): emit,
+ * request and handle refuse them, and nothing a remote sends is raised
+ * under one of them.
+ */
 export const PEER_EVENTS = Object.freeze([
   "peer-joined", // (peerId, info)
   "peer-left", // (peerId, reason)
+  "peer-updated", // (peerId, info)     new meta
   "upgrade", // (peerId)            data channel open
   "downgrade", // (peerId)          data channel lost, relay again
   "file", // (senderId, File)      whole file arrived, SHA-256 checked (file.sha256)
@@ -51,6 +71,8 @@ export class Peer {
    * @param {boolean} [options.receiveMedia]  ask every peer for audio and video
    * @param {number} [options.maxFileBytes]  largest file accepted (default: no limit but memory's)
    * @param {Function} [options.acceptFile]  (senderId, name, size) => boolean, before any byte
+   * @param {string} [options.secret]      server-blind room: peers with the same secret
+   *   seal all they send through the server (docs/security.md); needs a secure context
    */
   constructor(serverUrl, room, options = {}) {
     const { meta = {}, webrtc = true, iceServers = null, token = null, reconnect = true } = options;
@@ -67,13 +89,25 @@ export class Peer {
     this._id = null;
     this._serverIce = [];
     this._handlers = new Map();
+    this._requestHandlers = new Map();
+    this._answering = new Map(); // peerId -> requests whose handlers are running
     this._links = new Map();
     this._negotiators = new Map();
     this._client = new SignalingClient(serverUrl, { token, reconnect });
     this._transfers = new FileTransfers(this, { maxFileBytes: options.maxFileBytes ?? null, acceptFile: options.acceptFile ?? null });
     this._closed = false;
     this._everJoined = false;
+    this._secret = options.secret ?? null;
+    this._sealer = null;
+    this._undecryptable = 0;
+    this._inbound = Promise.resolve();
+    this._sealing = Promise.resolve();
     this._wire();
+  }
+
+  /** Messages dropped in a room with a secret because they did not open. */
+  get undecryptable() {
+    return this._undecryptable;
   }
 
   /** Own peerId (null before connect). */
@@ -84,6 +118,25 @@ export class Peer {
   /** "webrtc" when messages to that peer go on a data channel, else "relay". */
   transport(peerId) {
     return this._links.get(peerId)?.path ?? "relay";
+  }
+
+  /**
+   * The path to a peer now: resolves to {transport, candidate, rttMs}.
+   * `candidate` ("host", "srflx", "prflx", "relay": a TURN server relays) and
+   * `rttMs` (the selected pair's current round-trip time) come from
+   * getStats(); both are null while messages go through the signaling server.
+   */
+  async path(peerId) {
+    const link = this._link(peerId);
+    const pc = this._negotiators.get(peerId)?.pc;
+    if (link.path !== "webrtc" || !pc) return { transport: link.path, candidate: null, rttMs: null };
+    let found = { candidate: null, rttMs: null };
+    try {
+      found = pathFromStats(await pc.getStats());
+    } catch (err) {
+      console.warn("rtc-peer: getStats failed", err);
+    }
+    return { transport: this.transport(peerId), ...found };
   }
 
   /** RTCPeerConnection state of the pair, or "none" when it has no WebRTC. */
@@ -117,6 +170,7 @@ export class Peer {
 
   /** Connect and join the room; rejects with an Error whose .code is the contract's. */
   async connect() {
+    if (this._secret !== null && !this._sealer) this._sealer = await Sealer.create(this._secret, this.room);
     await this._client.connect();
     let ack;
     try {
@@ -136,11 +190,13 @@ export class Peer {
    * Resolves once the message is queued on every path (it then arrives
    * exactly once, in order, also across path switches).
    */
-  async emit(event, data, { to } = {}) {
-    if (typeof event !== "string" || !event || event.length > 64) {
-      throw new SignalingError("invalid-payload", "event must be 1-64 characters");
-    }
+  async emit(event, data, { to, reliable = true } = {}) {
+    checkEvent(event);
     const payload = binaryOf(data) ?? data;
+    if (!reliable) {
+      this._sendDatagram(event, payload, to);
+      return;
+    }
     if (to !== undefined && to !== null) {
       const link = this._link(to);
       await this._whenRoom(link, () => link.sendMessage(event, payload));
@@ -152,6 +208,103 @@ export class Peer {
       } catch (err) {
         if (err.code !== "unknown-peer") throw err; // one who left meanwhile is skipped
       }
+    }
+  }
+
+  /**
+   * A lossy, unordered datagram on the second data channel: sent at once or
+   * dropped (no data channel open, or its buffer full); never relayed.
+   */
+  _sendDatagram(event, payload, to) {
+    const [bytes, binary] = encodeData(payload);
+    if (bytes.length > MAX_DATAGRAM_BYTES) {
+      throw Object.assign(new RangeError(`a datagram holds at most ${MAX_DATAGRAM_BYTES} bytes`), { name: "MessageTooLarge" });
+    }
+    const datagram = new Datagram(event, bytes, binary);
+    try {
+      encodeDatagram(datagram);
+    } catch (err) {
+      throw Object.assign(new RangeError(`datagram cannot be sent: ${err.message}`), { name: "MessageTooLarge" });
+    }
+    const links = to !== undefined && to !== null ? [this._link(to)] : [...this._links.values()];
+    for (const link of links) link.sendDatagram(datagram);
+  }
+
+  /**
+   * Ask one peer's handler for `event`; resolves to what it returned.
+   * Rejects with a RequestError whose .code is "no-handler", "handler-error"
+   * or "timeout" (no answer within `timeout` seconds, sending included; a
+   * late answer is dropped), with .code "unknown-peer" when the peer is not
+   * in the room or leaves meanwhile.
+   */
+  async request(peerId, event, data, { timeout = PEER_REQUEST_TIMEOUT_MS / 1000 } = {}) {
+    checkEvent(event);
+    const link = this._link(peerId);
+    const payload = binaryOf(data) ?? data;
+    const [id, answer] = link.requests.open();
+    let timer;
+    const expired = new Promise((_, reject) => {
+      timer = setTimeout(
+        () => reject(new RequestError("timeout", `no answer to "${event}" from ${peerId} in ${timeout} s`)),
+        timeout * 1000,
+      );
+    });
+    const sent = this._whenRoom(link, () => link.sendMessage(event, payload, { request: id }));
+    try {
+      return await Promise.race([sent.then(() => answer), expired]);
+    } finally {
+      clearTimeout(timer);
+      link.requests.discard(id);
+      answer.catch(() => {}); // settled after a timeout: nobody waits for it
+    }
+  }
+
+  /**
+   * Answer requests for `event` with `handler(senderId, data)` (plain or
+   * async); its return value (JSON or binary) is the answer, a throw answers
+   * "handler-error" with its message. One handler per event; null removes it.
+   */
+  handle(event, handler) {
+    checkEvent(event);
+    if (handler === null || handler === undefined) this._requestHandlers.delete(event);
+    else this._requestHandlers.set(event, handler);
+  }
+
+  /** A request arrived: run its handler now (in order), answer when it settles. */
+  async _answer(peerId, message) {
+    const handler = this._requestHandlers.get(message.event);
+    let outcome;
+    let error = null;
+    const busy = this._answering.get(peerId) ?? 0;
+    if (!handler) {
+      outcome = `no handler for "${message.event}"`;
+      error = "no-handler";
+    } else if (busy >= MAX_ANSWERING_PER_PEER) {
+      // A hostile or runaway peer: bounded work in flight.
+      outcome = `${busy} requests from this peer still running: wait for their answers`;
+      error = "handler-error";
+    } else {
+      this._answering.set(peerId, busy + 1);
+      try {
+        outcome = await handler(peerId, message.data);
+      } catch (err) {
+        console.error(`rtc-peer: request handler for "${message.event}" failed`, err);
+        outcome = `${err?.name ?? "Error"}: ${err?.message ?? err}`;
+        error = "handler-error";
+      }
+      const left = (this._answering.get(peerId) ?? 1) - 1;
+      if (left) this._answering.set(peerId, left);
+      else this._answering.delete(peerId);
+    }
+    const link = this._links.get(peerId);
+    if (!link) return;
+    const reply = (data, code) =>
+      this._whenRoom(link, () => link.sendMessage(message.event, binaryOf(data) ?? data, { response: message.request, error: code }));
+    try {
+      await reply(outcome === undefined ? null : outcome, error);
+    } catch (err) {
+      if (err instanceof TypeError) await reply(`the handler's answer cannot be sent: ${err.message}`, "handler-error").catch(() => {});
+      // otherwise the peer is gone: nobody to answer
     }
   }
 
@@ -177,6 +330,15 @@ export class Peer {
    */
   sendFile(peerId, file, { name } = {}) {
     return this._transfers.send(peerId, file, name ?? file.name ?? "file");
+  }
+
+  /**
+   * Replace this peer's meta (<= 1 KiB JSON); the others raise
+   * "peer-updated" (peerId, info). Rejects with .code on a refusal.
+   */
+  async updateMeta(meta) {
+    await this._client.update(this.room, meta);
+    this.meta = meta;
   }
 
   /** Media to send to every peer (calls); null stops sending. */
@@ -208,18 +370,57 @@ export class Peer {
       this._dropPeer(p.peerId);
       this._raise("peer-left", p.peerId, p.reason);
     });
+    c.on("peer-updated", (p) => {
+      const info = this.peers.get(p.peerId);
+      if (p.room !== this.room || !info || !p.meta || typeof p.meta !== "object") return;
+      this._updateInfo(info, p.meta);
+    });
     c.on("signal", (p) => {
       if (p.room !== this.room) return;
-      this._negotiators.get(p.from)?.handleSignal(p.data);
+      if (!this._sealer) {
+        this._negotiators.get(p.from)?.handleSignal(p.data);
+        return;
+      }
+      this._opened(this._sealer.openSignal(p.data, p.from, this._id), p.from, (data) =>
+        this._negotiators.get(p.from)?.handleSignal(data),
+      );
     });
     c.on("relay", (p) => {
-      if (p.room !== this.room || p.event !== RELAY_EVENT) return;
+      if (p.room !== this.room) return;
       const bytes = binaryOf(p.data);
-      if (bytes) this._links.get(p.from)?.receive(bytes);
+      if (!this._sealer) {
+        if (p.event === RELAY_EVENT && bytes) this._links.get(p.from)?.receive(bytes);
+        return; // anything else: a plain relay, or sealed for a room we have no secret of
+      }
+      const opening =
+        p.event === SEALED_EVENT && bytes
+          ? this._sealer.open(bytes, "relay", p.from, this._id)
+          : Promise.reject(new SealError(`a "${p.event}" relay in the clear`));
+      this._opened(opening, p.from, (frames) => this._links.get(p.from)?.receive(frames));
     });
     c.on("rejected", (p) => this._raise("error", new SignalingError(p.error?.code, p.error?.message)));
     c.on("disconnected", () => !this._closed && this._raise("signaling", "reconnecting"));
     c.on("rejoined", ({ ack, resumed }) => this._joined(ack, resumed));
+  }
+
+  /**
+   * In a room with a secret: act on what `opening` yields, in arrival order
+   * (one chain for signals and relays, as the server orders them); what does
+   * not open is dropped and counted.
+   */
+  _opened(opening, from, act) {
+    opening.catch(() => {}); // handled in the chain below
+    this._inbound = this._inbound.then(async () => {
+      let value;
+      try {
+        value = await opening;
+      } catch (err) {
+        this._undecryptable += 1;
+        console.warn(`rtc-peer: dropped a message from ${from}: ${err.message}`);
+        return;
+      }
+      act(value);
+    });
   }
 
   _joined(ack, resumed) {
@@ -238,14 +439,25 @@ export class Peer {
       }
     }
     for (const info of ack.peers) {
-      if (!this.peers.has(info.peerId)) this._addPeer({ room: this.room, ...info }, true);
-      else if (!this._links.has(info.peerId)) this._openLink(this.peers.get(info.peerId));
+      const known = this.peers.get(info.peerId);
+      if (!known) this._addPeer({ room: this.room, ...info }, true);
+      else {
+        if (!this._links.has(info.peerId)) this._openLink(known);
+        // Changed while we were away:
+        if (JSON.stringify(info.meta ?? {}) !== JSON.stringify(known.meta)) this._updateInfo(known, info.meta ?? {});
+      }
     }
     if (resumed) {
       for (const link of this._links.values()) link.resendOnRelay();
     }
     if (this._everJoined && !this._closed) this._raise("signaling", resumed ? "resumed" : "rejoined");
     this._everJoined = true;
+  }
+
+  _updateInfo(info, meta) {
+    const updated = { ...info, meta };
+    this.peers.set(info.peerId, updated);
+    this._raise("peer-updated", info.peerId, updated);
   }
 
   _addPeer(p, announce) {
@@ -259,8 +471,24 @@ export class Peer {
     const peerId = info.peerId;
     const link = new PeerLink({
       remoteId: peerId,
-      sendRelay: (bytes) => this._client.relay(this.room, RELAY_EVENT, bytes, peerId),
+      sendRelay: async (bytes) => {
+        const sealer = this._sealer;
+        const [event, data] = sealer
+          ? [SEALED_EVENT, await sealer.seal(bytes, "relay", this._id, peerId)]
+          : [RELAY_EVENT, bytes];
+        return this._client.request("relay", { room: this.room, event, data, to: peerId });
+      },
       onDeliveries: (deliveries) => this._deliver(peerId, deliveries),
+      onDatagram: (datagram) => {
+        if (RESERVED.has(datagram.event)) return;
+        let value;
+        try {
+          value = decodeData(datagram.payload, datagram.binary);
+        } catch {
+          return;
+        }
+        this._raise(datagram.event, peerId, value);
+      },
       onPath: (path) => this._raise(path === "webrtc" ? "upgrade" : "downgrade", peerId),
       onFailure: (err) => {
         console.warn(`rtc-peer: session with ${peerId} broke, starting over`, err);
@@ -275,10 +503,11 @@ export class Peer {
         localId: this._id,
         remoteId: peerId,
         iceServers: this.iceServers ?? this._serverIce,
-        sendSignal: (data) => this._client.signal(this.room, peerId, data),
+        sendSignal: (data) => this._sendSignal(peerId, data),
         onChannel: (channel) => {
           if (this._links.get(peerId) === link) {
             link.attachChannel(channel);
+            link.attachLossy(negotiator.pc);
           }
         },
         onTrack: (stream) => this._raise("track", peerId, stream),
@@ -289,6 +518,13 @@ export class Peer {
       this._negotiators.set(peerId, negotiator);
       negotiator.start();
     }
+  }
+
+  /** Signals go in the order given; in a room with a secret, sealed first. */
+  _sendSignal(peerId, data) {
+    if (!this._sealer) return this._client.signal(this.room, peerId, data);
+    const sealed = (this._sealing = this._sealing.then(() => this._sealer.sealSignal(data, this._id, peerId)));
+    return sealed.then((opaque) => this._client.signal(this.room, peerId, opaque));
   }
 
   _dropLink(peerId) {
@@ -307,7 +543,13 @@ export class Peer {
   _deliver(peerId, deliveries) {
     for (const delivery of deliveries) {
       if (this._transfers.handles(delivery)) this._transfers.receive(peerId, delivery);
-      else this._raise(delivery.event, peerId, delivery.data);
+      else if (delivery.response !== null && delivery.response !== undefined) {
+        this._links.get(peerId)?.requests.answer(delivery);
+      } else if (delivery.request !== null && delivery.request !== undefined) {
+        this._answer(peerId, delivery);
+      } else if (RESERVED.has(delivery.event)) {
+        console.warn(`rtc-peer: dropped a message from ${peerId} named like a library event: "${delivery.event}"`);
+      } else this._raise(delivery.event, peerId, delivery.data);
     }
   }
 
@@ -317,6 +559,15 @@ export class Peer {
     if (!link) throw new SignalingError("unknown-peer", `${peerId} is not in ${this.room}`);
     return link;
   }
+}
+
+const RESERVED = new Set(RESERVED_EVENTS);
+
+function checkEvent(event) {
+  if (typeof event !== "string" || !event || event.length > 64) {
+    throw new SignalingError("invalid-payload", "event must be 1-64 characters");
+  }
+  if (RESERVED.has(event)) throw new ReservedEventError(event);
 }
 
 /** Uint8Array of binary data (ArrayBuffer or a view), or null for anything else. */

@@ -285,3 +285,21 @@ for (const seed of [1, 2]) {
     assert.deepEqual(atA, Array.from({ length: 1000 }, (_, i) => new Uint8Array([i >> 8, i & 255])));
   });
 }
+
+test("a fragmented request and its answer keep their ids", () => {
+  const a = new Session({ fragmentBytes: 4 });
+  const b = new Session({ fragmentBytes: 4 });
+  const frames = a.sendMessage("ask", { q: "question" }, 0, { request: 7 });
+  assert.ok(frames.length > 1);
+  assert.deepEqual(frames.flatMap((f) => b.receive(f, 0)), [new Message("ask", { q: "question" }, 7)]);
+  const answer = b.sendMessage("ask", "oops", 0, { response: 7, error: "handler-error" });
+  assert.deepEqual(answer.flatMap((f) => a.receive(f, 0)), [new Message("ask", "oops", null, 7, "handler-error")]);
+});
+
+test("fragments that disagree on the request id break the session", () => {
+  const first = new Session({ fragmentBytes: 2 }).sendMessage("e", "abcdef", 0, { request: 1 })[0];
+  const rest = new Session({ fragmentBytes: 2 }).sendMessage("e", "abcdef", 0, { request: 2 }).slice(1);
+  const b = new Session();
+  b.receive(first, 0);
+  assert.throws(() => b.receive(rest[0], 0), SessionError);
+});

@@ -30,7 +30,10 @@ export function frameFromVector(o) {
     case "ack":
       return new Ack(o.ack);
     case "message-part":
-      return new Sequenced(o.seq, new MessagePart(o.event, fromHex(o.payload), o.binary, o.more));
+      return new Sequenced(
+        o.seq,
+        new MessagePart(o.event, fromHex(o.payload), o.binary, o.more, o.request ?? null, o.response ?? null, o.error ?? null),
+      );
     case "file-offer":
       return new Sequenced(o.seq, new FileOffer(o.id, o.name, o.size, o.chunkSize));
     case "file-chunk":

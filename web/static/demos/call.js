@@ -1,7 +1,7 @@
 // Video call demo: a mesh, camera and microphone to every other peer, a tile
 // per participant with its transport and connection state. A browser without
 // WebRTC (or without a camera) still joins: roster and chat work.
-import { avatar, chatPanel, displayName, el, initHeader, insecureContextNote, nameFromUrl, roomFromUrl, roster, startPeer, webrtcFromUrl } from "./common.js";
+import { avatar, chatPanel, displayName, el, initHeader, insecureContextNote, nameFromUrl, roomFromUrl, roster, showPath, startPeer, webrtcFromUrl } from "./common.js";
 
 const room = await roomFromUrl();
 const name = nameFromUrl();
@@ -89,6 +89,8 @@ function refresh(peerId) {
   const transport = peer.transport(peerId);
   t.transport.textContent = transport;
   t.transport.className = `badge ${transport === "webrtc" ? "ok" : "warn"}`;
+  t.transport.dataset.transport = transport;
+  void showPath(peer, peerId, t.transport);
   t.tile.dataset.transport = transport;
   const state = peer.connectionState(peerId);
   t.state.textContent = state === "none" ? "chat only" : state;
@@ -120,6 +122,7 @@ peer.on("peer-joined", (peerId, info) => {
 peer.on("peer-left", (peerId) => dropRemote(peerId));
 peer.on("upgrade", refresh);
 peer.on("downgrade", refresh);
+setInterval(() => remote.forEach((_, peerId) => refresh(peerId)), 2000); // the path's round-trip time
 peer.on("connection-state", refresh);
 peer.on("track", (peerId, mediaStream) => {
   const t = remote.get(peerId);

@@ -138,7 +138,20 @@ export function transportBadge(peer, peerId) {
   const t = peer.transport(peerId);
   const node = el("span", { class: `badge ${t === "webrtc" ? "ok" : "warn"}`, "data-transport": t, text: t });
   node.title = t === "webrtc" ? "Direct peer-to-peer data channel" : "Through the signaling server";
+  showPath(peer, peerId, node);
   return node;
+}
+
+/** Write the path in use (peer.path: candidate type, round-trip time) into a badge. */
+export async function showPath(peer, peerId, node) {
+  if (!peer.path) return;
+  const path = await peer.path(peerId).catch(() => null);
+  if (!path || path.transport !== node.dataset.transport) return;
+  node.dataset.candidate = path.candidate ?? "";
+  if (path.transport !== "webrtc") return;
+  const rtt = path.rttMs === null ? "" : `, ${path.rttMs.toFixed(0)} ms`;
+  node.textContent = `webrtc · ${path.candidate ?? "?"}${rtt}`;
+  node.title = path.candidate === "relay" ? "Peer to peer, relayed by a TURN server" : "Direct peer-to-peer data channel";
 }
 
 /** Header status: connection to the signaling server. */

@@ -18,6 +18,8 @@ export const RELAY_EVENT = "rtc-peer.frame";
 export const MESSAGE_JSON = 0x01;
 export const MESSAGE_BINARY = 0x02;
 export const ACK = 0x03;
+export const DATAGRAM_JSON = 0x04;
+export const DATAGRAM_BINARY = 0x05;
 export const FILE_OFFER = 0x10;
 export const FILE_CHUNK = 0x11;
 export const FILE_END = 0x12;
@@ -29,6 +31,8 @@ export const MAX_HEADER_BYTES = 4096;
 export const MAX_PAYLOAD_BYTES = 65536;
 /** Message fragments and file chunks: small enough for any data channel. */
 export const DEFAULT_CHUNK_BYTES = 16384;
+/** A datagram is one data-channel message: what every WebRTC stack accepts. */
+export const MAX_DATAGRAM_BYTES = 65536;
 /** Largest integer both JSON implementations hold exactly (2**53 - 1). */
 export const MAX_SEQ = Number.MAX_SAFE_INTEGER;
 export const MAX_NAME_CHARS = 255;
@@ -36,6 +40,7 @@ export const MAX_REASON_CHARS = 256;
 
 const FILE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const SHA256 = /^[0-9a-f]{64}$/;
+const ERROR_CODE = /^[a-z0-9-]{1,64}$/;
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
@@ -48,10 +53,60 @@ export class FrameError extends Error {
   }
 }
 
-/** One fragment of an application message; `more` says others follow. */
+/**
+ * A lossy, unordered message (emit(..., {reliable: false})): outside any
+ * session, alone in one message of the lossy data channel, never
+ * fragmented, acked, resent or sent through the server.
+ */
+export class Datagram {
+  constructor(event, payload, binary = false) {
+    Object.assign(this, { event, payload, binary });
+  }
+}
+
+/** One lossy-channel message; throws FrameError for a bad event or one over the size limit. */
+export function encodeDatagram(datagram) {
+  const raw = encoder.encode(JSON.stringify({ event: datagram.event }));
+  const out = new Uint8Array(PREFIX_BYTES + raw.length + datagram.payload.length);
+  const view = new DataView(out.buffer);
+  view.setUint8(0, datagram.binary ? DATAGRAM_BINARY : DATAGRAM_JSON);
+  view.setUint16(1, raw.length);
+  view.setUint32(3, datagram.payload.length);
+  out.set(raw, PREFIX_BYTES);
+  out.set(datagram.payload, PREFIX_BYTES + raw.length);
+  decodeDatagram(out);
+  return out;
+}
+
+/** Inverse of encodeDatagram: exactly one datagram frame. */
+export function decodeDatagram(data) {
+  const bytes = asBytes(data);
+  if (bytes.length < PREFIX_BYTES) throw new FrameError("truncated datagram");
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const kind = view.getUint8(0);
+  const headerLen = view.getUint16(1);
+  const payloadLen = view.getUint32(3);
+  if (kind !== DATAGRAM_JSON && kind !== DATAGRAM_BINARY) {
+    throw new FrameError(`not a datagram (type 0x${kind.toString(16).padStart(2, "0")})`);
+  }
+  if (headerLen > MAX_HEADER_BYTES || PREFIX_BYTES + headerLen + payloadLen !== bytes.length) {
+    throw new FrameError("datagram length mismatch");
+  }
+  if (bytes.length > MAX_DATAGRAM_BYTES) throw new FrameError(`datagram over ${MAX_DATAGRAM_BYTES} bytes`);
+  const head = parseHeader(bytes.subarray(PREFIX_BYTES, PREFIX_BYTES + headerLen));
+  return new Datagram(event(head), bytes.subarray(PREFIX_BYTES + headerLen), kind === DATAGRAM_BINARY);
+}
+
+/**
+ * One fragment of an application message; `more` says others follow. A
+ * request carries `request` (its id, from 1, per sender); its answer carries
+ * `response` (the same id) and, when it failed, `error` (a RequestError
+ * code; the payload is then the JSON text of a message). Every fragment of
+ * one message carries the same keys.
+ */
 export class MessagePart {
-  constructor(event, payload, binary = false, more = false) {
-    Object.assign(this, { event, payload, binary, more });
+  constructor(event, payload, binary = false, more = false, request = null, response = null, error = null) {
+    Object.assign(this, { event, payload, binary, more, request, response, error });
   }
 }
 
@@ -194,6 +249,9 @@ function toWire(frame) {
   const body = frame.body;
   if (body instanceof MessagePart) {
     head.event = body.event;
+    if (body.request !== null && body.request !== undefined) head.request = body.request;
+    if (body.response !== null && body.response !== undefined) head.response = body.response;
+    if (body.error !== null && body.error !== undefined) head.error = body.error;
     if (body.more) head.more = true;
     return [body.binary ? MESSAGE_BINARY : MESSAGE_JSON, head, asBytes(body.payload)];
   }
@@ -243,7 +301,17 @@ function fromWire(kind, head, payload) {
   if (kind === MESSAGE_JSON || kind === MESSAGE_BINARY) {
     const more = "more" in head ? head.more : false;
     if (typeof more !== "boolean") throw new FrameError("'more' must be a boolean");
-    return new Sequenced(seq, new MessagePart(event(head), payload, kind === MESSAGE_BINARY, more));
+    const request = optionalInt(head, "request");
+    const response = optionalInt(head, "response");
+    const error = head.error ?? null;
+    if (request !== null && response !== null) {
+      throw new FrameError("a message is a request or a response, not both");
+    }
+    if (error !== null && (response === null || typeof error !== "string" || !ERROR_CODE.test(error))) {
+      throw new FrameError("'error' must be a code of 1-64 of a-z 0-9 -, on a response only");
+    }
+    const binary = kind === MESSAGE_BINARY;
+    return new Sequenced(seq, new MessagePart(event(head), payload, binary, more, request, response, error));
   }
   const id = str(head, "id");
   if (!FILE_ID.test(id)) throw new FrameError("file 'id' must be 1-64 of A-Z a-z 0-9 _ -");
@@ -287,6 +355,10 @@ function int(head, key, low, high) {
     throw new FrameError(`'${key}' must be an integer in ${low}..${high}`);
   }
   return value;
+}
+
+function optionalInt(head, key) {
+  return head[key] === null || head[key] === undefined ? null : int(head, key, 1, MAX_SEQ);
 }
 
 function str(head, key) {

@@ -24,12 +24,18 @@
 // names a different session than the current remote description starts a
 // new RTCPeerConnection (the offerer restarted after a failure).
 
+import {
+  WEBRTC_CONNECT_TIMEOUT_MS,
+  WEBRTC_RETRY_DELAY_FIRST_MS,
+  WEBRTC_RETRY_DELAY_MAX_MS,
+} from "./constants.js";
+
 export const DATA_CHANNEL_LABEL = "rtc-peer";
 /** How long a pair may take to reach "connected" before it counts as failed. */
-export const CONNECT_TIMEOUT_MS = 20000;
+export const CONNECT_TIMEOUT_MS = WEBRTC_CONNECT_TIMEOUT_MS;
 /** Delay before the offerer tries a failed pair again (doubling, capped). */
-export const RETRY_DELAY_MS = 2000;
-export const RETRY_DELAY_MAX_MS = 30000;
+export const RETRY_DELAY_MS = WEBRTC_RETRY_DELAY_FIRST_MS;
+export const RETRY_DELAY_MAX_MS = WEBRTC_RETRY_DELAY_MAX_MS;
 
 export function isOfferer(localId, remoteId) {
   return localId < remoteId;

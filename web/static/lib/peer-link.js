@@ -7,16 +7,28 @@
 // session returns to the current path, feeds it every message from either
 // path, runs its timer, and calls `resend` whenever the path changes.
 
-import { RELAY_EVENT, pack } from "./framing.js";
+import { decodeDatagram, encodeDatagram, pack } from "./framing.js";
 import { Session } from "./session.js";
+import { Pending } from "./requests.js";
+import {
+  DATA_CHANNEL_HIGH_WATER_BYTES,
+  DATA_CHANNEL_LOW_WATER_BYTES,
+  DATA_CHANNEL_MESSAGE_BYTES,
+  LOSSY_CHANNEL_ID,
+  LOSSY_CHANNEL_LABEL,
+  RELAY_MESSAGE_BYTES,
+} from "./constants.js";
 
 /** Largest data-channel message we send (what every SCTP stack accepts). */
-export const CHANNEL_MESSAGE_BYTES = 65536;
-/** Largest relay `data` we send (the server's default limit is 1 MiB). */
-export const RELAY_MESSAGE_BYTES = 256 * 1024;
+export const CHANNEL_MESSAGE_BYTES = DATA_CHANNEL_MESSAGE_BYTES;
+export { RELAY_MESSAGE_BYTES };
 /** Above this many bytes queued in the data channel, writers wait. */
-export const CHANNEL_HIGH_WATER = 4 * 1024 * 1024;
-export const CHANNEL_LOW_WATER = 1024 * 1024;
+export const CHANNEL_HIGH_WATER = DATA_CHANNEL_HIGH_WATER_BYTES;
+export const CHANNEL_LOW_WATER = DATA_CHANNEL_LOW_WATER_BYTES;
+/** Relay messages shrink to no less than this after a payload-too-large. */
+export const MIN_RELAY_MESSAGE_BYTES = 16 * 1024;
+export const RATE_LIMIT_PAUSE_MS = 250;
+export const MAX_RATE_LIMIT_RETRIES = 40;
 
 export const now = () => performance.now() / 1000;
 
@@ -24,7 +36,8 @@ export class PeerLink {
   /**
    * @param {object} o
    * @param {string} o.remoteId
-   * @param {(bytes: Uint8Array) => void} o.sendRelay  one relay request
+   * @param {(bytes: Uint8Array) => Promise<unknown>} o.sendRelay  one relay request: resolves
+   *   on the server's ack, rejects with the refusal's `.code` (as peer/relay_channel.py)
    * @param {(deliveries: object[]) => void} o.onDeliveries
    * @param {(path: "webrtc"|"relay") => void} o.onPath
    * @param {(err: Error) => void} o.onFailure  the remote broke the session rules
@@ -35,21 +48,32 @@ export class PeerLink {
     this.onDeliveries = o.onDeliveries;
     this.onPath = o.onPath ?? (() => {});
     this.onFailure = o.onFailure ?? (() => {});
+    this.onDatagram = o.onDatagram ?? (() => {});
+    /** The unordered, unreliable channel beside the data channel (reliable: false). */
+    this.lossy = null;
+    this._lossyPc = null;
     this.session = new Session();
     this.channel = null;
     this.path = "relay";
     this.closed = false;
     this._timer = null;
     this._relayQueue = [];
-    this._relayFlush = false;
+    this._relayBusy = false;
+    this._relayGeneration = 0;
+    this.relayMessageBytes = RELAY_MESSAGE_BYTES;
     this._waiters = new Set();
+    /** Requests sent to this peer and waiting for their answer. */
+    this.requests = new Pending();
   }
 
   // -- writing ---------------------------------------------------------------
 
-  /** Sequence one application message and write it; throws SendBufferFull. */
-  sendMessage(event, data) {
-    this._write(this.session.sendMessage(event, data, now()));
+  /**
+   * Sequence one application message (or request, or answer: `marks` is
+   * {request, response, error}) and write it; throws SendBufferFull.
+   */
+  sendMessage(event, data, marks = {}) {
+    this._write(this.session.sendMessage(event, data, now(), marks));
   }
 
   /** Sequence one file-transfer body and write it; throws SendBufferFull. */
@@ -67,22 +91,54 @@ export class PeerLink {
         this.detachChannel(this.channel);
       }
     } else {
-      // Frames written in one turn of the event loop go out as few relays.
       this._relayQueue.push(...frames);
-      if (!this._relayFlush) {
-        this._relayFlush = true;
-        queueMicrotask(() => this._flushRelay());
-      }
+      if (!this._relayBusy) this._pumpRelay();
     }
     this._schedule();
   }
 
-  _flushRelay() {
-    this._relayFlush = false;
-    const frames = this._relayQueue;
-    this._relayQueue = [];
-    if (this.closed) return;
-    for (const message of pack(frames, RELAY_MESSAGE_BYTES)) this.sendRelay(message);
+  /**
+   * The relay writer: one request in flight, the next one once the server
+   * acked it (the ack is the backpressure, as in peer/relay_channel.py).
+   * Frames written in one turn of the event loop go out as few relays. A
+   * path switch drops what is queued (the session's resend replaces it).
+   */
+  async _pumpRelay() {
+    this._relayBusy = true;
+    try {
+      await Promise.resolve();
+      while (this._relayQueue.length && !this.closed) {
+        const generation = this._relayGeneration;
+        const frames = this._relayQueue;
+        this._relayQueue = [];
+        for (const message of pack(frames, this.relayMessageBytes)) {
+          const sent = await this._relayOne(message);
+          if (!sent || generation !== this._relayGeneration || this.closed) break;
+        }
+      }
+    } finally {
+      this._relayBusy = false;
+    }
+  }
+
+  /** One relay request; retried while rate-limited. False: dropped until the session resends. */
+  async _relayOne(message) {
+    for (let attempt = 0; attempt < MAX_RATE_LIMIT_RETRIES; attempt++) {
+      try {
+        await this.sendRelay(message);
+        return true;
+      } catch (err) {
+        if (err?.code === "rate-limited" && !this.closed) {
+          await sleep(RATE_LIMIT_PAUSE_MS * Math.min(attempt + 1, 4));
+          continue;
+        }
+        if (err?.code === "payload-too-large" && this.relayMessageBytes > MIN_RELAY_MESSAGE_BYTES) {
+          this.relayMessageBytes = Math.floor(this.relayMessageBytes / 2);
+        }
+        return false;
+      }
+    }
+    return false;
   }
 
   // -- reading ---------------------------------------------------------------
@@ -144,10 +200,57 @@ export class PeerLink {
     for (const [name, fn] of Object.entries(channel._rtcPeerHooks)) channel.addEventListener(name, fn);
     if (this.path !== "webrtc") {
       this.path = "webrtc";
+      this._dropRelayQueue();
       this._write(this.session.resend(now()));
       this.onPath("webrtc");
     }
     this._wake();
+  }
+
+  /** Open the lossy channel on `pc`, negotiated out of band (both sides do the same). */
+  attachLossy(pc) {
+    if (this.closed || !pc || this._lossyPc === pc) return;
+    let lossy;
+    try {
+      lossy = pc.createDataChannel(LOSSY_CHANNEL_LABEL, {
+        negotiated: true,
+        id: LOSSY_CHANNEL_ID,
+        ordered: false,
+        maxRetransmits: 0,
+      });
+    } catch (err) {
+      console.warn("rtc-peer: no lossy channel", err);
+      return;
+    }
+    this.lossy?.close();
+    this.lossy = lossy;
+    this._lossyPc = pc;
+    lossy.binaryType = "arraybuffer";
+    lossy.addEventListener("message", (event) => {
+      if (this.closed || !(event.data instanceof ArrayBuffer)) return;
+      let datagram;
+      try {
+        datagram = decodeDatagram(new Uint8Array(event.data));
+      } catch {
+        return; // malformed: dropped, as any lost datagram
+      }
+      this.onDatagram(datagram);
+    });
+  }
+
+  /** Send now on the lossy channel, or drop: false when it was dropped. */
+  sendDatagram(datagram) {
+    const encoded = encodeDatagram(datagram);
+    const lossy = this.lossy;
+    if (this.path !== "webrtc" || !lossy || lossy.readyState !== "open" || lossy.bufferedAmount > CHANNEL_HIGH_WATER) {
+      return false;
+    }
+    try {
+      lossy.send(encoded);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** The data channel is gone: back to the relay, resending what is unacked. */
@@ -157,6 +260,7 @@ export class PeerLink {
     this.channel = null;
     if (this.path === "webrtc" && !this.closed) {
       this.path = "relay";
+      this._dropRelayQueue();
       this._write(this.session.resend(now()));
       this.onPath("relay");
     }
@@ -165,7 +269,15 @@ export class PeerLink {
 
   /** The relay path came back (signaling resumed): resend there. */
   resendOnRelay() {
-    if (this.path === "relay" && !this.closed) this._write(this.session.resend(now()));
+    if (this.path === "relay" && !this.closed) {
+      this._dropRelayQueue();
+      this._write(this.session.resend(now()));
+    }
+  }
+
+  _dropRelayQueue() {
+    this._relayQueue = [];
+    this._relayGeneration += 1;
   }
 
   _unhook(channel) {
@@ -203,9 +315,14 @@ export class PeerLink {
   close() {
     if (this.closed) return;
     this.closed = true;
+    this.requests.failAll(Object.assign(new Error(`${this.remoteId} left`), { code: "unknown-peer" }));
     clearTimeout(this._timer);
     if (this.channel) this._unhook(this.channel);
     this.channel = null;
+    this.lossy?.close();
+    this.lossy = null;
     this._wake();
   }
 }
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -47,10 +47,13 @@ export class MessageTooLarge extends Error {
   }
 }
 
-/** An application message, whole: `data` is a JSON value or a Uint8Array. */
+/**
+ * An application message, whole: `data` is a JSON value or a Uint8Array.
+ * `request`/`response`/`error`: see MessagePart in framing.js.
+ */
 export class Message {
-  constructor(event, data) {
-    Object.assign(this, { event, data });
+  constructor(event, data, request = null, response = null, error = null) {
+    Object.assign(this, { event, data, request, response, error });
   }
 }
 
@@ -138,8 +141,9 @@ export class Session {
    * Sequence one application message (fragmented as needed); returns the
    * encoded frames to write. Throws MessageTooLarge, SendBufferFull (nothing
    * queued) or TypeError for data that is neither bytes nor JSON.
+   * `{request, response, error}` mark a request or its answer.
    */
-  sendMessage(event, data, now) {
+  sendMessage(event, data, now, { request = null, response = null, error = null } = {}) {
     const [payload, binary] = encodeData(data);
     if (payload.length > this.maxMessageBytes) {
       throw new MessageTooLarge(`${payload.length} bytes over ${this.maxMessageBytes}`);
@@ -150,7 +154,7 @@ export class Session {
     if (!pieces.length) pieces.push(payload);
     const last = pieces.length - 1;
     return this._sequence(
-      pieces.map((p, i) => new MessagePart(event, p, binary, i < last)),
+      pieces.map((p, i) => new MessagePart(event, p, binary, i < last, request, response, error)),
       now,
     );
   }
@@ -281,8 +285,9 @@ export class Session {
       return;
     }
     const first = this._parts.length ? this._parts[0] : body;
-    if (body.event !== first.event || body.binary !== first.binary) {
-      this._fail("message fragments disagree on event or type");
+    const keys = ["event", "binary", "request", "response", "error"];
+    if (keys.some((key) => body[key] !== first[key])) {
+      this._fail("message fragments disagree on event, type or request");
     }
     this._partsBytes += body.payload.length;
     if (this._partsBytes > this.maxMessageBytes) {
@@ -296,7 +301,8 @@ export class Session {
     this._parts = [];
     this._partsBytes = 0;
     try {
-      out.push(new Message(body.event, decodeData(payload, body.binary)));
+      const data = decodeData(payload, body.binary);
+      out.push(new Message(body.event, data, body.request, body.response, body.error));
     } catch (err) {
       if (!(err instanceof FrameError)) throw err;
       this._fail(err.message);

@@ -14,12 +14,18 @@
 //   await client.close();
 
 import { io } from "../vendor/socket.io.esm.min.js";
+import {
+  RECONNECT_DELAY_FIRST_MS,
+  RECONNECT_DELAY_MAX_MS,
+  RECONNECT_JITTER,
+  SIGNALING_CONNECT_TIMEOUT_MS,
+  SIGNALING_REQUEST_TIMEOUT_MS,
+} from "./constants.js";
 
-/** Reconnect backoff: 0.5 s doubling to 10 s, each delay +-50 % at random. */
-export const RECONNECT_DELAY_MS = 500;
-export const RECONNECT_DELAY_MAX_MS = 10000;
-export const RECONNECT_JITTER = 0.5;
-export const REQUEST_TIMEOUT_MS = 15000;
+/** Reconnect backoff (lib/constants.js, shared with Python): 0.25 s doubling to 5 s, +-50 %. */
+export const RECONNECT_DELAY_MS = RECONNECT_DELAY_FIRST_MS;
+export { RECONNECT_DELAY_MAX_MS, RECONNECT_JITTER };
+export const REQUEST_TIMEOUT_MS = SIGNALING_REQUEST_TIMEOUT_MS;
 
 /** A request the server refused: `.code` is the contract's error code. */
 export class SignalingError extends Error {
@@ -31,7 +37,7 @@ export class SignalingError extends Error {
   }
 }
 
-const SERVER_EVENTS = ["peer-joined", "peer-left", "signal", "relay", "rejected"];
+const SERVER_EVENTS = ["peer-joined", "peer-left", "peer-updated", "signal", "relay", "rejected"];
 
 export class SignalingClient {
   /**
@@ -80,7 +86,7 @@ export class SignalingClient {
       reconnectionDelay: RECONNECT_DELAY_MS,
       reconnectionDelayMax: RECONNECT_DELAY_MAX_MS,
       randomizationFactor: RECONNECT_JITTER,
-      timeout: REQUEST_TIMEOUT_MS,
+      timeout: SIGNALING_CONNECT_TIMEOUT_MS,
       autoConnect: false,
     });
     this.socket = socket;
@@ -151,6 +157,13 @@ export class SignalingClient {
     this.peerId = ack.peerId;
     this.resumeToken = ack.resumeToken;
     return ack;
+  }
+
+  /** Replace this peer's meta in `room`; a later fresh join uses it too. */
+  async update(room, meta) {
+    await this.request("update", { room, meta });
+    const opts = this.rooms.get(room);
+    if (opts) opts.meta = meta;
   }
 
   async leave(room) {
