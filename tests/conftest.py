@@ -24,7 +24,9 @@ def _start_rank(item: pytest.Item) -> int:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if getattr(config.option, "numprocesses", None):
+    # xdist's workers collect (and must all agree on the order); its controller
+    # only hands out indices. A worker's config has ``workerinput``.
+    if hasattr(config, "workerinput"):
         items.sort(key=_start_rank)  # stable: the order within a rank stays
 
 
