@@ -11,7 +11,9 @@ room's peers, and the application's handlers.
 Besides the contract's events (``peer-joined``, ``peer-left``,
 ``peer-updated``, ``upgrade``, ``downgrade``, ``file``) a Peer raises the browser client's extras, same
 names and fields: ``file-offer``, ``file-progress``, ``file-failed`` (see
-:mod:`peer.transfers`) and ``signaling`` (state, own id) with state one of
+:mod:`peer.transfers`) and ``track`` (peer id, aiortc ``MediaStreamTrack``: read it with ``recv()``; it
+ends when its connection closes, and a rebuilt connection raises ``track``
+again) and ``signaling`` (state, own id) with state one of
 ``connected``, ``reconnecting``, ``resumed``, ``rejoined`` (a new own id: the
 resume had expired), ``closed``. Peers already in the room at ``connect()``
 are announced with ``peer-joined`` too.
@@ -49,10 +51,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar, overload
 
+from aiortc import MediaStreamTrack
+
 from .constants import PEER_REQUEST_TIMEOUT, RESERVED_EVENTS
 from .errors import PeerGone, RequestError, ReservedEvent, SignalingError
 from .files import Progress
 from .framing import RELAY_EVENT
+from .media import LocalMedia
 from .negotiation import Negotiator, rtc_configuration
 from .path_stats import PathInfo, webrtc_path
 from .peer_link import PeerInfo, PeerLink, Transport
@@ -114,6 +119,7 @@ class Peer:
         self._secret = secret
         self._sealer: Sealer | None = None
         self._undecryptable = 0
+        self._media = LocalMedia()
 
     # -- public API -----------------------------------------------------------
 
@@ -265,6 +271,25 @@ class Peer:
             self._request_handlers.pop(event, None)
         else:
             self._request_handlers[event] = handler
+
+    def add_track(self, track: MediaStreamTrack) -> None:
+        """Send ``track`` (aiortc audio or video) to every peer with WebRTC, now and later.
+
+        Peers without WebRTC (relay only, either side) get no media. The
+        others raise ``track`` (our id, their copy of it).
+        """
+        if self._media.add(track):
+            self._media_changed()
+
+    def remove_track(self, track: MediaStreamTrack) -> None:
+        """Stop sending ``track`` to everyone (their copies end); the track itself runs on."""
+        if self._media.remove(track):
+            self._media_changed()
+
+    def _media_changed(self) -> None:
+        for link in self._links.values():
+            if link.negotiator is not None:
+                link.negotiator.media_changed()
 
     async def update_meta(self, meta: dict[str, Any]) -> None:
         """Replace this peer's ``meta``; the others raise ``peer-updated`` (peer_id, info).
@@ -467,6 +492,8 @@ class Peer:
                 configuration=self._configuration,
                 send_signal=send_signal,
                 on_channel=link.attach_channel,
+                media=self._media,
+                on_track=lambda track: self._raise("track", peer_id, track),
             )
         if not quiet:
             self._raise("peer-joined", peer_id, info)
