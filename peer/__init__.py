@@ -12,22 +12,31 @@ data channels (aiortc), with the server's ``relay`` as the fallback path.
         await peer.send_file(other_id, "big.iso")           # they get event "file"
 
 ``Peer(server_url, room, *, meta=None, webrtc=True, ice_servers=None,
-token=None, reconnect=True, download_dir=".")``; ``await peer.connect()`` or
+token=None, reconnect=True, download_dir=".", secret=None)``; ``await peer.connect()`` or
 ``async with``; ``peer.id``; ``peer.peers`` ({peerId: :class:`PeerInfo` with
 ``.meta``, ``.webrtc``}); ``peer.transport(peer_id)`` ("webrtc" or "relay");
 ``peer.on(event, handler)`` or ``@peer.on(event)``, ``handler(sender_id,
 data)`` plain or async; ``await peer.emit(event, data, to=None)``;
-``await peer.send_file(peer_id, path)``; ``await peer.close()``. A request the
+``await peer.send_file(peer_id, path)``; ``await peer.request(peer_id,
+event, data, timeout=10)`` and ``peer.handle(event, handler)`` (the answer
+is the handler's return value; :class:`RequestError` ``.code`` "no-handler",
+"handler-error", "timeout"); ``await peer.update_meta(meta)`` (the others
+raise ``peer-updated``); ``peer.path(peer_id)`` ({"transport", "candidate",
+"rtt_ms"}); ``peer.undecryptable`` (rooms with a ``secret``: messages that
+did not open); ``await peer.close()``. A request the
 server refuses raises :class:`SignalingError` with ``.code`` (the contract's
 code: "unauthorized", "room-full", "unknown-peer", ...); an unreachable
 server raises ``ConnectionError``.
 
 Events: ``peer-joined`` (peerId, PeerInfo; also for the peers already in the
-room at connect), ``peer-left`` (peerId, reason), ``upgrade`` / ``downgrade``
+room at connect), ``peer-left`` (peerId, reason), ``peer-updated`` (peerId,
+PeerInfo), ``upgrade`` / ``downgrade``
 (peerId, None), ``file`` (senderId, :class:`ReceivedFile` with ``.name``,
 ``.size``, ``.sha256``, ``.path``), and as in the browser client
 ``file-offer``, ``file-progress``, ``file-failed`` and ``signaling`` (state,
-own id). Any other name is an application event.
+own id). Those names are reserved (:class:`ReservedEvent` from ``emit``,
+``request``, ``handle``; never raised for what a remote sends); any other
+name is an application event.
 
 Between two peers, messages arrive in the order sent, none lost and none
 twice, whichever path carried them; the frames are the ones in

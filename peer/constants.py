@@ -28,6 +28,8 @@ SIGNALING_CONNECT_TIMEOUT = 10.0
 """Seconds the connection to the server may take to open."""
 PEER_REQUEST_TIMEOUT = 10.0
 """Default ``timeout`` of ``Peer.request``."""
+MAX_ANSWERING_PER_PEER = 256
+"""Requests from one peer whose handlers may run at once; past it, "handler-error" at once."""
 WEBRTC_CONNECT_TIMEOUT = 10.0
 """Seconds a data channel attempt may take before the pair stays on the relay."""
 WEBRTC_RETRY_DELAY_FIRST = 2.0

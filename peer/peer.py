@@ -53,7 +53,7 @@ from typing import Any, Self, TypeVar, overload
 
 from aiortc import MediaStreamTrack
 
-from .constants import PEER_REQUEST_TIMEOUT, RESERVED_EVENTS
+from .constants import MAX_ANSWERING_PER_PEER, PEER_REQUEST_TIMEOUT, RESERVED_EVENTS
 from .errors import PeerGone, RequestError, ReservedEvent, SignalingError
 from .files import Progress
 from .framing import RELAY_EVENT
@@ -110,6 +110,7 @@ class Peer:
         self._handlers: dict[str, list[Handler]] = {}
         self._request_handlers: dict[str, Handler] = {}
         self._answering: set[asyncio.Task[None]] = set()
+        self._answering_for: dict[str, int] = {}
         self._signaling: SignalingClient | None = None
         self._events: asyncio.Queue[Queued] | None = None
         self._chores: asyncio.Queue[Coroutine[Any, Any, None]] | None = None
@@ -583,8 +584,12 @@ class Peer:
         handler = self._request_handlers.get(message.event)
         outcome: Any = None
         failure: str | None = None
+        busy = self._answering_for.get(sender, 0)
         if handler is None:
             failure = "no-handler"
+        elif busy >= MAX_ANSWERING_PER_PEER:  # a hostile or runaway peer: bounded tasks
+            outcome = f"{busy} requests from this peer still running: wait for their answers"
+            failure = "handler-error"
         else:
             try:
                 outcome = handler(sender, message.data)
@@ -597,8 +602,15 @@ class Peer:
             self._answer(sender, message, outcome, failure, started), name=f"answer {message.event}"
         )
         self._answering.add(task)
-        task.add_done_callback(self._answering.discard)
+        self._answering_for[sender] = busy + 1
+        task.add_done_callback(lambda done: self._answered(sender, done))
         await started
+
+    def _answered(self, sender: str, task: asyncio.Task[None]) -> None:
+        self._answering.discard(task)
+        left = self._answering_for.pop(sender, 1) - 1
+        if left:
+            self._answering_for[sender] = left
 
     async def _answer(
         self,

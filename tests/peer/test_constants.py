@@ -26,6 +26,7 @@ def test_python_constants_match_the_shared_fixture() -> None:
     assert constants.SIGNALING_REQUEST_TIMEOUT == SHARED["signalingRequestTimeout"]
     assert constants.SIGNALING_CONNECT_TIMEOUT == SHARED["signalingConnectTimeout"]
     assert constants.PEER_REQUEST_TIMEOUT == SHARED["peerRequestTimeout"]
+    assert constants.MAX_ANSWERING_PER_PEER == SHARED["maxAnsweringPerPeer"]
     assert constants.WEBRTC_CONNECT_TIMEOUT == SHARED["webrtcConnectTimeout"]
     assert constants.WEBRTC_RETRY_DELAY_FIRST == SHARED["webrtcRetryDelayFirst"]
     assert constants.WEBRTC_RETRY_DELAY_MAX == SHARED["webrtcRetryDelayMax"]

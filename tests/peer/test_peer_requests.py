@@ -213,3 +213,40 @@ def test_pending_bookkeeping() -> None:
         assert len(pending) == 0
 
     asyncio.run(run())
+
+
+async def test_one_peer_cannot_start_unbounded_handlers(server: RunningServer) -> None:
+    """300 requests at once to a handler that never returns: 256 run, the rest are
+    answered "handler-error" at once; once they finish, requests run again."""
+    from peer.constants import MAX_ANSWERING_PER_PEER
+    from tests.peer.test_peer_wire import _setup
+
+    release = asyncio.Event()
+    started: list[int] = []
+
+    async def stuck(_sender: str, n: int) -> int:
+        started.append(n)
+        await release.wait()
+        return n
+
+    async with Peer(server.url, "req-flood", webrtc=False) as peer:
+        peer.handle("stuck", stuck)
+        remote = await _setup(server, "req-flood", peer)
+        try:
+            total = MAX_ANSWERING_PER_PEER + 44
+            now = asyncio.get_running_loop().time()
+            frames = [f for n in range(1, total + 1)
+                      for f in remote.session.send_message("stuck", n, now, request=n)]
+            await remote._write([b"".join(frames)])  # one relay: under the server's rate limit
+            refused = [await remote.next(Message) for _ in range(total - MAX_ANSWERING_PER_PEER)]
+            assert all(m.error == "handler-error" for m in refused)
+            assert len(started) == MAX_ANSWERING_PER_PEER
+            assert len(peer._answering) == MAX_ANSWERING_PER_PEER
+            release.set()
+            answered = [await remote.next(Message) for _ in range(MAX_ANSWERING_PER_PEER)]
+            assert sorted(m.data for m in answered) == list(range(1, MAX_ANSWERING_PER_PEER + 1))
+            await remote.send_message("stuck", "again", request=total + 1)
+            again = await remote.next(Message)
+            assert (again.response, again.data, again.error) == (total + 1, "again", None)
+        finally:
+            await remote.client.disconnect()

@@ -20,7 +20,7 @@ import { FileTransfers } from "./lib/transfers.js";
 import { RequestError } from "./lib/requests.js";
 import { pathFromStats } from "./lib/path-stats.js";
 import { SEALED_EVENT, SealError, Sealer } from "./lib/sealing.js";
-import { PEER_REQUEST_TIMEOUT_MS, RESERVED_EVENTS } from "./lib/constants.js";
+import { MAX_ANSWERING_PER_PEER, PEER_REQUEST_TIMEOUT_MS, RESERVED_EVENTS } from "./lib/constants.js";
 
 export { SignalingError, RequestError, RESERVED_EVENTS };
 
@@ -87,6 +87,7 @@ export class Peer {
     this._serverIce = [];
     this._handlers = new Map();
     this._requestHandlers = new Map();
+    this._answering = new Map(); // peerId -> requests whose handlers are running
     this._links = new Map();
     this._negotiators = new Map();
     this._client = new SignalingClient(serverUrl, { token, reconnect });
@@ -248,10 +249,16 @@ export class Peer {
     const handler = this._requestHandlers.get(message.event);
     let outcome;
     let error = null;
+    const busy = this._answering.get(peerId) ?? 0;
     if (!handler) {
       outcome = `no handler for "${message.event}"`;
       error = "no-handler";
+    } else if (busy >= MAX_ANSWERING_PER_PEER) {
+      // A hostile or runaway peer: bounded work in flight.
+      outcome = `${busy} requests from this peer still running: wait for their answers`;
+      error = "handler-error";
     } else {
+      this._answering.set(peerId, busy + 1);
       try {
         outcome = await handler(peerId, message.data);
       } catch (err) {
@@ -259,6 +266,9 @@ export class Peer {
         outcome = `${err?.name ?? "Error"}: ${err?.message ?? err}`;
         error = "handler-error";
       }
+      const left = (this._answering.get(peerId) ?? 1) - 1;
+      if (left) this._answering.set(peerId, left);
+      else this._answering.delete(peerId);
     }
     const link = this._links.get(peerId);
     if (!link) return;

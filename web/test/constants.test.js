@@ -20,6 +20,7 @@ test("JS constants match the shared fixture", () => {
   assert.equal(c.SIGNALING_REQUEST_TIMEOUT_MS, SHARED.signalingRequestTimeout * 1000);
   assert.equal(c.SIGNALING_CONNECT_TIMEOUT_MS, SHARED.signalingConnectTimeout * 1000);
   assert.equal(c.PEER_REQUEST_TIMEOUT_MS, SHARED.peerRequestTimeout * 1000);
+  assert.equal(c.MAX_ANSWERING_PER_PEER, SHARED.maxAnsweringPerPeer);
   assert.equal(c.WEBRTC_CONNECT_TIMEOUT_MS, SHARED.webrtcConnectTimeout * 1000);
   assert.equal(c.WEBRTC_RETRY_DELAY_FIRST_MS, SHARED.webrtcRetryDelayFirst * 1000);
   assert.equal(c.WEBRTC_RETRY_DELAY_MAX_MS, SHARED.webrtcRetryDelayMax * 1000);

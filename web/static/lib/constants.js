@@ -24,6 +24,8 @@ export const SIGNALING_REQUEST_TIMEOUT_MS = 10000;
 export const SIGNALING_CONNECT_TIMEOUT_MS = 10000;
 /** Default `timeout` of Peer.request. */
 export const PEER_REQUEST_TIMEOUT_MS = 10000;
+/** Requests from one peer whose handlers may run at once; past it, "handler-error" at once. */
+export const MAX_ANSWERING_PER_PEER = 256;
 /** A data channel attempt may take this long before the pair stays on the relay. */
 export const WEBRTC_CONNECT_TIMEOUT_MS = 10000;
 /** Pause before a failed pair is tried again: doubling from the first, capped. */
