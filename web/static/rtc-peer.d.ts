@@ -84,7 +84,7 @@ export interface PeerEvents {
   "file-offer": [senderId: string, info: FileInfo];
   "file-progress": [peerId: string, progress: FileProgress];
   "file-failed": [peerId: string, failure: FileFailure];
-  track: [peerId: string, stream: MediaStream];
+  track: [peerId: string, track: MediaStreamTrack, stream: MediaStream];
   "connection-state": [peerId: string, state: RTCPeerConnectionState];
   signaling: [state: SignalingState];
   error: [error: Error];
@@ -154,4 +154,7 @@ export declare class Peer {
 
   sendFile(peerId: string, file: Blob, options?: { name?: string }): Promise<SentFile>;
   setStream(stream: MediaStream | null): void;
+  /** Send a track to every peer with WebRTC, now and later; relay-only peers get none. */
+  addTrack(track: MediaStreamTrack): void;
+  removeTrack(track: MediaStreamTrack): void;
 }

@@ -50,7 +50,7 @@ export const PEER_EVENTS = Object.freeze([
   "file-offer", // (senderId, {id, name, size})
   "file-progress", // (peerId, {id, name, size, done, direction: "send"|"receive"})
   "file-failed", // (peerId, {id, name, direction, error})
-  "track", // (peerId, MediaStream)   remote media (calls)
+  "track", // (peerId, MediaStreamTrack, MediaStream)   remote media (calls)
   "connection-state", // (peerId, state)  RTCPeerConnection state
   "signaling", // (state)   "connected" | "reconnecting" | "resumed" | "rejoined" | "closed"
   "error", // (Error)
@@ -315,6 +315,25 @@ export class Peer {
     this.meta = meta;
   }
 
+  /**
+   * Send a MediaStreamTrack to every peer with WebRTC, now and later (it joins
+   * `stream`). Relay-only peers, either side, get no media. The others raise
+   * "track" (peerId, track, stream).
+   */
+  addTrack(track) {
+    if (!this.stream) this.setStream(new MediaStream());
+    if (this.stream.getTracks().includes(track)) return;
+    this.stream.addTrack(track);
+    for (const negotiator of this._negotiators.values()) negotiator.addTrack(track);
+  }
+
+  /** Stop sending a track to every peer (the track itself runs on). */
+  removeTrack(track) {
+    if (!this.stream?.getTracks().includes(track)) return;
+    this.stream.removeTrack(track);
+    for (const negotiator of this._negotiators.values()) negotiator.removeTrack(track);
+  }
+
   /** Media to send to every peer (calls); null stops sending. */
   setStream(stream) {
     this.stream = stream;
@@ -473,7 +492,7 @@ export class Peer {
             link.attachChannel(channel);
           }
         },
-        onTrack: (stream) => this._raise("track", peerId, stream),
+        onTrack: (track, stream) => this._raise("track", peerId, track, stream),
         onState: (state) => this._raise("connection-state", peerId, state),
         localStream: this.stream,
         receiveMedia: this.receiveMedia,

@@ -58,7 +58,7 @@ export class Negotiator {
    * @param {RTCIceServer[]} o.iceServers
    * @param {(data: object) => Promise<unknown>} o.sendSignal
    * @param {(channel: RTCDataChannel) => void} o.onChannel  an open channel
-   * @param {(stream: MediaStream, track: MediaStreamTrack) => void} o.onTrack
+   * @param {(track: MediaStreamTrack, stream: MediaStream) => void} o.onTrack
    * @param {(state: string) => void} o.onState  connection state changes
    * @param {MediaStream|null} o.localStream
    * @param {boolean} o.receiveMedia  ask for audio and video even when sending none
@@ -118,7 +118,7 @@ export class Negotiator {
         this._remoteStreams.set("default", stream);
         stream.addTrack(event.track);
       }
-      this.onTrack(stream, event.track);
+      this.onTrack(event.track, stream);
     };
     pc.ondatachannel = ({ channel }) => {
       if (pc !== this.pc || channel.label !== DATA_CHANNEL_LABEL) return;
@@ -328,6 +328,31 @@ export class Negotiator {
         console.warn("rtc-peer: candidate refused", err);
       }
     }
+  }
+
+  /** Send one more track of the local stream (Peer.addTrack). */
+  addTrack(track) {
+    const pc = this.pc;
+    if (!pc) {
+      if (!this.offerer) this._askForOffer();
+      return;
+    }
+    if (pc.getSenders().some((s) => s.track === track)) return;
+    pc.addTrack(track, this.localStream ?? new MediaStream([track]));
+    // negotiationneeded follows: offer (offerer) or renegotiate with kinds (answerer).
+  }
+
+  /**
+   * Stop sending a track (Peer.removeTrack). The offerer re-offers on the same
+   * connection; the answerer cannot, so it asks for a new connection, where
+   * the remote copy ends (as a Python offerer does).
+   */
+  removeTrack(track) {
+    const pc = this.pc;
+    const sender = pc?.getSenders().find((s) => s.track === track);
+    if (!sender) return;
+    pc.removeTrack(sender);
+    if (!this.offerer) void this._signal({ type: "renegotiate" });
   }
 
   /** Send this stream's tracks (replacing the previous stream's); null stops sending. */
