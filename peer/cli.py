@@ -2,12 +2,13 @@
 
     python -m peer send --server URL --room ROOM FILE
     python -m peer receive --server URL --room ROOM --output DIR
+    python -m peer record --server URL --room ROOM --output DIR [--duration S]
 
 ``send`` waits for a receiver (any peer whose meta ``role`` is not
 ``"sender"``), sends the file over the data channel when one opens within a
 moment (through the server otherwise, switching when it opens), and exits 0
 once the receiver confirmed the SHA-256. ``receive`` saves the first file it
-gets under its own name in DIR and exits 0. Progress is a tqdm bar on a
+gets under its own name in DIR and exits 0. ``record`` is :mod:`peer.recorder`'s. Progress is a tqdm bar on a
 terminal and plain lines otherwise, on stderr; results on stdout. A failure
 exits 1 with one line on stderr (2 for bad arguments, 130 on Ctrl-C).
 """
@@ -24,6 +25,7 @@ from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from . import recorder
 from .errors import PeerError, PeerGone, SignalingError
 from .peer import Peer
 from .peer_link import PeerInfo
@@ -86,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             sub.add_argument("--output", type=Path, default=Path("."),
                              help="directory to save into (default: .)")
+    recorder.add_parser(commands)
     return parser
 
 
@@ -197,6 +200,10 @@ def _quiet_logging(verbose: int) -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "record":
+        with _quiet_logging(args.verbose):
+            # plain asyncio: its add_signal_handler is what stops the recording cleanly
+            return asyncio.run(recorder.record(args))
     command = send if args.command == "send" else receive
 
     async def run() -> int:
