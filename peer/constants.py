@@ -15,6 +15,10 @@ DATA_CHANNEL_MESSAGE_BYTES = 64 * 1024
 RELAY_MESSAGE_BYTES = 256 * 1024
 """Largest relay ``data`` sent (well under the server's default 1 MiB)."""
 
+LOSSY_CHANNEL_LABEL = "rtc-peer.lossy"
+LOSSY_CHANNEL_ID = 1000
+"""The lossy channel (unordered, no retransmits) is negotiated out of band on this stream id."""
+
 RECONNECT_DELAY_FIRST = 0.25
 """Seconds before the first reconnect attempt (then doubling)."""
 RECONNECT_DELAY_MAX = 5.0

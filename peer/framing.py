@@ -33,6 +33,8 @@ RELAY_EVENT = "rtc-peer.frame"
 MESSAGE_JSON = 0x01
 MESSAGE_BINARY = 0x02
 ACK = 0x03
+DATAGRAM_JSON = 0x04
+DATAGRAM_BINARY = 0x05
 FILE_OFFER = 0x10
 FILE_CHUNK = 0x11
 FILE_END = 0x12
@@ -44,6 +46,8 @@ MAX_HEADER_BYTES = 4096
 MAX_PAYLOAD_BYTES = 65536
 DEFAULT_CHUNK_BYTES = 16384
 """Message fragments and file chunks: small enough for any data channel."""
+MAX_DATAGRAM_BYTES = 65536
+"""A datagram is one data-channel message: what every WebRTC stack accepts."""
 MAX_SEQ = 2**53 - 1
 """Largest integer both JSON implementations hold exactly."""
 MAX_NAME_CHARS = 255
@@ -113,6 +117,19 @@ class FileCancel:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Datagram:
+    """A lossy, unordered message (``emit(..., reliable=False)``): outside any session.
+
+    It travels alone in one message of the lossy data channel, is never
+    fragmented, acked or resent, and is never sent through the server.
+    """
+
+    event: str
+    payload: bytes
+    binary: bool = False
+
+
 FileBody: TypeAlias = FileOffer | FileChunk | FileEnd | FileResult | FileCancel
 Body: TypeAlias = MessagePart | FileBody
 
@@ -172,6 +189,30 @@ def decode_frames(data: bytes, *, max_payload: int = MAX_PAYLOAD_BYTES) -> list[
         frames.append(_from_wire(kind, header, bytes(view[start + header_len : end])))
         pos = end
     return frames
+
+
+def encode_datagram(datagram: Datagram) -> bytes:
+    """One lossy-channel message; raises FrameError for a bad event or one over the size limit."""
+    kind = DATAGRAM_BINARY if datagram.binary else DATAGRAM_JSON
+    raw = json.dumps({"event": datagram.event}, separators=(",", ":"), ensure_ascii=False).encode()
+    encoded = _PREFIX.pack(kind, len(raw), len(datagram.payload)) + raw + datagram.payload
+    decode_datagram(encoded)
+    return encoded
+
+
+def decode_datagram(data: bytes) -> Datagram:
+    """Inverse of :func:`encode_datagram`: exactly one datagram frame."""
+    if len(data) < PREFIX_BYTES:
+        raise FrameError("truncated datagram")
+    kind, header_len, payload_len = _PREFIX.unpack_from(data, 0)
+    if kind not in (DATAGRAM_JSON, DATAGRAM_BINARY):
+        raise FrameError(f"not a datagram (type 0x{kind:02x})")
+    if header_len > MAX_HEADER_BYTES or PREFIX_BYTES + header_len + payload_len != len(data):
+        raise FrameError("datagram length mismatch")
+    if len(data) > MAX_DATAGRAM_BYTES:
+        raise FrameError(f"datagram over {MAX_DATAGRAM_BYTES} bytes")
+    head = _parse_header(memoryview(data)[PREFIX_BYTES : PREFIX_BYTES + header_len])
+    return Datagram(_event(head), bytes(data[PREFIX_BYTES + header_len :]), kind == DATAGRAM_BINARY)
 
 
 def pack(frames: Iterable[bytes], limit: int) -> list[bytes]:

@@ -54,16 +54,23 @@ from typing import Any, Self, TypeVar, overload
 from aiortc import MediaStreamTrack
 
 from .constants import MAX_ANSWERING_PER_PEER, PEER_REQUEST_TIMEOUT, RESERVED_EVENTS
-from .errors import PeerGone, RequestError, ReservedEvent, SignalingError
+from .errors import (
+    FrameError,
+    MessageTooLarge,
+    PeerGone,
+    RequestError,
+    ReservedEvent,
+    SignalingError,
+)
 from .files import Progress
-from .framing import RELAY_EVENT
+from .framing import MAX_DATAGRAM_BYTES, RELAY_EVENT, Datagram, encode_datagram
 from .media import LocalMedia
 from .negotiation import Negotiator, rtc_configuration
 from .path_stats import PathInfo, webrtc_path
 from .peer_link import PeerInfo, PeerLink, Transport
 from .relay_channel import RelayChannel
 from .sealing import SEALED_EVENT, Kind, Sealer, SealError, derive_key
-from .session import Delivery, Message
+from .session import Delivery, Message, decode_data, encode_data
 from .signaling_client import SignalingClient
 from .transfers import FileTransfers
 
@@ -221,12 +228,21 @@ class Peer:
     ) -> None:
         await self.close()
 
-    async def emit(self, event: str, data: Any, to: str | None = None) -> None:
+    async def emit(
+        self, event: str, data: Any, to: str | None = None, *, reliable: bool = True
+    ) -> None:
         """Send ``data`` (a JSON value or bytes) to ``to``, or to every other peer.
 
-        Raises ReservedEvent (a ValueError) for a library event name.
+        ``reliable=False``: a lossy, unordered datagram on a second data
+        channel (games, telemetry): sent at once or dropped (no data channel
+        open, or its buffer full), never queued and never relayed; at most
+        64 KiB with its header (MessageTooLarge). Raises ReservedEvent (a
+        ValueError) for a library event name.
         """
         _check_event(event)
+        if not reliable:
+            self._send_datagram(event, data, to)
+            return
         if to is not None:
             await self._link(to).send_message(event, data)
             return
@@ -235,6 +251,19 @@ class Peer:
                 await link.send_message(event, data)
             except PeerGone:
                 continue
+
+    def _send_datagram(self, event: str, data: Any, to: str | None) -> None:
+        payload, binary = encode_data(data)
+        if len(payload) > MAX_DATAGRAM_BYTES:
+            raise MessageTooLarge(f"a datagram holds at most {MAX_DATAGRAM_BYTES} bytes")
+        datagram = Datagram(event, payload, binary)
+        try:
+            encode_datagram(datagram)
+        except FrameError as exc:
+            raise MessageTooLarge(f"datagram cannot be sent: {exc}") from None
+        links = [self._link(to)] if to is not None else list(self._links.values())
+        for link in links:
+            link.send_datagram(datagram)
 
     async def request(
         self, peer_id: str, event: str, data: Any, timeout: float = PEER_REQUEST_TIMEOUT
@@ -475,7 +504,7 @@ class Peer:
         assert self._signaling is not None
         link = PeerLink(
             info, RelayChannel(self._signaling, peer_id, self._sealing_for(peer_id, "relay")),
-            on_deliveries=self._deliver, on_path=self._on_path,
+            on_deliveries=self._deliver, on_path=self._on_path, on_datagram=self._on_datagram,
         )
         self._links[peer_id] = link
         if self.webrtc and info.webrtc and self._id is not None:
@@ -537,6 +566,15 @@ class Peer:
 
     def _on_path(self, link: PeerLink, path: Transport) -> None:
         self._raise("upgrade" if path == "webrtc" else "downgrade", link.info.peer_id, None)
+
+    def _on_datagram(self, link: PeerLink, datagram: Datagram) -> None:
+        if datagram.event in RESERVED_EVENTS:
+            return
+        try:
+            data = decode_data(datagram.payload, datagram.binary)
+        except FrameError:
+            return
+        self._raise(datagram.event, link.info.peer_id, data)
 
     def _deliver(self, link: PeerLink, deliveries: list[Delivery]) -> None:
         sender = link.info.peer_id

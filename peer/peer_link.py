@@ -24,10 +24,13 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from aiortc import RTCDataChannel
+from aiortc.exceptions import InvalidStateError
+from aiortc.rtcdatachannel import RTCDataChannelParameters
 
 from .channel import Channel, Outbox
+from .constants import DATA_CHANNEL_HIGH_WATER_BYTES, LOSSY_CHANNEL_ID, LOSSY_CHANNEL_LABEL
 from .errors import FrameError, PeerGone, SendBufferFull, SessionError
-from .framing import FileBody
+from .framing import Datagram, FileBody, decode_datagram, encode_datagram
 from .negotiation import Negotiator
 from .relay_channel import RelayChannel
 from .requests import Pending
@@ -65,6 +68,7 @@ class PeerLink:
         *,
         on_deliveries: Callable[[PeerLink, list[Delivery]], None],
         on_path: Callable[[PeerLink, Transport], None],
+        on_datagram: Callable[[PeerLink, Datagram], None] | None = None,
     ) -> None:
         self.info = info
         self.session = Session()
@@ -76,6 +80,9 @@ class PeerLink:
         self.gone = False
         self._on_deliveries = on_deliveries
         self._on_path = on_path
+        self._on_datagram = on_datagram
+        self.lossy: RTCDataChannel | None = None
+        """The unordered, unreliable channel beside the data channel (``reliable=False``)."""
         self._timer: asyncio.TimerHandle | None = None
         self._progress: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._backlog: list[FileBody] = []
@@ -187,10 +194,52 @@ class PeerLink:
                 self.receive(message)
 
         channel.on("close", lambda: self.detach_channel(path))
+        self._open_lossy(channel)
         self.webrtc = path
         self._switch(path)
         logger.info("upgrade: data channel to %s open", self.info.peer_id)
         self._on_path(self, "webrtc")
+
+    def _open_lossy(self, channel: RTCDataChannel) -> None:
+        """The lossy channel on the same association, negotiated out of band (both sides)."""
+        if self.lossy is not None and self.lossy.transport is channel.transport:
+            return
+        parameters = RTCDataChannelParameters(
+            label=LOSSY_CHANNEL_LABEL, ordered=False, maxRetransmits=0,
+            negotiated=True, id=LOSSY_CHANNEL_ID,
+        )
+        try:
+            lossy = RTCDataChannel(channel.transport, parameters)
+        except ValueError as exc:  # already there on this association
+            logger.debug("no lossy channel to %s: %s", self.info.peer_id, exc)
+            return
+        self.lossy = lossy
+
+        @lossy.on("message")
+        def on_message(message: bytes | str) -> None:
+            if self.gone or not isinstance(message, bytes) or self._on_datagram is None:
+                return
+            try:
+                datagram = decode_datagram(message)
+            except FrameError as exc:
+                logger.debug("dropped a malformed datagram from %s: %s", self.info.peer_id, exc)
+                return
+            self._on_datagram(self, datagram)
+
+    def send_datagram(self, datagram: Datagram) -> bool:
+        """Send now on the lossy channel, or drop: False when it was dropped."""
+        encoded = encode_datagram(datagram)
+        lossy = self.lossy
+        if (
+            self.webrtc is None or lossy is None or lossy.readyState != "open"
+            or lossy.bufferedAmount > DATA_CHANNEL_HIGH_WATER_BYTES
+        ):
+            return False
+        try:
+            lossy.send(encoded)
+        except (InvalidStateError, ValueError):
+            return False
+        return True
 
     def detach_channel(self, path: WebRTCChannel) -> None:
         """The data channel is gone: back to the relay, resending what is unacked."""
@@ -250,6 +299,8 @@ class PeerLink:
     async def close(self) -> None:
         """Forget, then close the negotiation and the outbox."""
         self.forget()
+        if self.lossy is not None:
+            self.lossy.close()
         if self.negotiator is not None:
             await self.negotiator.close()
         await self.outbox.close()

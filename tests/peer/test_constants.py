@@ -20,6 +20,8 @@ def test_python_constants_match_the_shared_fixture() -> None:
     assert constants.DATA_CHANNEL_LOW_WATER_BYTES == SHARED["dataChannelLowWaterBytes"]
     assert constants.DATA_CHANNEL_MESSAGE_BYTES == SHARED["dataChannelMessageBytes"]
     assert constants.RELAY_MESSAGE_BYTES == SHARED["relayMessageBytes"]
+    assert constants.LOSSY_CHANNEL_LABEL == SHARED["lossyChannelLabel"]
+    assert constants.LOSSY_CHANNEL_ID == SHARED["lossyChannelId"]
     assert constants.RECONNECT_DELAY_FIRST == SHARED["reconnectDelayFirst"]
     assert constants.RECONNECT_DELAY_MAX == SHARED["reconnectDelayMax"]
     assert constants.RECONNECT_JITTER == SHARED["reconnectJitter"]

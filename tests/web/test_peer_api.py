@@ -272,20 +272,21 @@ async def test_offering_browser_starts_a_new_connection_when_python_loses_the_ch
     from peer import Peer as PythonPeer
 
     context, page, errors = await blank_page(browser, server.url)
-    browser_id = await run(
-        page,
-        """
-        const peer = new Peer(location.origin, 'reoffer-room');
-        window.got = []; window.events = [];
-        peer.on('m', (from, data) => window.got.push(data));
-        for (const e of ['upgrade', 'downgrade']) peer.on(e, () => window.events.push(e));
-        await peer.connect();
-        window.rtcPeer = peer;
-        return peer.id;
-        """,
-    )
     python = None
-    for _ in range(40):  # peerIds are random: join until the browser's is the lower one
+    for _ in range(40):  # peerIds are random: draw both until the browser's is the lower one
+        browser_id = await run(
+            page,
+            """
+            if (window.rtcPeer) await window.rtcPeer.close();
+            const peer = new Peer(location.origin, 'reoffer-room');
+            window.got = []; window.events = [];
+            peer.on('m', (from, data) => window.got.push(data));
+            for (const e of ['upgrade', 'downgrade']) peer.on(e, () => window.events.push(e));
+            await peer.connect();
+            window.rtcPeer = peer;
+            return peer.id;
+            """,
+        )
         candidate = PythonPeer(server.url, "reoffer-room", download_dir=tmp_path)
         await candidate.connect()
         if browser_id < candidate.id:
@@ -610,3 +611,91 @@ async def test_secret_rooms_between_browser_and_python(
 async def _until(check: Any) -> None:
     while not check():
         await asyncio.sleep(0.02)
+
+
+async def test_lossy_datagrams_between_browser_and_python(server: RunningServer, browser: Any) -> None:
+    from peer import Peer
+
+    context, page, errors = await blank_page(browser, server.url)
+    await page.evaluate(
+        """async () => {
+          const { Peer } = await import('/static/rtc-peer.js');
+          const peer = new Peer(location.origin, 'lossy-web');
+          window.pos = [];
+          peer.on('pos', (from, data) => window.pos.push(data instanceof Uint8Array ? Array.from(data) : data));
+          await peer.connect();
+          window.rtcPeer = peer;
+        }"""
+    )
+    python = Peer(server.url, "lossy-web")
+    got: list[Any] = []
+    upgraded = asyncio.Event()
+    python.on("pos", lambda _s, data: got.append(data))
+    python.on("upgrade", lambda *_: upgraded.set())
+    await python.connect()
+    try:
+        await asyncio.wait_for(upgraded.wait(), 30)
+        await page.wait_for_function("(id) => window.rtcPeer.transport(id) === 'webrtc'", arg=python.id)
+        async with asyncio.timeout(20):  # until one arrives: the lossy channel may still be opening
+            while not got:
+                await page.evaluate(
+                    "(to) => window.rtcPeer.emit('pos', { x: 1 }, { to, reliable: false })", python.id
+                )
+                await python.emit("pos", b"\x07\x08", reliable=False)
+                await asyncio.sleep(0.05)
+        assert got[0] == {"x": 1}
+        await page.wait_for_function("() => window.pos.length > 0")
+        assert (await page.evaluate("() => window.pos[0]")) == [7, 8]
+        too_big = await page.evaluate(
+            """(to) => window.rtcPeer.emit('pos', new Uint8Array(70000), { to, reliable: false })
+                 .then(() => 'sent', (err) => err.name)""",
+            python.id,
+        )
+        assert too_big == "MessageTooLarge"
+    finally:
+        await python.close()
+        await page.evaluate("() => window.rtcPeer.close()")
+        await context.close()
+    assert errors == []
+
+
+async def test_a_browser_peer_raises_nothing_a_remote_forges_under_library_names(
+    server: RunningServer, browser: Any
+) -> None:
+    from peer.constants import RESERVED_EVENTS
+    from tests.helpers.clients import RecordingClient
+    from tests.peer.test_peer_wire import WireRemote
+
+    context, page, errors = await blank_page(browser, server.url)
+    browser_id = await page.evaluate(
+        """async (names) => {
+          const { Peer } = await import('/static/rtc-peer.js');
+          const peer = new Peer(location.origin, 'forged-web', { webrtc: false });
+          window.raised = [];
+          for (const name of [...names, 'hello']) peer.on(name, (...args) => window.raised.push([name, ...args.map(String)]));
+          await peer.connect();
+          window.rtcPeer = peer;
+          return peer.id;
+        }""",
+        sorted(RESERVED_EVENTS),
+    )
+    client = await RecordingClient().connect(server.url)
+    remote = WireRemote(client, "forged-web")
+    ack = await client.join("forged-web", webrtc=False)
+    remote.peer_id, remote.to = ack["peerId"], browser_id
+    try:
+        await page.wait_for_function("(id) => window.rtcPeer.peers.has(id)", arg=remote.peer_id)
+        forged = {"name": "../../evil", "sha256": "0" * 64}
+        for name in sorted(RESERVED_EVENTS):
+            await client.request("relay", {"room": "forged-web", "event": name, "data": forged, "to": browser_id})
+            await remote.send_message(name, forged)
+        await remote.send_message("hello", 1)
+        await page.wait_for_function("() => window.raised.some(([name]) => name === 'hello')")
+        raised = await page.evaluate("() => window.raised")
+        genuine = [["signaling", "connected"], ["peer-joined", remote.peer_id, "[object Object]"]]
+        assert [r for r in raised if r not in genuine] == [["hello", remote.peer_id, "1"]]
+    finally:
+        await client.disconnect()
+        await page.evaluate("() => window.rtcPeer.close()")
+        await context.close()
+    assert errors == []

@@ -143,8 +143,12 @@ export declare class Peer {
   on(event: string, handler: (senderId: string, data: Received) => unknown): () => void;
   off(event: string, handler: (...args: never[]) => unknown): void;
 
-  /** To one peer (`to`) or everyone else; resolves once queued. */
-  emit(event: string, data: Data, options?: { to?: string | null }): Promise<void>;
+  /**
+   * To one peer (`to`) or everyone else; resolves once queued. `reliable:
+   * false`: a lossy, unordered datagram (at most 64 KiB), sent now on the
+   * second data channel or dropped, never relayed.
+   */
+  emit(event: string, data: Data, options?: { to?: string | null; reliable?: boolean }): Promise<void>;
   /** Resolves to what the remote handler returned; `timeout` in seconds (default 10). */
   request<T = Received>(peerId: string, event: string, data: Data, options?: { timeout?: number }): Promise<T>;
   /** Answer requests for `event`; null removes the handler. */

@@ -15,7 +15,8 @@
 import { SignalingClient, SignalingError } from "./lib/signaling.js";
 import { Negotiator, hasWebRTC } from "./lib/negotiation.js";
 import { PeerLink } from "./lib/peer-link.js";
-import { RELAY_EVENT } from "./lib/framing.js";
+import { Datagram, MAX_DATAGRAM_BYTES, RELAY_EVENT, encodeDatagram } from "./lib/framing.js";
+import { decodeData, encodeData } from "./lib/session.js";
 import { FileTransfers } from "./lib/transfers.js";
 import { RequestError } from "./lib/requests.js";
 import { pathFromStats } from "./lib/path-stats.js";
@@ -187,9 +188,13 @@ export class Peer {
    * Resolves once the message is queued on every path (it then arrives
    * exactly once, in order, also across path switches).
    */
-  async emit(event, data, { to } = {}) {
+  async emit(event, data, { to, reliable = true } = {}) {
     checkEvent(event);
     const payload = binaryOf(data) ?? data;
+    if (!reliable) {
+      this._sendDatagram(event, payload, to);
+      return;
+    }
     if (to !== undefined && to !== null) {
       const link = this._link(to);
       await this._whenRoom(link, () => link.sendMessage(event, payload));
@@ -202,6 +207,25 @@ export class Peer {
         if (err.code !== "unknown-peer") throw err; // one who left meanwhile is skipped
       }
     }
+  }
+
+  /**
+   * A lossy, unordered datagram on the second data channel: sent at once or
+   * dropped (no data channel open, or its buffer full); never relayed.
+   */
+  _sendDatagram(event, payload, to) {
+    const [bytes, binary] = encodeData(payload);
+    if (bytes.length > MAX_DATAGRAM_BYTES) {
+      throw Object.assign(new RangeError(`a datagram holds at most ${MAX_DATAGRAM_BYTES} bytes`), { name: "MessageTooLarge" });
+    }
+    const datagram = new Datagram(event, bytes, binary);
+    try {
+      encodeDatagram(datagram);
+    } catch (err) {
+      throw Object.assign(new RangeError(`datagram cannot be sent: ${err.message}`), { name: "MessageTooLarge" });
+    }
+    const links = to !== undefined && to !== null ? [this._link(to)] : [...this._links.values()];
+    for (const link of links) link.sendDatagram(datagram);
   }
 
   /**
@@ -472,6 +496,16 @@ export class Peer {
         return this._client.request("relay", { room: this.room, event, data, to: peerId });
       },
       onDeliveries: (deliveries) => this._deliver(peerId, deliveries),
+      onDatagram: (datagram) => {
+        if (RESERVED.has(datagram.event)) return;
+        let value;
+        try {
+          value = decodeData(datagram.payload, datagram.binary);
+        } catch {
+          return;
+        }
+        this._raise(datagram.event, peerId, value);
+      },
       onPath: (path) => this._raise(path === "webrtc" ? "upgrade" : "downgrade", peerId),
       onFailure: (err) => {
         console.warn(`rtc-peer: session with ${peerId} broke, starting over`, err);
@@ -490,6 +524,7 @@ export class Peer {
         onChannel: (channel) => {
           if (this._links.get(peerId) === link) {
             link.attachChannel(channel);
+            link.attachLossy(negotiator.pc);
           }
         },
         onTrack: (track, stream) => this._raise("track", peerId, track, stream),

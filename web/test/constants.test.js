@@ -14,6 +14,8 @@ test("JS constants match the shared fixture", () => {
   assert.equal(c.DATA_CHANNEL_LOW_WATER_BYTES, SHARED.dataChannelLowWaterBytes);
   assert.equal(c.DATA_CHANNEL_MESSAGE_BYTES, SHARED.dataChannelMessageBytes);
   assert.equal(c.RELAY_MESSAGE_BYTES, SHARED.relayMessageBytes);
+  assert.equal(c.LOSSY_CHANNEL_LABEL, SHARED.lossyChannelLabel);
+  assert.equal(c.LOSSY_CHANNEL_ID, SHARED.lossyChannelId);
   assert.equal(c.RECONNECT_DELAY_FIRST_MS, SHARED.reconnectDelayFirst * 1000);
   assert.equal(c.RECONNECT_DELAY_MAX_MS, SHARED.reconnectDelayMax * 1000);
   assert.equal(c.RECONNECT_JITTER, SHARED.reconnectJitter);

@@ -98,3 +98,16 @@ test("pack groups frames up to the limit in order", () => {
   assert.equal(pack([new Uint8Array(50)], 10).length, 1);
   assert.deepEqual(pack([], 10), []);
 });
+
+test("datagram frames, as peer/framing.py", async () => {
+  const { Datagram, decodeDatagram, encodeDatagram } = await import("../static/lib/framing.js");
+  const encoded = encodeDatagram(new Datagram("pos", new TextEncoder().encode("[1,2]")));
+  assert.equal(Buffer.from(encoded).toString("hex"), "04000f000000057b226576656e74223a22706f73227d5b312c325d");
+  const back = decodeDatagram(encoded);
+  assert.equal(back.event, "pos");
+  assert.equal(back.binary, false);
+  assert.deepEqual([...back.payload], [...new TextEncoder().encode("[1,2]")]);
+  for (const bad of [encoded.subarray(0, encoded.length - 1), new Uint8Array([...encoded, 1]), new Uint8Array([1, ...encoded.subarray(1)]), new Uint8Array(0)]) {
+    assert.throws(() => decodeDatagram(bad), (err) => err.name === "FrameError");
+  }
+});

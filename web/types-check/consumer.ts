@@ -32,6 +32,7 @@ export async function main(): Promise<void> {
   peer.on("chat", (sender, data) => console.log(sender, data));
   await peer.emit("chat", { text: "hi", n: [1, null] });
   await peer.emit("blob", new Uint8Array([1, 2]), { to: "someone" });
+  await peer.emit("pos", { x: 1, y: 2 }, { reliable: false });
   peer.handle("sum", (_sender, data) => (Array.isArray(data) ? data.length : 0));
   peer.handle("slow", async () => "done");
   peer.handle("sum", null);

@@ -11,6 +11,10 @@ export const DATA_CHANNEL_MESSAGE_BYTES = 64 * 1024;
 /** Largest relay `data` sent (well under the server's default 1 MiB). */
 export const RELAY_MESSAGE_BYTES = 256 * 1024;
 
+export const LOSSY_CHANNEL_LABEL = "rtc-peer.lossy";
+/** The lossy channel (unordered, no retransmits) is negotiated out of band on this stream id. */
+export const LOSSY_CHANNEL_ID = 1000;
+
 /** Milliseconds before the first reconnect attempt (then doubling). */
 export const RECONNECT_DELAY_FIRST_MS = 250;
 /** Cap of the reconnect delay: below the server's default resume grace (15 s). */

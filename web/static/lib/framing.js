@@ -18,6 +18,8 @@ export const RELAY_EVENT = "rtc-peer.frame";
 export const MESSAGE_JSON = 0x01;
 export const MESSAGE_BINARY = 0x02;
 export const ACK = 0x03;
+export const DATAGRAM_JSON = 0x04;
+export const DATAGRAM_BINARY = 0x05;
 export const FILE_OFFER = 0x10;
 export const FILE_CHUNK = 0x11;
 export const FILE_END = 0x12;
@@ -29,6 +31,8 @@ export const MAX_HEADER_BYTES = 4096;
 export const MAX_PAYLOAD_BYTES = 65536;
 /** Message fragments and file chunks: small enough for any data channel. */
 export const DEFAULT_CHUNK_BYTES = 16384;
+/** A datagram is one data-channel message: what every WebRTC stack accepts. */
+export const MAX_DATAGRAM_BYTES = 65536;
 /** Largest integer both JSON implementations hold exactly (2**53 - 1). */
 export const MAX_SEQ = Number.MAX_SAFE_INTEGER;
 export const MAX_NAME_CHARS = 255;
@@ -47,6 +51,50 @@ export class FrameError extends Error {
     super(message);
     this.name = "FrameError";
   }
+}
+
+/**
+ * A lossy, unordered message (emit(..., {reliable: false})): outside any
+ * session, alone in one message of the lossy data channel, never
+ * fragmented, acked, resent or sent through the server.
+ */
+export class Datagram {
+  constructor(event, payload, binary = false) {
+    Object.assign(this, { event, payload, binary });
+  }
+}
+
+/** One lossy-channel message; throws FrameError for a bad event or one over the size limit. */
+export function encodeDatagram(datagram) {
+  const raw = encoder.encode(JSON.stringify({ event: datagram.event }));
+  const out = new Uint8Array(PREFIX_BYTES + raw.length + datagram.payload.length);
+  const view = new DataView(out.buffer);
+  view.setUint8(0, datagram.binary ? DATAGRAM_BINARY : DATAGRAM_JSON);
+  view.setUint16(1, raw.length);
+  view.setUint32(3, datagram.payload.length);
+  out.set(raw, PREFIX_BYTES);
+  out.set(datagram.payload, PREFIX_BYTES + raw.length);
+  decodeDatagram(out);
+  return out;
+}
+
+/** Inverse of encodeDatagram: exactly one datagram frame. */
+export function decodeDatagram(data) {
+  const bytes = asBytes(data);
+  if (bytes.length < PREFIX_BYTES) throw new FrameError("truncated datagram");
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const kind = view.getUint8(0);
+  const headerLen = view.getUint16(1);
+  const payloadLen = view.getUint32(3);
+  if (kind !== DATAGRAM_JSON && kind !== DATAGRAM_BINARY) {
+    throw new FrameError(`not a datagram (type 0x${kind.toString(16).padStart(2, "0")})`);
+  }
+  if (headerLen > MAX_HEADER_BYTES || PREFIX_BYTES + headerLen + payloadLen !== bytes.length) {
+    throw new FrameError("datagram length mismatch");
+  }
+  if (bytes.length > MAX_DATAGRAM_BYTES) throw new FrameError(`datagram over ${MAX_DATAGRAM_BYTES} bytes`);
+  const head = parseHeader(bytes.subarray(PREFIX_BYTES, PREFIX_BYTES + headerLen));
+  return new Datagram(event(head), bytes.subarray(PREFIX_BYTES + headerLen), kind === DATAGRAM_BINARY);
 }
 
 /**

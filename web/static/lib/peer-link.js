@@ -7,13 +7,15 @@
 // session returns to the current path, feeds it every message from either
 // path, runs its timer, and calls `resend` whenever the path changes.
 
-import { pack } from "./framing.js";
+import { decodeDatagram, encodeDatagram, pack } from "./framing.js";
 import { Session } from "./session.js";
 import { Pending } from "./requests.js";
 import {
   DATA_CHANNEL_HIGH_WATER_BYTES,
   DATA_CHANNEL_LOW_WATER_BYTES,
   DATA_CHANNEL_MESSAGE_BYTES,
+  LOSSY_CHANNEL_ID,
+  LOSSY_CHANNEL_LABEL,
   RELAY_MESSAGE_BYTES,
 } from "./constants.js";
 
@@ -46,6 +48,10 @@ export class PeerLink {
     this.onDeliveries = o.onDeliveries;
     this.onPath = o.onPath ?? (() => {});
     this.onFailure = o.onFailure ?? (() => {});
+    this.onDatagram = o.onDatagram ?? (() => {});
+    /** The unordered, unreliable channel beside the data channel (reliable: false). */
+    this.lossy = null;
+    this._lossyPc = null;
     this.session = new Session();
     this.channel = null;
     this.path = "relay";
@@ -201,6 +207,52 @@ export class PeerLink {
     this._wake();
   }
 
+  /** Open the lossy channel on `pc`, negotiated out of band (both sides do the same). */
+  attachLossy(pc) {
+    if (this.closed || !pc || this._lossyPc === pc) return;
+    let lossy;
+    try {
+      lossy = pc.createDataChannel(LOSSY_CHANNEL_LABEL, {
+        negotiated: true,
+        id: LOSSY_CHANNEL_ID,
+        ordered: false,
+        maxRetransmits: 0,
+      });
+    } catch (err) {
+      console.warn("rtc-peer: no lossy channel", err);
+      return;
+    }
+    this.lossy?.close();
+    this.lossy = lossy;
+    this._lossyPc = pc;
+    lossy.binaryType = "arraybuffer";
+    lossy.addEventListener("message", (event) => {
+      if (this.closed || !(event.data instanceof ArrayBuffer)) return;
+      let datagram;
+      try {
+        datagram = decodeDatagram(new Uint8Array(event.data));
+      } catch {
+        return; // malformed: dropped, as any lost datagram
+      }
+      this.onDatagram(datagram);
+    });
+  }
+
+  /** Send now on the lossy channel, or drop: false when it was dropped. */
+  sendDatagram(datagram) {
+    const encoded = encodeDatagram(datagram);
+    const lossy = this.lossy;
+    if (this.path !== "webrtc" || !lossy || lossy.readyState !== "open" || lossy.bufferedAmount > CHANNEL_HIGH_WATER) {
+      return false;
+    }
+    try {
+      lossy.send(encoded);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** The data channel is gone: back to the relay, resending what is unacked. */
   detachChannel(channel) {
     if (channel !== this.channel) return;
@@ -267,6 +319,8 @@ export class PeerLink {
     clearTimeout(this._timer);
     if (this.channel) this._unhook(this.channel);
     this.channel = null;
+    this.lossy?.close();
+    this.lossy = null;
     this._wake();
   }
 }
