@@ -50,6 +50,7 @@ from aiortc import (
     RTCConfiguration,
     RTCDataChannel,
     RTCIceServer,
+    RTCIceTransportPolicy,
     RTCPeerConnection,
     RTCSessionDescription,
 )
@@ -106,8 +107,14 @@ def is_offerer(local_id: str, remote_id: str) -> bool:
     return local_id < remote_id
 
 
-def rtc_configuration(ice_servers: list[dict[str, Any]] | None) -> RTCConfiguration:
-    """An aiortc configuration from the browser's ``RTCIceServer`` dicts."""
+def rtc_configuration(
+    ice_servers: list[dict[str, Any]] | None, transport_policy: str = "all"
+) -> RTCConfiguration:
+    """An aiortc configuration from the browser's ``RTCIceServer`` dicts.
+
+    ``transport_policy`` "relay" (the browser's ``iceTransportPolicy``) gathers
+    and uses TURN relay candidates only.
+    """
     servers = []
     for entry in ice_servers or []:
         if not isinstance(entry, dict) or "urls" not in entry:
@@ -119,7 +126,9 @@ def rtc_configuration(ice_servers: list[dict[str, Any]] | None) -> RTCConfigurat
                 credential=entry.get("credential"),
             )
         )
-    return RTCConfiguration(iceServers=servers)
+    return RTCConfiguration(
+        iceServers=servers, iceTransportPolicy=RTCIceTransportPolicy(transport_policy)
+    )
 
 
 class Negotiator:
@@ -136,10 +145,13 @@ class Negotiator:
         connect_timeout: float = CONNECT_TIMEOUT,
         media: LocalMedia | None = None,
         on_track: TrackReceived | None = None,
+        ice: Callable[[], Awaitable[RTCConfiguration]] | None = None,
     ) -> None:
         self.remote_id = remote_id
         self.offerer = is_offerer(local_id, remote_id)
         self._configuration = configuration
+        self._ice = ice
+        """Gives the configuration of each new connection (fresh TURN credentials)."""
         self._send_signal = send_signal
         self._on_channel = on_channel
         self._connect_timeout = connect_timeout
@@ -399,6 +411,8 @@ class Negotiator:
         self._early_candidates = []
         self._attempt += 1
         attempt = self._attempt
+        if self._ice is not None:
+            self._configuration = await self._ice()
         pc = RTCPeerConnection(self._configuration)
         self._pc = pc
 

@@ -49,7 +49,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar, overload
+from typing import Any, Literal, Self, TypeVar, overload
 
 from aiortc import MediaStreamTrack
 
@@ -64,6 +64,7 @@ from .errors import (
 )
 from .files import Progress
 from .framing import MAX_DATAGRAM_BYTES, RELAY_EVENT, Datagram, encode_datagram
+from .ice import IceServers
 from .media import LocalMedia
 from .negotiation import Negotiator, rtc_configuration
 from .path_stats import PathInfo, webrtc_path
@@ -103,13 +104,13 @@ class Peer:
         reconnect: bool = True,
         download_dir: str | os.PathLike[str] = ".",
         secret: str | None = None,
+        ice_transport_policy: Literal["all", "relay"] = "all",
     ) -> None:
         self.server_url = server_url
         self.room = room
         self.meta = dict(meta or {})
         self.webrtc = webrtc
         self._transfers = FileTransfers(Path(download_dir), self._raise)
-        self._ice_servers = ice_servers
         self._token = token
         self._reconnect = reconnect
         self._id: str | None = None
@@ -122,7 +123,9 @@ class Peer:
         self._events: asyncio.Queue[Queued] | None = None
         self._chores: asyncio.Queue[Coroutine[Any, Any, None]] | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._configuration = rtc_configuration(ice_servers)
+        if ice_transport_policy not in ("all", "relay"):
+            raise ValueError(f'ice_transport_policy is "all" or "relay", not {ice_transport_policy!r}')
+        self._ice = IceServers(ice_servers, self._fetch_ice_servers, ice_transport_policy)
         self._closed = False
         self._secret = secret
         self._sealer: Sealer | None = None
@@ -471,9 +474,9 @@ class Peer:
         self, ack: dict[str, Any], *, fresh: bool, announce: set[str] | None = None
     ) -> None:
         self._id = str(ack["peerId"])
-        if fresh and self._ice_servers is None:
+        if fresh:
             servers = ack.get("iceServers")
-            self._configuration = rtc_configuration(servers if isinstance(servers, list) else [])
+            self._ice.joined(servers if isinstance(servers, list) else [])
         listed = [p for p in ack.get("peers", []) if isinstance(p, dict)]
         ids = {p.get("peerId") for p in listed}
         if not fresh:
@@ -519,7 +522,8 @@ class Peer:
 
             link.negotiator = Negotiator(
                 self._id, peer_id,
-                configuration=self._configuration,
+                configuration=rtc_configuration([]),
+                ice=self._ice.configuration,
                 send_signal=send_signal,
                 on_channel=link.attach_channel,
                 media=self._media,
@@ -527,6 +531,12 @@ class Peer:
             )
         if not quiet:
             self._raise("peer-joined", peer_id, info)
+
+    async def _fetch_ice_servers(self) -> list[dict[str, Any]]:
+        if self._signaling is None:
+            raise RuntimeError("not connected")
+        servers = (await self._signaling.request("ice-servers", {})).get("iceServers")
+        return [s for s in servers if isinstance(s, dict)] if isinstance(servers, list) else []
 
     def _sealing_for(self, peer_id: str, kind: Kind) -> Callable[[bytes], bytes] | None:
         sealer = self._sealer

@@ -57,6 +57,8 @@ export interface PeerOptions {
   webrtc?: boolean;
   /** Instead of the server's iceServers. */
   iceServers?: RTCIceServer[] | null;
+  /** "relay": connect through TURN only (the RTCPeerConnection option). */
+  iceTransportPolicy?: "all" | "relay";
   /** JWT when the server wants one. */
   token?: string | null;
   /** Reconnect by itself (default true). */

@@ -65,6 +65,7 @@ export class Peer {
    * @param {object} [options.meta]        shown to the others (<= 1 KiB JSON)
    * @param {boolean} [options.webrtc]     false: relay only (default: true when available)
    * @param {RTCIceServer[]} [options.iceServers]  instead of the server's
+   * @param {"all"|"relay"} [options.iceTransportPolicy]  "relay": through TURN only
    * @param {string} [options.token]       JWT when the server wants one
    * @param {boolean} [options.reconnect]  default true
    * @param {MediaStream} [options.stream] media to send to every peer (calls)
@@ -79,6 +80,7 @@ export class Peer {
     this.meta = meta;
     this.webrtc = Boolean(webrtc) && hasWebRTC();
     this.iceServers = iceServers;
+    this.iceTransportPolicy = options.iceTransportPolicy ?? "all";
     this.reconnect = reconnect;
     this.stream = options.stream ?? null;
     this.receiveMedia = Boolean(options.receiveMedia ?? options.stream);
@@ -520,6 +522,8 @@ export class Peer {
         localId: this._id,
         remoteId: peerId,
         iceServers: this.iceServers ?? this._serverIce,
+        freshIceServers: this.iceServers ? null : () => this._freshIceServers(),
+        iceTransportPolicy: this.iceTransportPolicy,
         sendSignal: (data) => this._sendSignal(peerId, data),
         onChannel: (channel) => {
           if (this._links.get(peerId) === link) {
@@ -535,6 +539,13 @@ export class Peer {
       this._negotiators.set(peerId, negotiator);
       negotiator.start();
     }
+  }
+
+  /** The `ice-servers` request: TURN credentials minted now. */
+  async _freshIceServers() {
+    const ack = await this._client.request("ice-servers", {});
+    this._serverIce = ack.iceServers ?? [];
+    return this._serverIce;
   }
 
   /** Signals go in the order given; in a room with a secret, sealed first. */

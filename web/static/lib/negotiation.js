@@ -41,6 +41,17 @@ export function isOfferer(localId, remoteId) {
   return localId < remoteId;
 }
 
+/** Seconds before their expiry at which TURN credentials count as stale (peer/ice.py). */
+export const ICE_REFRESH_MARGIN_S = 60;
+
+/** True when a TURN username ("<expiry>:<peerId>") expires within the margin. */
+export function expiresSoon(iceServers, nowS = Date.now() / 1000) {
+  return (iceServers ?? []).some((server) => {
+    const head = typeof server?.username === "string" ? server.username.split(":", 1)[0] : "";
+    return /^\d+$/.test(head) && Number(head) - nowS < ICE_REFRESH_MARGIN_S;
+  });
+}
+
 export function hasWebRTC() {
   return typeof globalThis.RTCPeerConnection === "function";
 }
@@ -55,7 +66,10 @@ export class Negotiator {
    * @param {object} o
    * @param {string} o.localId
    * @param {string} o.remoteId
-   * @param {RTCIceServer[]} o.iceServers
+   * @param {RTCIceServer[]} o.iceServers  for the first connection
+   * @param {() => Promise<RTCIceServer[]>} [o.freshIceServers]  for every later one
+   *   (fresh TURN credentials: the first ones may have expired by then)
+   * @param {"all"|"relay"} [o.iceTransportPolicy]
    * @param {(data: object) => Promise<unknown>} o.sendSignal
    * @param {(channel: RTCDataChannel) => void} o.onChannel  an open channel
    * @param {(track: MediaStreamTrack, stream: MediaStream) => void} o.onTrack
@@ -67,6 +81,9 @@ export class Negotiator {
     this.localId = o.localId;
     this.remoteId = o.remoteId;
     this.iceServers = o.iceServers ?? [];
+    this.freshIceServers = o.freshIceServers ?? null;
+    this.iceTransportPolicy = o.iceTransportPolicy ?? "all";
+    this._built = 0;
     this.sendSignal = o.sendSignal;
     this.onChannel = o.onChannel ?? (() => {});
     this.onTrack = o.onTrack ?? (() => {});
@@ -91,12 +108,16 @@ export class Negotiator {
 
   /** Begin: the offerer builds its connection and offers; the answerer waits. */
   start() {
-    if (this.offerer) this._newConnection();
+    if (!this.offerer) return;
+    void this._refreshIce().then(() => {
+      if (!this.closed && !this.pc) this._newConnection();
+    });
   }
 
   _newConnection() {
     this._dropConnection();
-    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    this._built += 1;
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers, iceTransportPolicy: this.iceTransportPolicy });
     this.pc = pc;
     this._pendingCandidates = [];
     this._remoteSession = null;
@@ -144,6 +165,17 @@ export class Negotiator {
     return pc;
   }
 
+  /** Before every connection after the first (and the first when its credentials are
+   * about to expire): fresh ICE servers, kept as they were when the request fails. */
+  async _refreshIce() {
+    if (!this.freshIceServers || (!this._built && !expiresSoon(this.iceServers))) return;
+    try {
+      this.iceServers = await this.freshIceServers();
+    } catch (err) {
+      console.warn("rtc-peer: no fresh ICE servers, using the last known", err);
+    }
+  }
+
   _useChannel(channel) {
     channel.binaryType = "arraybuffer";
     this.channel = channel;
@@ -184,7 +216,9 @@ export class Negotiator {
     this._retryDelay = Math.min(this._retryDelay * 2, RETRY_DELAY_MAX_MS);
     this._retryTimer = setTimeout(() => {
       this._retryTimer = null;
-      if (!this.closed) this._newConnection();
+      void this._refreshIce().then(() => {
+        if (!this.closed) this._newConnection();
+      });
     }, delay * (0.75 + Math.random() * 0.5));
   }
 
@@ -271,7 +305,10 @@ export class Negotiator {
             for (const kind of kinds) this._wantKinds.add(kind);
             const dead = !this.pc || ["failed", "closed"].includes(this.pc.connectionState);
             // Without kinds: "I have no connection to you", start a new one.
-            if (dead || !kinds.length) this._newConnection();
+            if (dead || !kinds.length) {
+              await this._refreshIce();
+              if (!this.closed) this._newConnection();
+            }
             else await this._makeOffer();
           }
           break;
@@ -287,6 +324,8 @@ export class Negotiator {
     const session = sdpSession(sdp);
     let pc = this.pc;
     if (!pc || pc.signalingState === "closed" || (this._remoteSession && session !== this._remoteSession)) {
+      await this._refreshIce();
+      if (this.closed) return;
       pc = this._newConnection();
     }
     this._remoteSession = session;
