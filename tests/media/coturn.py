@@ -27,6 +27,17 @@ MAGIC_COOKIE = 0x2112A442
 class Coturn:
     port: int
     secret: str
+    process: asyncio.subprocess.Process
+
+    async def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 10 s; a no-op once it ended."""
+        if self.process.returncode is None:
+            self.process.terminate()
+            try:
+                await asyncio.wait_for(self.process.wait(), 10)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
 
     @property
     def url(self) -> str:
@@ -69,17 +80,21 @@ async def stun_answers(port: int) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def running_coturn(directory: Path) -> AsyncIterator[Coturn]:
+async def running_coturn(
+    directory: Path, *, port: int | None = None, secret: str | None = None
+) -> AsyncIterator[Coturn]:
+    """A coturn; ``port`` and ``secret`` given: a restart of an earlier one."""
     binary = shutil.which("turnserver")
     if binary is None:
         pytest.skip("coturn's turnserver is not installed (apt-get install coturn)")
-    port = free_udp_port()
+    port = port or free_udp_port()
     low = min(free_udp_port(), 65000)
-    secret = secrets.token_urlsafe(16)
+    secret = secret or secrets.token_urlsafe(16)
     process = await asyncio.create_subprocess_exec(
         binary, "-n", "--listening-ip=127.0.0.1", f"--listening-port={port}",
         "--relay-ip=127.0.0.1", "--use-auth-secret", f"--static-auth-secret={secret}",
-        "--realm=media.test", "--no-tls", "--no-dtls", "--no-cli", "--no-tcp-relay",
+        "--realm=media.test", "--no-tls", "--no-dtls", "--no-cli", "--no-tcp", "--no-tcp-relay",
+        f"--userdb={directory / 'turndb'}",
         "--allow-loopback-peers", "--no-multicast-peers",
         f"--min-port={low}", f"--max-port={low + 200}",
         f"--pidfile={directory / 'turnserver.pid'}", f"--log-file={directory / 'turn.log'}",
@@ -87,17 +102,12 @@ async def running_coturn(directory: Path) -> AsyncIterator[Coturn]:
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         env={**os.environ},
     )
+    coturn = Coturn(port, secret, process)
     try:
         async with asyncio.timeout(START_TIMEOUT):
             while not await stun_answers(port):
                 if process.returncode is not None:
                     raise AssertionError(f"coturn exited with {process.returncode}")
-        yield Coturn(port, secret)
+        yield coturn
     finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 10)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        await coturn.stop()

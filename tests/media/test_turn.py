@@ -114,6 +114,9 @@ async def test_connections_use_fresh_credentials_from_the_ice_servers_request(co
             offerer.add_track(VideoStreamTrack())
             assert len(await frames(await tracks.next(offerer.id), 5)) == 5
             assert a._ice.fetched + b._ice.fetched > before
+            async with asyncio.timeout(WAIT):  # the new data channel may open after the media
+                while offerer.path(answerer.id)["transport"] != "webrtc":
+                    await asyncio.sleep(0.05)
             assert offerer.path(answerer.id)["candidate"] == "relay"
         finally:
             await a.close()

@@ -19,6 +19,19 @@
 //                                         this connection, with room for the
 //                                         media I want to send"
 //
+//   {type: "renegotiate", restart: true}  answerer -> offerer: "restart ICE on
+//                                         this connection" (browsers only)
+//
+// ICE restart: browsers mark their offers and answers `iceRestart: true`. A
+// connection between two browsers that goes "disconnected" (for
+// DISCONNECTED_GRACE_MS) or "failed" restarts ICE on the same
+// RTCPeerConnection with fresh ICE servers (the offerer calls restartIce(),
+// the answerer asks it to): media and the data channel live on. With aiortc
+// on the other side (no iceRestart mark: it cannot restart ICE) the offerer
+// builds a new connection instead, as before, and the tracks are re-added.
+// A restart that does not connect within CONNECT_TIMEOUT_MS also falls back
+// to a new connection.
+//
 // The offerer creates the data channel (label DATA_CHANNEL_LABEL, reliable,
 // ordered); the answerer takes it from `datachannel`. An offer whose o= line
 // names a different session than the current remote description starts a
@@ -36,6 +49,8 @@ export const CONNECT_TIMEOUT_MS = WEBRTC_CONNECT_TIMEOUT_MS;
 /** Delay before the offerer tries a failed pair again (doubling, capped). */
 export const RETRY_DELAY_MS = WEBRTC_RETRY_DELAY_FIRST_MS;
 export const RETRY_DELAY_MAX_MS = WEBRTC_RETRY_DELAY_MAX_MS;
+/** How long "disconnected" may last (it often heals by itself) before an ICE restart. */
+export const DISCONNECTED_GRACE_MS = 2000;
 
 export function isOfferer(localId, remoteId) {
   return localId < remoteId;
@@ -100,6 +115,10 @@ export class Negotiator {
     this._pendingCandidates = [];
     this._remoteSession = null;
     this._wantKinds = new Set();
+    this._remoteRestarts = false;
+    this._restarting = false;
+    this._graceTimer = null;
+    this.restarts = 0;
     this._connectTimer = null;
     this._retryTimer = null;
     this._retryDelay = RETRY_DELAY_MS;
@@ -117,6 +136,8 @@ export class Negotiator {
   _newConnection() {
     this._dropConnection();
     this._built += 1;
+    this._remoteRestarts = false; // learnt again from this connection's offer or answer
+    this._restarting = false;
     const pc = new RTCPeerConnection({ iceServers: this.iceServers, iceTransportPolicy: this.iceTransportPolicy });
     this.pc = pc;
     this._pendingCandidates = [];
@@ -202,12 +223,45 @@ export class Negotiator {
   _setState(state) {
     if (this.closed || state === this.state) return;
     this.state = state;
+    clearTimeout(this._graceTimer);
     if (state === "connected") {
       clearTimeout(this._connectTimer);
       this._retryDelay = RETRY_DELAY_MS;
+      this._restarting = false;
     }
     this.onState(state);
-    if (state === "failed" && this.offerer) this._scheduleRetry();
+    const pc = this.pc;
+    const canRestart = this._remoteRestarts && !this._restarting && pc?.remoteDescription;
+    if (state === "disconnected" && canRestart) {
+      this._graceTimer = setTimeout(() => {
+        if (pc === this.pc && this.state === "disconnected") void this.restartIce();
+      }, DISCONNECTED_GRACE_MS);
+    } else if (state === "failed" && canRestart) void this.restartIce();
+    else if (state === "failed" && this.offerer) this._scheduleRetry();
+  }
+
+  /**
+   * Restart ICE on this connection with fresh ICE servers (browsers on both
+   * sides only); a new connection if it does not connect in time.
+   */
+  async restartIce() {
+    const pc = this.pc;
+    if (!pc || this.closed || !this._remoteRestarts) return;
+    this._restarting = true;
+    this.restarts += 1;
+    await this._refreshIce();
+    if (pc !== this.pc || this.closed) return;
+    pc.setConfiguration({ iceServers: this.iceServers, iceTransportPolicy: this.iceTransportPolicy });
+    if (this.offerer) pc.restartIce(); // negotiationneeded: an offer with new ICE credentials
+    else void this._signal({ type: "renegotiate", restart: true });
+    clearTimeout(this._connectTimer);
+    this._connectTimer = setTimeout(() => {
+      if (pc !== this.pc || pc.connectionState === "connected") return;
+      this._remoteRestarts = false; // this time, a new connection
+      this._restarting = false;
+      if (this.offerer) this._scheduleRetry();
+      else void this._signal({ type: "renegotiate" });
+    }, CONNECT_TIMEOUT_MS);
   }
 
   _scheduleRetry() {
@@ -252,7 +306,7 @@ export class Negotiator {
       this._ensureReceivers();
       await pc.setLocalDescription(await pc.createOffer());
       if (pc !== this.pc) return;
-      await this._signal({ type: "offer", sdp: pc.localDescription.sdp });
+      await this._signal({ type: "offer", sdp: pc.localDescription.sdp, iceRestart: true });
     } catch (err) {
       console.warn("rtc-peer: offer failed", err);
     } finally {
@@ -291,16 +345,24 @@ export class Negotiator {
     try {
       switch (data.type) {
         case "offer":
-          if (!this.offerer) await this._onOffer(data.sdp);
+          if (!this.offerer) {
+            await this._onOffer(data.sdp);
+            this._remoteRestarts = data.iceRestart === true;
+          }
           break;
         case "answer":
-          if (this.offerer) await this._onAnswer(data.sdp);
+          if (this.offerer) {
+            await this._onAnswer(data.sdp);
+            this._remoteRestarts = data.iceRestart === true;
+          }
           break;
         case "candidate":
           await this._onCandidate(data.candidate);
           break;
         case "renegotiate":
-          if (this.offerer) {
+          if (this.offerer && data.restart === true && this._remoteRestarts && this.pc) {
+            await this.restartIce();
+          } else if (this.offerer) {
             const kinds = Array.isArray(data.kinds) ? data.kinds.filter((k) => k === "audio" || k === "video") : [];
             for (const kind of kinds) this._wantKinds.add(kind);
             const dead = !this.pc || ["failed", "closed"].includes(this.pc.connectionState);
@@ -333,7 +395,7 @@ export class Negotiator {
     await this._flushCandidates(pc);
     await pc.setLocalDescription(await pc.createAnswer());
     if (pc !== this.pc) return;
-    await this._signal({ type: "answer", sdp: pc.localDescription.sdp });
+    await this._signal({ type: "answer", sdp: pc.localDescription.sdp, iceRestart: true });
     // Tracks the offer had no room for: ask for another round.
     if (pc.getTransceivers().some((t) => t.sender.track && !t.mid)) this._askForOffer();
   }
@@ -430,6 +492,7 @@ export class Negotiator {
     this.closed = true;
     clearTimeout(this._connectTimer);
     clearTimeout(this._retryTimer);
+    clearTimeout(this._graceTimer);
     this._dropConnection();
   }
 }
