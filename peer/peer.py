@@ -79,6 +79,8 @@ logger = logging.getLogger(__name__)
 
 LIBRARY_PREFIX = "rtc-peer."
 """Relay events of this library (frames, sealed frames): never raised as application events."""
+MAX_QUEUED_FOR_DATAGRAMS = 1024
+"""Datagrams are dropped while this many events wait for their handlers."""
 Handler = Callable[[str, Any], Any]
 Queued = tuple[str, str, Any]
 """(event, sender, data) for ``on`` handlers; event "" for a request (data: the Message)."""
@@ -580,6 +582,8 @@ class Peer:
     def _on_datagram(self, link: PeerLink, datagram: Datagram) -> None:
         if datagram.event in RESERVED_EVENTS:
             return
+        if self._events is not None and self._events.qsize() >= MAX_QUEUED_FOR_DATAGRAMS:
+            return  # handlers are behind: lossy means dropped, not queued without bound
         try:
             data = decode_data(datagram.payload, datagram.binary)
         except FrameError:

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from peer import Peer, ReservedEvent
-from peer.errors import MessageTooLarge
-from peer.framing import Datagram, FrameError, decode_datagram, encode_datagram
+from peer.errors import FrameError, MessageTooLarge
+from peer.framing import Datagram, decode_datagram, encode_datagram
 from tests.helpers.server import RunningServer
 
 WAIT = 15.0
@@ -34,7 +34,7 @@ async def test_datagrams_arrive_on_webrtc_and_are_dropped_on_the_relay(server: R
     upgraded = asyncio.Event()
     b.on("pos", lambda sender, data: got.put_nowait((sender, data)))
     relay_only.on("pos", lambda _s, data: relayed.append(data))
-    a.on("upgrade", lambda peer_id, _: peer_id == b.id and upgraded.set())
+    a.on("upgrade", lambda peer_id, _: upgraded.set() if peer_id == b.id else None)
     for peer in (a, b, relay_only):
         await peer.connect()
     try:
@@ -60,3 +60,20 @@ async def test_datagrams_arrive_on_webrtc_and_are_dropped_on_the_relay(server: R
     finally:
         for peer in (relay_only, b, a):
             await peer.close()
+
+
+def test_datagrams_are_dropped_while_handlers_are_behind() -> None:
+    from types import SimpleNamespace
+
+    from peer.peer import MAX_QUEUED_FOR_DATAGRAMS
+
+    async def run() -> int:
+        peer = Peer("http://127.0.0.1:1", "lossy-queue")
+        peer.on("pos", lambda *_: None)
+        peer._events = asyncio.Queue()  # connected, with a dispatcher that is stuck
+        link = SimpleNamespace(info=SimpleNamespace(peer_id="remote"))
+        for n in range(MAX_QUEUED_FOR_DATAGRAMS + 500):
+            peer._on_datagram(link, Datagram("pos", str(n).encode()))  # type: ignore[arg-type]
+        return peer._events.qsize()
+
+    assert asyncio.run(run()) == MAX_QUEUED_FOR_DATAGRAMS

@@ -699,3 +699,43 @@ async def test_a_browser_peer_raises_nothing_a_remote_forges_under_library_names
         await page.evaluate("() => window.rtcPeer.close()")
         await context.close()
     assert errors == []
+
+
+async def test_a_browser_request_sent_on_the_relay_is_answered_once_after_the_upgrade(
+    server: RunningServer, browser: Any
+) -> None:
+    from peer import Peer
+
+    python = Peer(server.url, "req-switch-web")
+    upgraded = asyncio.Event()
+    calls: list[Any] = []
+
+    async def after_upgrade(sender: str, data: Any) -> str:
+        calls.append(data)
+        await asyncio.wait_for(upgraded.wait(), 30)
+        return f"answered on {python.transport(sender)}"
+
+    python.on("upgrade", lambda *_: upgraded.set())
+    python.handle("later", after_upgrade)
+    await python.connect()
+    context, page, errors = await blank_page(browser, server.url)
+    try:
+        result = await page.evaluate(
+            """async (to) => {
+              const { Peer } = await import('/static/rtc-peer.js');
+              const peer = new Peer(location.origin, 'req-switch-web');
+              window.rtcPeer = peer;
+              await peer.connect();
+              const before = peer.transport(to);
+              const answer = await peer.request(to, 'later', 1, { timeout: 30 });
+              return [before, answer, peer.transport(to), peer._links.get(to).requests.size];
+            }""",
+            python.id,
+        )
+        assert result == ["relay", "answered on webrtc", "webrtc", 0]
+        assert calls == [1]
+    finally:
+        await python.close()
+        await page.evaluate("() => window.rtcPeer?.close()")
+        await context.close()
+    assert errors == []
