@@ -271,7 +271,11 @@ class Negotiator:
             if isinstance(kinds, list) and kinds:
                 if self.offerer:
                     self._want_slots(kinds)
-                    await self._offer()
+                    # An offer with room on its way already answers it: another
+                    # one now would meet that offer's answer (answers name no offer).
+                    pc = self._pc
+                    if pc is None or self._established or not self._has_room(pc):
+                        await self._offer()
             elif self.offerer and (self._pc is None or self._established):
                 await self._offer()
         else:
@@ -281,6 +285,10 @@ class Negotiator:
         for kind in KINDS:
             count = min(MAX_SLOTS_PER_KIND, sum(1 for k in kinds if k == kind))
             self._want[kind] = max(self._want.get(kind, 0), count)
+
+    def _has_room(self, pc: RTCPeerConnection) -> bool:
+        kinds = [t.kind for t in pc.getTransceivers()]
+        return all(kinds.count(kind) >= count for kind, count in self._want.items())
 
     async def _update_media(self) -> None:
         if self._pc is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ async def test_python_synthetic_video_shows_in_the_call(
     room = "python-video"
     process = await asyncio.create_subprocess_exec(
         sys.executable, str(EXAMPLE), "--server", server.url, "--room", room,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},  # this checkout's peer package
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     try:
