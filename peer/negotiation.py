@@ -169,6 +169,7 @@ class Negotiator:
         self._early_candidates: list[Any] = []
         self._timers: list[asyncio.TimerHandle] = []
         self._gathering: asyncio.Future[None] | None = None
+        self._closing: set[asyncio.Future[None]] = set()
         self._inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name=f"negotiation {remote_id[:8]}"
@@ -203,6 +204,7 @@ class Negotiator:
         await asyncio.gather(self._task, return_exceptions=True)
         if self._gathering is not None:
             await asyncio.gather(self._gathering, return_exceptions=True)
+        await asyncio.gather(*self._closing, return_exceptions=True)
         await self._close_pc()
 
     # -- the task -------------------------------------------------------------
@@ -462,7 +464,12 @@ class Negotiator:
         for proxy in sending.values():
             proxy.stop()
         if pc is not None:
-            await pc.close()
+            # Shielded: a close() of ours cancelling the task meanwhile must not
+            # leave this connection half closed (its ICE sockets open).
+            closing = asyncio.ensure_future(pc.close())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+            await asyncio.shield(closing)
 
     async def _attempt_failed(self) -> None:
         await self._close_pc()

@@ -54,6 +54,8 @@ async def test_record_writes_one_playable_file_per_peer_until_the_duration(
     sender = Peer(server.url, "rec")
     sender.add_track(VideoStreamTrack())
     sender.add_track(AudioStreamTrack())
+    left: asyncio.Queue[str] = asyncio.Queue()
+    sender.on("peer-left", lambda peer_id, _reason: left.put_nowait(peer_id))
     await sender.connect()
     try:
         process = await start_recorder(server, "rec", tmp_path, "--duration", "4")
@@ -62,6 +64,7 @@ async def test_record_writes_one_playable_file_per_peer_until_the_duration(
         rest = await asyncio.wait_for(process.communicate(), WAIT)
         assert process.returncode == 0, rest
         assert f"saved {tmp_path / sender.id}.mkv" in rest[1].decode()
+        await asyncio.wait_for(left.get(), WAIT)  # the recorder left the room
     finally:
         await sender.close()
     counts = media_in(tmp_path / f"{sender.id}.mkv")
