@@ -39,9 +39,11 @@ PAIR = """async () => {
 AFTER = """async () => {
   const { a, b } = window.pair;
   const n = a._negotiators.get(b.id);
+  const m = b._negotiators.get(a.id);  // whichever side notices first restarts
+  const restarts = () => n.restarts + m.restarts;
   const deadline = Date.now() + 40000;
   let sent = 0;
-  while (Date.now() < deadline && !(n.restarts > 0 && n.state === 'connected')) {
+  while (Date.now() < deadline && !(restarts() > 0 && n.state === 'connected')) {
     await a.emit('n', sent++, { to: b.id });
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -54,7 +56,7 @@ AFTER = """async () => {
   const startFrames = () => video.getVideoPlaybackQuality().totalVideoFrames;
   while (Date.now() < deadline && startFrames() < 10) await new Promise((r) => setTimeout(r, 50));
   return {
-    restarts: n.restarts, state: n.state, samePc: n.pc === window.before.pc,
+    restarts: restarts(), state: n.state, samePc: n.pc === window.before.pc,
     sameChannel: n.channel === window.before.channel,
     inOrder: b.got.every((value, i) => value === i) && b.got.length === sent,
     frames: startFrames(), candidate: (await a.path(b.id)).candidate,
