@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from aiortc import MediaStreamTrack
@@ -51,3 +52,18 @@ async def ended(track: MediaStreamTrack) -> bool:
                 await track.recv()
             except MediaStreamError:
                 return True
+
+
+async def connected_mid_order(make: Callable[[], Peer], tries: int = 20) -> Peer:
+    """``make()`` connected, again until its peerId starts in the middle of the id alphabet.
+
+    Browser tests want peers on both sides of the offerer rule (lower id
+    offers); an id starting with "-" or "z" would make that improbable.
+    """
+    for _ in range(tries):
+        peer = make()
+        await peer.connect()
+        if "G" <= peer.id[0] <= "t":
+            return peer
+        await peer.close()
+    raise AssertionError(f"no peerId in the middle in {tries} tries")

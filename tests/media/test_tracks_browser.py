@@ -10,13 +10,16 @@ from aiortc import VideoStreamTrack
 from peer import Peer
 from tests.helpers.server import RunningServer
 from tests.media.browser import BOTH_ROLES, PLAYS, WEBRTC_TO, blank_page, close_peers
-from tests.media.support import WAIT, Tracks, frames
+from tests.media.support import WAIT, Tracks, connected_mid_order, ended, frames
 
 
 async def test_python_track_plays_in_chromium(server: RunningServer, browser: Any) -> None:
-    python = Peer(server.url, "py-to-browser")
-    python.add_track(VideoStreamTrack())
-    await python.connect()
+    def make() -> Peer:
+        peer = Peer(server.url, "py-to-browser")
+        peer.add_track(VideoStreamTrack())
+        return peer
+
+    python = await connected_mid_order(make)
     context, page, errors = await blank_page(browser, server.url)
     try:
         offerer, answerer = await page.evaluate(BOTH_ROLES, ["py-to-browser", python.id])
@@ -34,11 +37,19 @@ async def test_python_track_plays_in_chromium(server: RunningServer, browser: An
 async def test_chromium_camera_added_during_a_call_reaches_python(
     server: RunningServer, browser: Any
 ) -> None:
-    python = Peer(server.url, "browser-to-py")
-    tracks = Tracks(python)
     got: dict[str, list[int]] = {}
-    python.on("n", lambda sender, n: got.setdefault(sender, []).append(n))
-    await python.connect()
+    tracks: Tracks | None = None
+
+    def make() -> Peer:
+        nonlocal tracks
+        peer = Peer(server.url, "browser-to-py")
+        tracks = Tracks(peer)
+        got.clear()
+        peer.on("n", lambda sender, n: got.setdefault(sender, []).append(n))
+        return peer
+
+    python = await connected_mid_order(make)
+    assert tracks is not None
     context, page, errors = await blank_page(browser, server.url)
     try:
         ids = await page.evaluate(BOTH_ROLES, ["browser-to-py", python.id])
@@ -67,6 +78,43 @@ async def test_chromium_camera_added_during_a_call_reaches_python(
             while any(len(got.get(i, [])) < 100 for i in ids):
                 await asyncio.sleep(0.05)
         assert all(got[i] == list(range(100)) for i in ids)
+        await close_peers(page)
+    finally:
+        await context.close()
+        await python.close()
+    assert errors == []
+
+
+async def test_chromium_removing_its_track_ends_the_python_copy(
+    server: RunningServer, browser: Any
+) -> None:
+    tracks: Tracks | None = None
+
+    def make() -> Peer:
+        nonlocal tracks
+        peer = Peer(server.url, "browser-removes")
+        tracks = Tracks(peer)
+        return peer
+
+    python = await connected_mid_order(make)
+    assert tracks is not None
+    context, page, errors = await blank_page(browser, server.url)
+    try:
+        ids = await page.evaluate(BOTH_ROLES, ["browser-removes", python.id])
+        await page.evaluate(
+            """async () => {
+              const camera = await navigator.mediaDevices.getUserMedia({ video: true });
+              window.camera = camera.getVideoTracks()[0];
+              for (const peer of window.peers) peer.addTrack(window.camera);
+            }"""
+        )
+        copies = [await tracks.next(browser_id) for browser_id in ids]
+        for copy in copies:
+            await frames(copy, 3)
+        await page.evaluate("() => { for (const p of window.peers) p.removeTrack(window.camera); }")
+        for copy in copies:
+            assert await ended(copy)
+        assert await page.evaluate("() => window.camera.readyState") == "live"
         await close_peers(page)
     finally:
         await context.close()

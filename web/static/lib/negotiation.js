@@ -444,9 +444,11 @@ export class Negotiator {
   }
 
   /**
-   * Stop sending a track (Peer.removeTrack). The offerer re-offers on the same
-   * connection; the answerer cannot, so it asks for a new connection, where
-   * the remote copy ends (as a Python offerer does).
+   * Stop sending a track (Peer.removeTrack). Between browsers the offerer
+   * re-offers on the same connection. An answerer cannot offer, and aiortc
+   * does not end a track whose sender went away on a re-offer, so otherwise
+   * a new connection is made (the answerer asks for it), where the remote
+   * copy ends, as with a Python peer.
    */
   removeTrack(track) {
     const pc = this.pc;
@@ -454,6 +456,11 @@ export class Negotiator {
     if (!sender) return;
     pc.removeTrack(sender);
     if (!this.offerer) void this._signal({ type: "renegotiate" });
+    else if (!this._remoteRestarts) {
+      void this._refreshIce().then(() => {
+        if (!this.closed) this._newConnection();
+      });
+    }
   }
 
   /** Send this stream's tracks (replacing the previous stream's); null stops sending. */
