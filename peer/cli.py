@@ -2,13 +2,15 @@
 
     python -m peer send --server URL --room ROOM FILE
     python -m peer receive --server URL --room ROOM --output DIR
+    python -m peer record --server URL --room ROOM --output DIR [--duration S]
     python -m peer --version
 
 ``send`` waits for a receiver (any peer whose meta ``role`` is not
 ``"sender"``), sends the file over the data channel when one opens within a
 moment (through the server otherwise, switching when it opens), and exits 0
 once the receiver confirmed the SHA-256. ``receive`` saves the first file it
-gets under its own name in DIR and exits 0. Progress is a tqdm bar on a
+gets under its own name in DIR and exits 0. ``record`` is
+:mod:`peer.recorder`'s. Progress is a tqdm bar on a
 terminal and plain lines otherwise, on stderr; results on stdout; both in
 decimal units (MB = 10^6 bytes). Arguments are checked before anything
 connects (the URL's scheme, a file that is a file, a directory that is not a
@@ -29,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import console
+from . import console, recorder
 from .errors import FileTransferError, PeerError, PeerGone, SignalingError
 from .peer import Peer
 from .peer_link import PeerInfo
@@ -114,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             sub.add_argument("--output", type=Path, default=Path("."),
                              help="directory to save into, created if missing (default: .)")
+    recorder.add_parser(commands)
     return parser
 
 
@@ -245,6 +248,10 @@ def _status(line: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "record":
+        console.quiet_logging(args.verbose)
+        # plain asyncio: its add_signal_handler is what stops the recording cleanly
+        return asyncio.run(recorder.record(args))
     check_paths(parser, args)
     command = send if args.command == "send" else receive
     console.quiet_logging(args.verbose)

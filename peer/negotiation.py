@@ -12,7 +12,19 @@ Signal data shapes (the server does not read them)::
 
     {type: "offer" | "answer", sdp}
     {type: "candidate", candidate: {candidate, sdpMid, sdpMLineIndex}}
-    {type: "renegotiate"}
+    {type: "renegotiate"}                      "I have no working connection"
+    {type: "renegotiate", kinds: [kind, ...]}  "offer with room for my media"
+
+Media (:mod:`peer.media`): the offerer puts every local track and a receive
+slot for each kind the answerer asked for (``kinds``, one entry per track,
+repeats allowed) into each new connection. Since aiortc has no rollback, a
+Python offerer never re-offers on a live connection: when its tracks change,
+or the answerer asks for room, it builds a new one, and the session resends
+what the switch left unacknowledged, so data still arrives exactly once. A
+Python answerer puts its tracks on the free slots of each offer; when they do
+not fit it asks with ``kinds``; when it removes a track it asks for a new
+connection. A browser offerer re-offers on the same connection instead, which
+the answerer takes on the same RTCPeerConnection.
 
 aiortc gathers every candidate before ``setLocalDescription`` returns, so our
 descriptions carry them all and we send no candidates; browsers trickle, and
@@ -34,9 +46,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiortc import (
+    MediaStreamTrack,
     RTCConfiguration,
     RTCDataChannel,
     RTCIceServer,
+    RTCIceTransportPolicy,
     RTCPeerConnection,
     RTCSessionDescription,
 )
@@ -46,6 +60,7 @@ from aiortc.sdp import candidate_from_sdp
 from . import aioice_fixes
 from .channel import PathClosed
 from .errors import SignalingError
+from .media import KINDS, LocalMedia
 from .webrtc_channel import CHANNEL_LABEL
 
 aioice_fixes.install()  # B46: see peer/aioice_fixes.py
@@ -53,6 +68,8 @@ aioice_fixes.install()  # B46: see peer/aioice_fixes.py
 logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0
+MAX_SLOTS_PER_KIND = 4
+"""Receive slots per kind an answerer can ask for: bounds what one remote peer costs."""
 RETRY_FIRST = 2.0
 RETRY_CAP = 60.0
 
@@ -62,6 +79,7 @@ _ICE_UFRAG = re.compile(r"^a=ice-ufrag:(\S+)", re.MULTILINE)
 
 SendSignal = Callable[[dict[str, Any]], Awaitable[None]]
 ChannelOpened = Callable[[RTCDataChannel], None]
+TrackReceived = Callable[[MediaStreamTrack], None]
 
 
 def sdp_session(sdp: str) -> str | None:
@@ -89,8 +107,14 @@ def is_offerer(local_id: str, remote_id: str) -> bool:
     return local_id < remote_id
 
 
-def rtc_configuration(ice_servers: list[dict[str, Any]] | None) -> RTCConfiguration:
-    """An aiortc configuration from the browser's ``RTCIceServer`` dicts."""
+def rtc_configuration(
+    ice_servers: list[dict[str, Any]] | None, transport_policy: str = "all"
+) -> RTCConfiguration:
+    """An aiortc configuration from the browser's ``RTCIceServer`` dicts.
+
+    ``transport_policy`` "relay" (the browser's ``iceTransportPolicy``) gathers
+    and uses TURN relay candidates only.
+    """
     servers = []
     for entry in ice_servers or []:
         if not isinstance(entry, dict) or "urls" not in entry:
@@ -102,7 +126,9 @@ def rtc_configuration(ice_servers: list[dict[str, Any]] | None) -> RTCConfigurat
                 credential=entry.get("credential"),
             )
         )
-    return RTCConfiguration(iceServers=servers)
+    return RTCConfiguration(
+        iceServers=servers, iceTransportPolicy=RTCIceTransportPolicy(transport_policy)
+    )
 
 
 class Negotiator:
@@ -117,13 +143,24 @@ class Negotiator:
         send_signal: SendSignal,
         on_channel: ChannelOpened,
         connect_timeout: float = CONNECT_TIMEOUT,
+        media: LocalMedia | None = None,
+        on_track: TrackReceived | None = None,
+        ice: Callable[[], Awaitable[RTCConfiguration]] | None = None,
     ) -> None:
         self.remote_id = remote_id
         self.offerer = is_offerer(local_id, remote_id)
         self._configuration = configuration
+        self._ice = ice
+        """Gives the configuration of each new connection (fresh TURN credentials)."""
         self._send_signal = send_signal
         self._on_channel = on_channel
         self._connect_timeout = connect_timeout
+        self._media = media or LocalMedia()
+        self._on_track = on_track
+        self._want: dict[str, int] = {}
+        """Receive slots per kind the answerer asked for (offerer side)."""
+        self._sending: dict[MediaStreamTrack, MediaStreamTrack] = {}
+        """Local track -> its subscription on the current connection."""
         self._pc: RTCPeerConnection | None = None
         self._attempt = 0
         self._established = False
@@ -132,6 +169,7 @@ class Negotiator:
         self._early_candidates: list[Any] = []
         self._timers: list[asyncio.TimerHandle] = []
         self._gathering: asyncio.Future[None] | None = None
+        self._closing: set[asyncio.Future[None]] = set()
         self._inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name=f"negotiation {remote_id[:8]}"
@@ -146,6 +184,10 @@ class Negotiator:
     def signal(self, data: dict[str, Any]) -> None:
         """Signal data from the remote peer, in the order it arrived."""
         self._inbox.put_nowait(("signal", data))
+
+    def media_changed(self) -> None:
+        """The local tracks changed: bring every connection up to date."""
+        self._inbox.put_nowait(("media", None))
 
     def kick(self) -> None:
         """Try now if there is no working connection (e.g. after a resume)."""
@@ -162,6 +204,7 @@ class Negotiator:
         await asyncio.gather(self._task, return_exceptions=True)
         if self._gathering is not None:
             await asyncio.gather(self._gathering, return_exceptions=True)
+        await asyncio.gather(*self._closing, return_exceptions=True)
         await self._close_pc()
 
     # -- the task -------------------------------------------------------------
@@ -194,6 +237,8 @@ class Negotiator:
                     await self._signal_out({"type": "renegotiate"})
         elif kind == "signal":
             await self._on_signal(arg)
+        elif kind == "media":
+            await self._update_media()
         elif kind == "timeout":
             if arg == self._attempt and not self._established and self._pc is not None:
                 logger.info("no data channel to %s within %g s: staying on relay",
@@ -224,15 +269,74 @@ class Negotiator:
         elif kind == "candidate":
             await self._add_candidate(data.get("candidate"))
         elif kind == "renegotiate":
-            if data.get("kinds"):
-                logger.debug("%s asked for media %r: we have none", self.remote_id, data["kinds"])
+            kinds = data.get("kinds")
+            if isinstance(kinds, list) and kinds:
+                if self.offerer:
+                    self._want_slots(kinds)
+                    # An offer with room on its way already answers it: another
+                    # one now would meet that offer's answer (answers name no offer).
+                    pc = self._pc
+                    if pc is None or self._established or not self._has_room(pc):
+                        await self._offer()
             elif self.offerer and (self._pc is None or self._established):
                 await self._offer()
         else:
             logger.debug("ignored signal %.75r from %s", data, self.remote_id)
 
+    def _want_slots(self, kinds: list[Any]) -> None:
+        for kind in KINDS:
+            count = min(MAX_SLOTS_PER_KIND, sum(1 for k in kinds if k == kind))
+            self._want[kind] = max(self._want.get(kind, 0), count)
+
+    def _has_room(self, pc: RTCPeerConnection) -> bool:
+        kinds = [t.kind for t in pc.getTransceivers()]
+        return all(kinds.count(kind) >= count for kind, count in self._want.items())
+
+    async def _update_media(self) -> None:
+        if self._pc is None:
+            if not self.offerer and self._media.tracks:
+                await self._signal_out({"type": "renegotiate"})
+            return  # the next connection takes the tracks as they are then
+        if self.offerer:
+            await self._offer()
+        elif any(track not in self._media.tracks for track in self._sending):
+            await self._signal_out({"type": "renegotiate"})  # removed: a new connection
+        elif any(track not in self._sending for track in self._media.tracks):
+            await self._ask_for_room()
+
+    async def _ask_for_room(self) -> None:
+        kinds = [track.kind for track in self._media.tracks]
+        await self._signal_out({"type": "renegotiate", "kinds": kinds})
+
+    def _send_track(self, pc: RTCPeerConnection, track: MediaStreamTrack) -> None:
+        proxy = self._media.subscribe(track)
+        self._sending[track] = proxy
+        pc.addTrack(proxy)
+
+    def _fill_slots(self, pc: RTCPeerConnection) -> bool:
+        """Put the local tracks on the offer's free slots; False if some did not fit."""
+        fitted = True
+        for track in self._media.tracks:
+            if track in self._sending:
+                continue
+            free = any(
+                t.kind == track.kind and t.mid is not None and t.sender.track is None
+                for t in pc.getTransceivers()
+            )
+            if free:
+                self._send_track(pc, track)
+            else:
+                fitted = False
+        return fitted
+
     async def _offer(self) -> None:
         pc = await self._new_pc()
+        for track in self._media.tracks:
+            self._send_track(pc, track)
+        for kind, count in self._want.items():
+            present = sum(1 for t in pc.getTransceivers() if t.kind == kind)
+            for _ in range(count - present):
+                pc.addTransceiver(kind, direction="recvonly")
         channel = pc.createDataChannel(CHANNEL_LABEL, ordered=True)
         self._watch_channel(pc, channel)
         await self._set_local_description(pc, await pc.createOffer())
@@ -254,9 +358,12 @@ class Negotiator:
         self._remote_session = session
         await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
         await self._flush_candidates(pc)
+        fitted = self._fill_slots(pc)
         await self._set_local_description(pc, await pc.createAnswer())
         if pc is self._pc:
             await self._signal_out({"type": "answer", "sdp": pc.localDescription.sdp})
+            if not fitted:
+                await self._ask_for_room()
 
     async def _set_local_description(
         self, pc: RTCPeerConnection, description: RTCSessionDescription
@@ -314,8 +421,15 @@ class Negotiator:
         self._early_candidates = []
         self._attempt += 1
         attempt = self._attempt
+        if self._ice is not None:
+            self._configuration = await self._ice()
         pc = RTCPeerConnection(self._configuration)
         self._pc = pc
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if pc is self._pc and self._on_track is not None:
+                self._on_track(track)
 
         @pc.on("connectionstatechange")
         def on_state() -> None:
@@ -346,8 +460,16 @@ class Negotiator:
     async def _close_pc(self) -> None:
         pc, self._pc = self._pc, None
         self._established = False
+        sending, self._sending = self._sending, {}
+        for proxy in sending.values():
+            proxy.stop()
         if pc is not None:
-            await pc.close()
+            # Shielded: a close() of ours cancelling the task meanwhile must not
+            # leave this connection half closed (its ICE sockets open).
+            closing = asyncio.ensure_future(pc.close())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+            await asyncio.shield(closing)
 
     async def _attempt_failed(self) -> None:
         await self._close_pc()

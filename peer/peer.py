@@ -11,7 +11,9 @@ room's peers, and the application's handlers.
 Besides the contract's events (``peer-joined``, ``peer-left``,
 ``peer-updated``, ``upgrade``, ``downgrade``, ``file``) a Peer raises the browser client's extras, same
 names and fields: ``file-offer``, ``file-progress``, ``file-failed`` (see
-:mod:`peer.transfers`) and ``signaling`` (state, own id) with state one of
+:mod:`peer.transfers`) and ``track`` (peer id, aiortc ``MediaStreamTrack``: read it with ``recv()``; it
+ends when its connection closes, and a rebuilt connection raises ``track``
+again) and ``signaling`` (state, own id) with state one of
 ``connected``, ``reconnecting``, ``resumed``, ``rejoined`` (a new own id: the
 resume had expired), ``closed``. Peers already in the room at ``connect()``
 are announced with ``peer-joined`` too.
@@ -47,7 +49,9 @@ from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar, overload
+from typing import Any, Literal, Self, TypeVar, overload
+
+from aiortc import MediaStreamTrack
 
 from .constants import MAX_ANSWERING_PER_PEER, PEER_REQUEST_TIMEOUT, RESERVED_EVENTS
 from .errors import (
@@ -60,6 +64,8 @@ from .errors import (
 )
 from .files import Progress
 from .framing import MAX_DATAGRAM_BYTES, RELAY_EVENT, Datagram, encode_datagram
+from .ice import IceServers
+from .media import LocalMedia
 from .negotiation import Negotiator, rtc_configuration
 from .path_stats import PathInfo, webrtc_path
 from .peer_link import PeerInfo, PeerLink, Transport
@@ -102,6 +108,7 @@ class Peer:
         max_file_bytes: int | None = None,
         accept_file: AcceptFile | None = None,
         secret: str | None = None,
+        ice_transport_policy: Literal["all", "relay"] = "all",
     ) -> None:
         self.server_url = server_url
         self.room = room
@@ -109,7 +116,6 @@ class Peer:
         self.webrtc = webrtc
         self._transfers = FileTransfers(Path(download_dir), self._raise,
                                         max_file_bytes=max_file_bytes, accept_file=accept_file)
-        self._ice_servers = ice_servers
         self._token = token
         self._reconnect = reconnect
         self._id: str | None = None
@@ -122,11 +128,14 @@ class Peer:
         self._events: asyncio.Queue[Queued] | None = None
         self._chores: asyncio.Queue[Coroutine[Any, Any, None]] | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._configuration = rtc_configuration(ice_servers)
+        if ice_transport_policy not in ("all", "relay"):
+            raise ValueError(f'ice_transport_policy is "all" or "relay", not {ice_transport_policy!r}')
+        self._ice = IceServers(ice_servers, self._fetch_ice_servers, ice_transport_policy)
         self._closed = False
         self._secret = secret
         self._sealer: Sealer | None = None
         self._undecryptable = 0
+        self._media = LocalMedia()
 
     # -- public API -----------------------------------------------------------
 
@@ -301,6 +310,25 @@ class Peer:
         else:
             self._request_handlers[event] = handler
 
+    def add_track(self, track: MediaStreamTrack) -> None:
+        """Send ``track`` (aiortc audio or video) to every peer with WebRTC, now and later.
+
+        Peers without WebRTC (relay only, either side) get no media. The
+        others raise ``track`` (our id, their copy of it).
+        """
+        if self._media.add(track):
+            self._media_changed()
+
+    def remove_track(self, track: MediaStreamTrack) -> None:
+        """Stop sending ``track`` to everyone (their copies end); the track itself runs on."""
+        if self._media.remove(track):
+            self._media_changed()
+
+    def _media_changed(self) -> None:
+        for link in self._links.values():
+            if link.negotiator is not None:
+                link.negotiator.media_changed()
+
     async def update_meta(self, meta: dict[str, Any]) -> None:
         """Replace this peer's ``meta``; the others raise ``peer-updated`` (peer_id, info).
 
@@ -451,9 +479,9 @@ class Peer:
         self, ack: dict[str, Any], *, fresh: bool, announce: set[str] | None = None
     ) -> None:
         self._id = str(ack["peerId"])
-        if fresh and self._ice_servers is None:
+        if fresh:
             servers = ack.get("iceServers")
-            self._configuration = rtc_configuration(servers if isinstance(servers, list) else [])
+            self._ice.joined(servers if isinstance(servers, list) else [])
         listed = [p for p in ack.get("peers", []) if isinstance(p, dict)]
         ids = {p.get("peerId") for p in listed}
         if not fresh:
@@ -499,12 +527,21 @@ class Peer:
 
             link.negotiator = Negotiator(
                 self._id, peer_id,
-                configuration=self._configuration,
+                configuration=rtc_configuration([]),
+                ice=self._ice.configuration,
                 send_signal=send_signal,
                 on_channel=link.attach_channel,
+                media=self._media,
+                on_track=lambda track: self._raise("track", peer_id, track),
             )
         if not quiet:
             self._raise("peer-joined", peer_id, info)
+
+    async def _fetch_ice_servers(self) -> list[dict[str, Any]]:
+        if self._signaling is None:
+            raise RuntimeError("not connected")
+        servers = (await self._signaling.request("ice-servers", {})).get("iceServers")
+        return [s for s in servers if isinstance(s, dict)] if isinstance(servers, list) else []
 
     def _sealing_for(self, peer_id: str, kind: Kind) -> Callable[[bytes], bytes] | None:
         sealer = self._sealer

@@ -57,6 +57,8 @@ export interface PeerOptions {
   webrtc?: boolean;
   /** Instead of the server's iceServers. */
   iceServers?: RTCIceServer[] | null;
+  /** "relay": connect through TURN only (the RTCPeerConnection option). */
+  iceTransportPolicy?: "all" | "relay";
   /** JWT when the server wants one. */
   token?: string | null;
   /** Reconnect by itself (default true). */
@@ -84,7 +86,7 @@ export interface PeerEvents {
   "file-offer": [senderId: string, info: FileInfo];
   "file-progress": [peerId: string, progress: FileProgress];
   "file-failed": [peerId: string, failure: FileFailure];
-  track: [peerId: string, stream: MediaStream];
+  track: [peerId: string, track: MediaStreamTrack, stream: MediaStream];
   "connection-state": [peerId: string, state: RTCPeerConnectionState];
   signaling: [state: SignalingState];
   error: [error: Error];
@@ -158,4 +160,7 @@ export declare class Peer {
 
   sendFile(peerId: string, file: Blob, options?: { name?: string }): Promise<SentFile>;
   setStream(stream: MediaStream | null): void;
+  /** Send a track to every peer with WebRTC, now and later; relay-only peers get none. */
+  addTrack(track: MediaStreamTrack): void;
+  removeTrack(track: MediaStreamTrack): void;
 }

@@ -51,7 +51,7 @@ export const PEER_EVENTS = Object.freeze([
   "file-offer", // (senderId, {id, name, size})
   "file-progress", // (peerId, {id, name, size, done, direction: "send"|"receive"})
   "file-failed", // (peerId, {id, name, direction, error})
-  "track", // (peerId, MediaStream)   remote media (calls)
+  "track", // (peerId, MediaStreamTrack, MediaStream)   remote media (calls)
   "connection-state", // (peerId, state)  RTCPeerConnection state
   "signaling", // (state)   "connected" | "reconnecting" | "resumed" | "rejoined" | "closed"
   "error", // (Error)
@@ -65,6 +65,7 @@ export class Peer {
    * @param {object} [options.meta]        shown to the others (<= 1 KiB JSON)
    * @param {boolean} [options.webrtc]     false: relay only (default: true when available)
    * @param {RTCIceServer[]} [options.iceServers]  instead of the server's
+   * @param {"all"|"relay"} [options.iceTransportPolicy]  "relay": through TURN only
    * @param {string} [options.token]       JWT when the server wants one
    * @param {boolean} [options.reconnect]  default true
    * @param {MediaStream} [options.stream] media to send to every peer (calls)
@@ -81,6 +82,7 @@ export class Peer {
     this.meta = meta;
     this.webrtc = Boolean(webrtc) && hasWebRTC();
     this.iceServers = iceServers;
+    this.iceTransportPolicy = options.iceTransportPolicy ?? "all";
     this.reconnect = reconnect;
     this.stream = options.stream ?? null;
     this.receiveMedia = Boolean(options.receiveMedia ?? options.stream);
@@ -341,6 +343,25 @@ export class Peer {
     this.meta = meta;
   }
 
+  /**
+   * Send a MediaStreamTrack to every peer with WebRTC, now and later (it joins
+   * `stream`). Relay-only peers, either side, get no media. The others raise
+   * "track" (peerId, track, stream).
+   */
+  addTrack(track) {
+    if (!this.stream) this.setStream(new MediaStream());
+    if (this.stream.getTracks().includes(track)) return;
+    this.stream.addTrack(track);
+    for (const negotiator of this._negotiators.values()) negotiator.addTrack(track);
+  }
+
+  /** Stop sending a track to every peer (the track itself runs on). */
+  removeTrack(track) {
+    if (!this.stream?.getTracks().includes(track)) return;
+    this.stream.removeTrack(track);
+    for (const negotiator of this._negotiators.values()) negotiator.removeTrack(track);
+  }
+
   /** Media to send to every peer (calls); null stops sending. */
   setStream(stream) {
     this.stream = stream;
@@ -503,6 +524,8 @@ export class Peer {
         localId: this._id,
         remoteId: peerId,
         iceServers: this.iceServers ?? this._serverIce,
+        freshIceServers: this.iceServers ? null : () => this._freshIceServers(),
+        iceTransportPolicy: this.iceTransportPolicy,
         sendSignal: (data) => this._sendSignal(peerId, data),
         onChannel: (channel) => {
           if (this._links.get(peerId) === link) {
@@ -510,7 +533,7 @@ export class Peer {
             link.attachLossy(negotiator.pc);
           }
         },
-        onTrack: (stream) => this._raise("track", peerId, stream),
+        onTrack: (track, stream) => this._raise("track", peerId, track, stream),
         onState: (state) => this._raise("connection-state", peerId, state),
         localStream: this.stream,
         receiveMedia: this.receiveMedia,
@@ -518,6 +541,13 @@ export class Peer {
       this._negotiators.set(peerId, negotiator);
       negotiator.start();
     }
+  }
+
+  /** The `ice-servers` request: TURN credentials minted now. */
+  async _freshIceServers() {
+    const ack = await this._client.request("ice-servers", {});
+    this._serverIce = ack.iceServers ?? [];
+    return this._serverIce;
   }
 
   /** Signals go in the order given; in a room with a secret, sealed first. */

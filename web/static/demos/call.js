@@ -124,7 +124,7 @@ peer.on("upgrade", refresh);
 peer.on("downgrade", refresh);
 setInterval(() => remote.forEach((_, peerId) => refresh(peerId)), 2000); // the path's round-trip time
 peer.on("connection-state", refresh);
-peer.on("track", (peerId, mediaStream) => {
+peer.on("track", (peerId, _track, mediaStream) => {
   const t = remote.get(peerId);
   if (t) showVideo(t, mediaStream, mediaStream.getVideoTracks().length > 0);
 });
