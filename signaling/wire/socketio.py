@@ -82,15 +82,25 @@ def encode_ack(ack_id: int, args: list[Any]) -> str:
     return f"{ACK}{ack_id}{dumps(args)}"
 
 
-def encode_event(args: list[Any], binary: bool | None = None) -> str | list[str | bytes]:
-    """An EVENT packet; with binary (``None``: look), a BINARY_EVENT and its attachments."""
+def encode_event(args: list[Any], binary: bool | None = None,
+                 ack_id: int | None = None) -> str | list[str | bytes]:
+    """An EVENT packet; with binary (``None``: look), a BINARY_EVENT and its attachments.
+
+    ``ack_id`` asks the other side for an ACK (the doctor's client does; this server never does).
+    """
+    ack = "" if ack_id is None else str(ack_id)
     if binary is False:
-        return EVENT + dumps(args)
+        return EVENT + ack + dumps(args)
     attachments: list[bytes] = []
     data = _deconstruct(args, attachments)
     if not attachments:
-        return EVENT + dumps(args)
-    return [f"{BINARY_EVENT}{len(attachments)}-{dumps(data)}", *attachments]
+        return EVENT + ack + dumps(args)
+    return [f"{BINARY_EVENT}{len(attachments)}-{ack}{dumps(data)}", *attachments]
+
+
+def encode_client_connect(auth: Any = None) -> str:
+    """A client's CONNECT to ``/``, with its ``auth`` payload when there is one."""
+    return CONNECT if auth is None else CONNECT + dumps(auth)
 
 
 def _deconstruct(value: Any, attachments: list[bytes]) -> Any:
