@@ -128,7 +128,9 @@ class _Pending:
 
 
 @dataclass(slots=True)
-class _Header:
+class Header:
+    """One text packet's parts, as `parse` reads them (for a client: any packet type)."""
+
     kind: str
     attachments: int
     namespace: str
@@ -136,7 +138,7 @@ class _Header:
     data: Any
 
 
-def parse(text: str) -> _Header:
+def parse(text: str) -> Header:
     """The parts of one text packet; raises ``ProtocolError``."""
     kind = text[:1]
     if not kind or kind not in "0123456":
@@ -167,7 +169,7 @@ def parse(text: str) -> _Header:
             data = orjson.loads(text[digits:])
         except orjson.JSONDecodeError:
             raise ProtocolError("packet data is not JSON") from None
-    return _Header(kind, attachments, namespace, ack_id, data)
+    return Header(kind, attachments, namespace, ack_id, data)
 
 
 def event_shape_error(data: Any) -> str | None:
