@@ -82,6 +82,8 @@ class SocketIOClient:
         self._handlers: dict[str, Handler] = {}
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self.pinged = asyncio.Event()
+        """Set on each ping from the server (answered with a pong); clear it to wait for the next."""
 
     # -- public --------------------------------------------------------
     def on(self, event: str, handler: Handler) -> None:
@@ -120,10 +122,8 @@ class SocketIOClient:
 
     async def disconnect(self) -> None:
         """Leave ``/`` and close the Engine.IO session; the client cannot be used again."""
-        if self._closed:
-            return
         try:
-            if self.connected and self._handshake is not None:
+            if self.connected and not self._closed:
                 with contextlib.suppress(ClientError, aiohttp.ClientError, OSError, TimeoutError):
                     await asyncio.wait_for(self._send(sio.encode_disconnect()), 2)
                     await asyncio.wait_for(self._send_packet(eio.CLOSE), 2)
@@ -133,10 +133,12 @@ class SocketIOClient:
                 self._reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await self._reader
-            if self._ws is not None:
-                await self._ws.close()
-            if self._http is not None:
-                await self._http.close()
+            ws, http, self._ws, self._http = self._ws, self._http, None, None
+            if ws is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(ws.close(), 2)
+            if http is not None:
+                await http.close()
 
     # -- opening -------------------------------------------------------
     def _session(self) -> aiohttp.ClientSession:
@@ -245,6 +247,7 @@ class SocketIOClient:
     def _dispatch(self, packet: eio.Packet) -> None:
         kind, data = packet
         if kind == eio.PING:
+            self.pinged.set()
             task = asyncio.get_running_loop().create_task(self._pong())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
