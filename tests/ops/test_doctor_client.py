@@ -13,6 +13,7 @@ from signaling.auth import mint_token
 from signaling.doctor_client import ClientError, SocketIOClient
 from tests.helpers.bounded import within
 from tests.helpers.server import running_server
+from tests.ops.test_doctor import doctor, status
 
 SECRET = "doctor-client-secret-0123456789abcdef"
 
@@ -80,3 +81,15 @@ async def test_a_lost_server_ends_every_wait() -> None:
             await within(client.call("join", {"room": "r"}, timeout=10), "a call to a stopped server")
     finally:
         await within(client.disconnect(), "disconnect")
+
+
+async def test_the_doctor_tells_a_missing_token_from_a_broken_proxy() -> None:
+    async with running_server("--auth-secret", SECRET) as server:
+        code, checks = await doctor(server.url)
+        assert code == 1
+        for name in ("polling", "websocket", "upgrade"):
+            assert checks[name].startswith(f"FAIL  {name:<10} connect refused: unauthorized: "), checks[name]
+            assert checks[name].endswith("Fix: pass --token with a JWT the server accepts")
+        token = mint_token(SECRET, ttl_seconds=60, now=time.time())
+        code, checks = await doctor(server.url, "--token", token)
+    assert code == 0 and status(checks)["relay"] == "ok", checks
