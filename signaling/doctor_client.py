@@ -129,8 +129,10 @@ class SocketIOClient:
                     await asyncio.wait_for(self._send_packet(eio.CLOSE), 2)
         finally:
             self._finish(ClientError("the client disconnected"))
+            for task in (*self._tasks, self._reader):
+                if task is not None:
+                    task.cancel()
             if self._reader is not None:
-                self._reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await self._reader
             ws, http, self._ws, self._http = self._ws, self._http, None, None
