@@ -24,9 +24,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-import socketio
 from aioice import stun
 from aioice.turn import create_turn_endpoint
+
+from .doctor_client import ClientError, SocketIOClient
 
 OK, FAIL, SKIP = "ok", "FAIL", "skip"
 DEFAULT_TIMEOUT = 10.0
@@ -82,7 +83,7 @@ class Doctor:
     insecure: bool = False
     timeout: float = DEFAULT_TIMEOUT
     results: list[Check] = field(default_factory=list)
-    _clients: list[socketio.AsyncClient] = field(default_factory=list)
+    _clients: list[SocketIOClient] = field(default_factory=list)
 
     def _add(self, name: str, status: str, detail: str, fix: str = "") -> Check:
         check = Check(name, status, detail, fix)
@@ -147,25 +148,22 @@ class Doctor:
     # -- Socket.IO -----------------------------------------------------------
     async def _client_step(
         self, out: Callable[[str], None], name: str, transports: list[str], http_ok: bool, fix: str
-    ) -> socketio.AsyncClient | None:
-        async def step() -> socketio.AsyncClient | None:
+    ) -> SocketIOClient | None:
+        async def step() -> SocketIOClient | None:
             if not http_ok:
                 self._add(name, SKIP, "HTTP does not work, so Socket.IO cannot")
                 return None
             return await self.check_socketio(name, transports, fix)
 
-        result: socketio.AsyncClient | None = await self._step(out, step)
+        result: SocketIOClient | None = await self._step(out, step)
         return result
 
-    async def check_socketio(self, name: str, transports: list[str], fix: str) -> socketio.AsyncClient | None:
-        client = socketio.AsyncClient(reconnection=False, ssl_verify=not self.insecure, handle_sigint=False)
+    async def check_socketio(self, name: str, transports: list[str], fix: str) -> SocketIOClient | None:
+        client = SocketIOClient(self.url, verify_ssl=not self.insecure)
         auth = {"token": self.token} if self.token else None
         try:
-            await asyncio.wait_for(
-                client.connect(self.url, transports=transports, auth=auth, wait_timeout=self.timeout),
-                self.timeout + 1,
-            )
-        except (socketio.exceptions.ConnectionError, TimeoutError, OSError) as exc:
+            await asyncio.wait_for(client.connect(transports, auth, self.timeout), self.timeout + 1)
+        except (ClientError, aiohttp.ClientError, TimeoutError, OSError) as exc:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.disconnect(), 2)
             why = str(exc) or type(exc).__name__
@@ -175,14 +173,14 @@ class Doctor:
                 self._add(name, FAIL, f"no Socket.IO connection over {'+'.join(transports)}: {why}", fix)
             return None
         self._clients.append(client)
-        current = client.eio.current_transport
+        current = client.transport
         if name == "upgrade" and current != "websocket":
             self._add(name, FAIL, "connected over polling, but the upgrade to websocket did not happen", fix)
             return client
-        self._add(name, OK, f"connected over {current} (sid {client.eio.sid[:8]}...)")
+        self._add(name, OK, f"connected over {current} (sid {client.sid[:8]}...)")
         return client
 
-    async def check_relay(self, pair: list[socketio.AsyncClient]) -> list[dict[str, Any]] | None:
+    async def check_relay(self, pair: list[SocketIOClient]) -> list[dict[str, Any]] | None:
         if len(pair) < 2:
             self._add("relay", SKIP, "needs two working Socket.IO connections")
             return None
@@ -209,7 +207,7 @@ class Doctor:
                 "relay", {"room": room, "to": second["peerId"], "event": "doctor", "data": {"nonce": nonce}},
                 timeout=self.timeout)
             await asyncio.wait_for(got, self.timeout)
-        except (TimeoutError, socketio.exceptions.SocketIOError) as exc:
+        except (TimeoutError, ClientError, aiohttp.ClientError, OSError) as exc:
             self._add("relay", FAIL, f"a relay between two own connections did not arrive ({exc or 'timeout'})",
                       "with several nodes, they must share one --redis-url; check the server's log")
             return None

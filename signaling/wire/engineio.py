@@ -125,6 +125,34 @@ def open_packet(sid: str, *, upgrades: bool, ping_interval: float, ping_timeout:
     return OPEN + orjson.dumps(info).decode()
 
 
+@dataclass(frozen=True, slots=True)
+class Handshake:
+    """The OPEN packet's fields, as a client reads them (times in seconds)."""
+
+    sid: str
+    upgrades: tuple[str, ...]
+    ping_interval: float
+    ping_timeout: float
+    max_payload: int
+
+
+def parse_open(data: str | bytes) -> Handshake:
+    """The data of an OPEN packet (after its ``0``); raises ``ProtocolError``."""
+    try:
+        info = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise ProtocolError("OPEN packet data is not JSON") from None
+    if not isinstance(info, dict) or not isinstance(info.get("sid"), str) or not info["sid"]:
+        raise ProtocolError("OPEN packet without a sid")
+    upgrades = info.get("upgrades", [])
+    numbers = [info.get(key) for key in ("pingInterval", "pingTimeout", "maxPayload")]
+    if not isinstance(upgrades, list) or not all(type(n) is int and n >= 0 for n in numbers):
+        raise ProtocolError("OPEN packet with malformed upgrades, pingInterval, pingTimeout or maxPayload")
+    interval, timeout, max_payload = (int(n or 0) for n in numbers)
+    return Handshake(info["sid"], tuple(u for u in upgrades if isinstance(u, str)),
+                     interval / 1000, timeout / 1000, max_payload)
+
+
 def _size(packet: str | bytes) -> int:
     return len(packet) + 1
 

@@ -82,15 +82,25 @@ def encode_ack(ack_id: int, args: list[Any]) -> str:
     return f"{ACK}{ack_id}{dumps(args)}"
 
 
-def encode_event(args: list[Any], binary: bool | None = None) -> str | list[str | bytes]:
-    """An EVENT packet; with binary (``None``: look), a BINARY_EVENT and its attachments."""
+def encode_event(args: list[Any], binary: bool | None = None,
+                 ack_id: int | None = None) -> str | list[str | bytes]:
+    """An EVENT packet; with binary (``None``: look), a BINARY_EVENT and its attachments.
+
+    ``ack_id`` asks the other side for an ACK (the doctor's client does; this server never does).
+    """
+    ack = "" if ack_id is None else str(ack_id)
     if binary is False:
-        return EVENT + dumps(args)
+        return EVENT + ack + dumps(args)
     attachments: list[bytes] = []
     data = _deconstruct(args, attachments)
     if not attachments:
-        return EVENT + dumps(args)
-    return [f"{BINARY_EVENT}{len(attachments)}-{dumps(data)}", *attachments]
+        return EVENT + ack + dumps(args)
+    return [f"{BINARY_EVENT}{len(attachments)}-{ack}{dumps(data)}", *attachments]
+
+
+def encode_client_connect(auth: Any = None) -> str:
+    """A client's CONNECT to ``/``, with its ``auth`` payload when there is one."""
+    return CONNECT if auth is None else CONNECT + dumps(auth)
 
 
 def _deconstruct(value: Any, attachments: list[bytes]) -> Any:
@@ -118,7 +128,9 @@ class _Pending:
 
 
 @dataclass(slots=True)
-class _Header:
+class Header:
+    """One text packet's parts, as `parse` reads them (for a client: any packet type)."""
+
     kind: str
     attachments: int
     namespace: str
@@ -126,7 +138,7 @@ class _Header:
     data: Any
 
 
-def parse(text: str) -> _Header:
+def parse(text: str) -> Header:
     """The parts of one text packet; raises ``ProtocolError``."""
     kind = text[:1]
     if not kind or kind not in "0123456":
@@ -157,7 +169,7 @@ def parse(text: str) -> _Header:
             data = orjson.loads(text[digits:])
         except orjson.JSONDecodeError:
             raise ProtocolError("packet data is not JSON") from None
-    return _Header(kind, attachments, namespace, ack_id, data)
+    return Header(kind, attachments, namespace, ack_id, data)
 
 
 def event_shape_error(data: Any) -> str | None:

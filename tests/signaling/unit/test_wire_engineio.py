@@ -54,6 +54,26 @@ def test_open_packet() -> None:
     assert json.loads(bare[1:])["upgrades"] == [] and json.loads(bare[1:])["pingInterval"] == 1500
 
 
+def test_parse_open_reads_what_open_packet_writes() -> None:
+    text = eio.open_packet("abc", upgrades=True, ping_interval=25.0, ping_timeout=20.0,
+                           max_payload=1000)
+    assert eio.parse_open(text[1:]) == eio.Handshake("abc", ("websocket",), 25.0, 20.0, 1000)
+    bare = eio.open_packet("s", upgrades=False, ping_interval=1.5, ping_timeout=2, max_payload=9)
+    assert eio.parse_open(bare[1:]).upgrades == ()
+
+
+@pytest.mark.parametrize("data", [
+    "", "nope", "[]", '{"sid":""}', '{"upgrades":[]}',
+    '{"sid":"a","upgrades":"websocket","pingInterval":1,"pingTimeout":1,"maxPayload":1}',
+    '{"sid":"a","upgrades":[],"pingInterval":"1","pingTimeout":1,"maxPayload":1}',
+    '{"sid":"a","upgrades":[],"pingInterval":1,"pingTimeout":true,"maxPayload":1}',
+    '{"sid":"a","upgrades":[],"pingInterval":1,"pingTimeout":1,"maxPayload":-1}',
+])
+def test_parse_open_refuses_malformed_handshakes(data: str) -> None:
+    with pytest.raises(ProtocolError):
+        eio.parse_open(data)
+
+
 # -- inbound transitions ---------------------------------------------------
 @pytest.mark.parametrize("state", [State.POLLING, State.WEBSOCKET])
 def test_message_and_close(state: State) -> None:

@@ -32,6 +32,16 @@ def test_binary_event_encoding() -> None:
     assert sio.encode_event(["relay", {"data": 1}], binary=None) == '2["relay",{"data":1}]'
 
 
+def test_client_side_encoders() -> None:
+    assert sio.encode_client_connect() == "0"
+    assert sio.encode_client_connect({"token": "t"}) == '0{"token":"t"}'
+    assert sio.encode_event(["join", {"room": "r"}], ack_id=12) == '212["join",{"room":"r"}]'
+    assert sio.encode_event(["e"], binary=False, ack_id=0) == '20["e"]'
+    assert sio.encode_event(["e", b"x"], ack_id=3) == ['51-3["e",{"_placeholder":true,"num":0}]', b"x"]
+    header = sio.parse('212["join",{"room":"r"}]')
+    assert (header.kind, header.ack_id, header.data) == (sio.EVENT, 12, ["join", {"room": "r"}])
+
+
 # -- decoding: round trips ---------------------------------------------------
 def test_connect_before_anything() -> None:
     d = Decoder(1000)
