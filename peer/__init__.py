@@ -13,17 +13,20 @@ data channels (aiortc), with the server's ``relay`` as the fallback path.
 
 ``Peer(server_url, room, *, meta=None, webrtc=True, ice_servers=None,
 token=None, reconnect=True, download_dir=".", max_file_bytes=None,
-accept_file=None, secret=None)``; ``await peer.connect()`` or
+accept_file=None, secret=None, ice_transport_policy="all")``; ``await peer.connect()`` or
 ``async with``; ``peer.id``; ``peer.peers`` ({peerId: :class:`PeerInfo` with
 ``.meta``, ``.webrtc``}); ``peer.transport(peer_id)`` ("webrtc" or "relay");
 ``peer.on(event, handler)`` or ``@peer.on(event)``, ``handler(sender_id,
-data)`` plain or async; ``await peer.emit(event, data, to=None)``;
+data)`` plain or async; ``await peer.emit(event, data, to=None,
+reliable=True)`` (``reliable=False``: a lossy datagram on the data channel);
 ``await peer.send_file(peer_id, path)``; ``await peer.request(peer_id,
 event, data, timeout=10)`` and ``peer.handle(event, handler)`` (the answer
 is the handler's return value; :class:`RequestError` ``.code`` "no-handler",
 "handler-error", "timeout"); ``await peer.update_meta(meta)`` (the others
 raise ``peer-updated``); ``peer.path(peer_id)`` ({"transport", "candidate",
-"rtt_ms"}); ``peer.undecryptable`` (rooms with a ``secret``: messages that
+"rtt_ms"}); ``peer.add_track(track)`` / ``peer.remove_track(track)``
+(aiortc media to every peer with WebRTC; they raise ``track``);
+``peer.undecryptable`` (rooms with a ``secret``: messages that
 did not open); ``await peer.close()``. A request the
 server refuses raises :class:`SignalingError` with ``.code`` (the contract's
 code: "unauthorized", "room-full", "unknown-peer", ...); an unreachable

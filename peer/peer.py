@@ -5,8 +5,9 @@ session and the path its frames take (the server's ``relay`` until a data
 channel opens, the data channel while it is open), and, when both sides have
 WebRTC, the :class:`~peer.negotiation.Negotiator` that keeps trying to open
 one. File transfers, both ways, are :class:`~peer.transfers.FileTransfers`'.
-This module is the shell around them: the signaling client's listener, the
-room's peers, and the application's handlers.
+This module is the shell around them: what the signaling client reports
+(through a private listener, :class:`_ServerEvents`), the room's peers, and
+the application's handlers.
 
 Besides the contract's events (``peer-joined``, ``peer-left``,
 ``peer-updated``, ``upgrade``, ``downgrade``, ``file``) a Peer raises the browser client's extras, same
@@ -213,7 +214,7 @@ class Peer:
             loop.create_task(self._run_chores(), name="peer chores"),
         ]
         self._signaling = SignalingClient(
-            self.server_url, self.room, self,
+            self.server_url, self.room, _ServerEvents(self),
             meta=self.meta, webrtc=self.webrtc, token=self._token, reconnect=self._reconnect,
         )
         try:
@@ -383,24 +384,24 @@ class Peer:
             await self._drain_events()
         await self._stop_tasks()
 
-    # -- SignalingListener ------------------------------------------------------
+    # -- what the signaling client reports (through _ServerEvents) ---------------
 
-    def on_peer_joined(self, payload: dict[str, Any]) -> None:
+    def _on_peer_joined(self, payload: dict[str, Any]) -> None:
         if payload.get("room") == self.room:
             self._add_peer(payload)
 
-    def on_peer_left(self, payload: dict[str, Any]) -> None:
+    def _on_peer_left(self, payload: dict[str, Any]) -> None:
         peer_id = payload.get("peerId")
         if payload.get("room") == self.room and isinstance(peer_id, str):
             self._drop_peer(peer_id, str(payload.get("reason", "left")))
 
-    def on_peer_updated(self, payload: dict[str, Any]) -> None:
+    def _on_peer_updated(self, payload: dict[str, Any]) -> None:
         link = self._links.get(str(payload.get("peerId")))
         meta = payload.get("meta")
         if payload.get("room") == self.room and link is not None and isinstance(meta, dict):
             self._update_info(link, meta)
 
-    def on_signal(self, payload: dict[str, Any]) -> None:
+    def _on_signal(self, payload: dict[str, Any]) -> None:
         link = self._links.get(str(payload.get("from")))
         data = payload.get("data")
         if link is None or not isinstance(data, dict):
@@ -417,7 +418,7 @@ class Peer:
         if link.negotiator is not None:
             link.negotiator.signal(data)
 
-    def on_relay(self, payload: dict[str, Any]) -> None:
+    def _on_relay(self, payload: dict[str, Any]) -> None:
         sender = payload.get("from")
         event = payload.get("event")
         if not isinstance(sender, str) or not isinstance(event, str):
@@ -450,7 +451,7 @@ class Peer:
         if link is not None:
             link.receive(frames)
 
-    async def on_session(self, ack: dict[str, Any], resumed: bool) -> None:
+    async def _on_session(self, ack: dict[str, Any], resumed: bool) -> None:
         if resumed:
             self._adopt_session(ack, fresh=False)
             self._raise("signaling", "resumed", self.id)
@@ -468,7 +469,7 @@ class Peer:
         self._adopt_session(ack, fresh=True, announce={link.info.peer_id for link in old})
         self._raise("signaling", "rejoined", self.id)
 
-    def on_connection_lost(self, final: bool) -> None:
+    def _on_connection_lost(self, final: bool) -> None:
         if final:
             logger.warning("signaling connection lost; reconnect is off")
         self._raise("signaling", "closed" if final else "reconnecting", self.id)
@@ -734,6 +735,38 @@ class Peer:
         if self._chores is not None:
             while not self._chores.empty():
                 self._chores.get_nowait().close()
+
+
+class _ServerEvents:
+    """The :class:`~peer.signaling_client.SignalingListener` a Peer hands its client.
+
+    It keeps the listener's methods off the Peer's public surface: an
+    application sees ``on``/``emit``/..., never ``on_relay`` or ``on_session``.
+    """
+
+    def __init__(self, peer: Peer) -> None:
+        self._peer = peer
+
+    def on_peer_joined(self, payload: dict[str, Any]) -> None:
+        self._peer._on_peer_joined(payload)
+
+    def on_peer_left(self, payload: dict[str, Any]) -> None:
+        self._peer._on_peer_left(payload)
+
+    def on_peer_updated(self, payload: dict[str, Any]) -> None:
+        self._peer._on_peer_updated(payload)
+
+    def on_signal(self, payload: dict[str, Any]) -> None:
+        self._peer._on_signal(payload)
+
+    def on_relay(self, payload: dict[str, Any]) -> None:
+        self._peer._on_relay(payload)
+
+    async def on_session(self, ack: dict[str, Any], resumed: bool) -> None:
+        await self._peer._on_session(ack, resumed)
+
+    def on_connection_lost(self, final: bool) -> None:
+        self._peer._on_connection_lost(final)
 
 
 def _check_event(event: str) -> None:

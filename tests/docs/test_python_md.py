@@ -16,6 +16,9 @@ SNIPPETS = SNIPPET.findall((ROOT / "docs" / "python.md").read_text())
 EXPECTED = [
     re.compile(r"^\S{6}: hello$"),
     re.compile(r"^report\.txt: 18 bytes at inbox/report\.txt$"),
+    re.compile(r"^sum: 6\nrefused: no-handler\npeer-left is the library's$"),
+    re.compile(r"^bob is away\npath: webrtc (host|srflx|prflx)\ndatagram: \['x', 'y'\]$"),
+    re.compile(r"^only we can read this \| undecryptable: 0$"),
     re.compile(r"^receiver cancelled: the receiver declined the file$"),
     re.compile(r"^joined as \S{16,}$"),
 ]

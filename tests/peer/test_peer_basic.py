@@ -176,3 +176,10 @@ async def test_auth_token() -> None:
 async def test_unreachable_server_fails_fast() -> None:
     with pytest.raises(ConnectionError):
         await asyncio.wait_for(Peer("http://127.0.0.1:9", "x").connect(), WAIT)
+
+
+def test_the_signaling_listener_is_not_public() -> None:
+    """Issue 17: what the signaling client calls is internal, not part of ``Peer``'s API."""
+    public = {name for name in dir(Peer) if not name.startswith("_")}
+    assert not {name for name in public if name.startswith("on_")}
+    assert public >= {"on", "emit", "request", "handle", "update_meta", "path", "close"}
