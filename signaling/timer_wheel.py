@@ -27,7 +27,7 @@ class WheelUser(Protocol):
 
 
 class TimerWheel:
-    def __init__(self, tick: float = 0.5) -> None:
+    def __init__(self, tick: float = 0.25) -> None:
         self.tick = tick
         self._slots: dict[int, set[WheelUser]] = {}
         self._handle: asyncio.TimerHandle | None = None
