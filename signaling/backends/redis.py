@@ -526,7 +526,7 @@ class RedisBackend:
             except Exception as exc:  # noqa: BLE001 - each caller gets it, as if it had asked alone
                 for _, done in batch:
                     if not done.done():
-                        done.set_exception(self._unavailable() if isinstance(exc, BackendUnavailable) else exc)
+                        done.set_exception(BackendUnavailable(exc.message) if isinstance(exc, BackendUnavailable) else exc)
                 continue
             retry = {id(d) for d in again}
             for part, done in batch:
@@ -555,6 +555,10 @@ class RedisBackend:
         held = await self._run("deliver", len(blobs), *blobs, *triples)
         if not held:
             return []
+        if int(held[0]) == -1:
+            raise BackendUnavailable(
+                "a node of this cluster is too far behind on its deliveries: try again shortly"
+            )
         again: list[Delivery] = []
         now_here: list[Delivery] = []
         async with self._locked():
