@@ -195,6 +195,9 @@ class RedisBackend:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        if self._flusher is not None:  # deliveries already asked for go out first
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self._flusher, 2.0)
         if self._down is None:
             # Let the others reap this node now rather than after the TTL.
             with contextlib.suppress(*UNREACHABLE):
