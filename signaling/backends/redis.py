@@ -195,6 +195,9 @@ class RedisBackend:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        if self._flusher is not None:  # deliveries already asked for go out first
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self._flusher, 2.0)
         if self._down is None:
             # Let the others reap this node now rather than after the TTL.
             with contextlib.suppress(*UNREACHABLE):
@@ -568,7 +571,7 @@ class RedisBackend:
             except Exception as exc:  # noqa: BLE001 - each caller gets it, as if it had asked alone
                 for _, done in batch:
                     if not done.done():
-                        done.set_exception(self._unavailable() if isinstance(exc, BackendUnavailable) else exc)
+                        done.set_exception(BackendUnavailable(exc.message) if isinstance(exc, BackendUnavailable) else exc)
                 continue
             retry = {id(d) for d in again}
             for part, done in batch:
@@ -597,6 +600,10 @@ class RedisBackend:
         held = await self._run("deliver", len(blobs), *blobs, *triples)
         if not held:
             return []
+        if int(held[0]) == -1:
+            raise BackendUnavailable(
+                "a node of this cluster is too far behind on its deliveries: try again shortly"
+            )
         again: list[Delivery] = []
         now_here: list[Delivery] = []
         async with self._locked():

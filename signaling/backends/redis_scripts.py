@@ -154,6 +154,11 @@ ENTRY_BYTES = 1024 * 1024
 a node's inbox read stops at the same bound, so what one read hands to
 local connections stays well under a websocket's outbound bound (8 MiB)."""
 
+INBOX_MAX_ENTRIES = 256
+"""A node's inbox holds at most this many entries (each ~1 MiB or 300 messages
+at most); deliveries to a node that far behind are refused (``unavailable``)
+rather than kept without bound or dropped."""
+
 SLACK_MS = 60_000
 """How long a lost peer's keys outlive its resume deadline: time for a reaper to act."""
 
@@ -303,6 +308,7 @@ end
 local POSTS, POST_BYTES, POST_ORDER = {}, {}, {}
 local POST_FIELDS = 1800  -- 300 messages an entry at most (Lua's unpack limit)
 local POST_MAX_BYTES = """ + str(ENTRY_BYTES) + r"""
+local INBOX_MAX = """ + str(INBOX_MAX_ENTRIES) + r"""
 
 local function flush_node(node)
   local q = POSTS[node]
@@ -598,9 +604,10 @@ return remaining
 # only to a member of that room (a node's view of the other nodes' members
 # may lag: the script has the last word). Lost peers' messages go to their
 # mailbox, other nodes' peers' to that node's inbox (one entry per node for
-# a run of deliveries sharing one blob). Returns the 1-based positions of
-# the deliveries whose peer this node holds (the caller did not know it as
-# local: it is being lost).
+# what this call sends there). Returns the 1-based positions of the
+# deliveries whose peer this node holds (the caller did not know it as
+# local: it is being lost), or {-1} and does nothing when a destination
+# node's inbox already holds INBOX_MAX entries (that node is far behind).
 DELIVER = r"""
 local nb = tonumber(ARGV[6])
 local out = {}
@@ -613,17 +620,31 @@ local function flush()
   end
   groups, order = {}, {}
 end
+-- First where each goes: a node whose inbox is full refuses the whole call.
+local recs, checked = {}, {}
+for i = 7 + nb, #ARGV, 4 do
+  local pid, room = ARGV[i], ARGV[i + 3]
+  local rec = redis.call('HMGET', pk(pid), 'node', 'lost')
+  if rec[1] and not (room == '' or redis.call('HEXISTS', roomk(room), pid) == 1) then
+    rec[1] = false
+  end
+  table.insert(recs, rec)
+  local node = rec[1]
+  if node and not rec[2] and node ~= ME and not checked[node] then
+    checked[node] = true
+    if redis.call('XLEN', inboxk(node)) >= INBOX_MAX then return {-1} end
+  end
+end
 local k = 0
 for i = 7 + nb, #ARGV, 4 do
-  local pid, b, size, room = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
+  local pid, b, size = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
   k = k + 1
   if b ~= run then
     flush()
     run = b
   end
-  local rec = redis.call('HMGET', pk(pid), 'node', 'lost')
-  local node, lost = rec[1], rec[2]
-  if node and (room == '' or redis.call('HEXISTS', roomk(room), pid) == 1) then
+  local node, lost = recs[k][1], recs[k][2]
+  if node then
     if lost then
       mail(pid, tonumber(size), ARGV[6 + b], lost)
     elseif node == ME then

@@ -10,7 +10,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from signaling.backends.base import Delivery, Member
-from signaling.backends.redis import CLAIM_BYTES, RedisBackend
+from signaling.backends.redis import CLAIM_BYTES, BackendUnavailable, RedisBackend
+from signaling.backends.redis_scripts import INBOX_MAX_ENTRIES
 from tests.backends.conftest import NEEDS_REDIS, Nodes, StartedNode
 from tests.backends.test_redis_nodes import crash, eventually, two_in_room
 from tests.helpers.redis_server import RedisServer
@@ -35,8 +36,13 @@ async def own() -> AsyncIterator[tuple[RedisServer, Nodes, aioredis.Redis]]:
         server.close()
 
 
-async def used_memory(client: aioredis.Redis) -> int:
-    return int((await client.info("memory"))["used_memory"])
+async def stored(client: aioredis.Redis, prefix: str) -> int:
+    """Bytes Redis holds for the keys under ``prefix`` (``MEMORY USAGE``, exact;
+    ``used_memory`` would count client buffers and the Lua heap too)."""
+    total = 0
+    for key in await client.keys(f"{prefix}*"):
+        total += int(await client.memory_usage(key, samples=0) or 0)
+    return total
 
 
 async def lost_peers(node: StartedNode, room: str, count: int) -> list[str]:
@@ -57,11 +63,11 @@ async def test_a_room_wide_relay_kept_for_lost_peers_is_stored_once(
     await one.backend.register("a", "tok-a")
     await one.backend.join("r", Member("a", {}, True), 16)
     pids = await lost_peers(one, "r", 8)
-    before = await used_memory(client)
+    before = await stored(client, made.prefix)
     for n in range(4):
         payload = {"room": "r", "from": "a", "event": "big", "data": bytes([n]) * MIB}
         await one.backend.deliver([Delivery(pid, "relay", payload, MIB, True) for pid in pids])
-    grown = await used_memory(client) - before
+    grown = await stored(client, made.prefix) - before
     assert 4 * MIB < grown < 8 * MIB, f"Redis grew by {grown / MIB:.1f} MiB"
     # each lost peer still gets all four, in order, once
     resumed = await one.backend.resume("tok-lost3", "new")
@@ -129,10 +135,10 @@ async def test_lose_and_resume_read_no_inbox_when_nothing_waits(
     one, two = await two_in_room(made)
     reader = two.backend
     assert isinstance(reader, RedisBackend)
-    reader._tasks[1].cancel()  # b's node stops reading: 300 entries wait in its inbox
+    reader._tasks[1].cancel()  # b's node stops reading: 200 entries wait in its inbox
     with pytest.raises(asyncio.CancelledError):
         await reader._tasks[1]
-    for n in range(300):
+    for n in range(200):
         await one.backend.deliver([Delivery("b", "relay", {"room": "r", "n": n}, 10)])
     await two.backend.register("d", "tok-d")
     await two.backend.join("r", Member("d", {}, True), 16)
@@ -142,10 +148,10 @@ async def test_lose_and_resume_read_no_inbox_when_nothing_waits(
     stats = await client.info("commandstats")
     assert "cmdstat_xrange" not in stats
     # with something waiting for it, the pending entries still move, in order
-    await one.backend.deliver([Delivery("b", "relay", {"room": "r", "n": 300}, 10)])
+    await one.backend.deliver([Delivery("b", "relay", {"room": "r", "n": 200}, 10)])
     await two.backend.lose("b", time.time() + 30, "tok-b")
     resumed = await one.backend.resume("tok-b", "tok-b2")
-    assert [d.payload["n"] for d in resumed.kept] == list(range(301))
+    assert [d.payload["n"] for d in resumed.kept] == list(range(201))
 
 
 async def test_write_back_after_an_outage_keeps_the_room_capacity(
@@ -196,3 +202,27 @@ async def test_what_one_loop_turn_sends_to_a_node_is_one_script_and_one_entry(
         assert [d.payload["data"]["n"] for d in got if d.payload["data"]["s"] == s] == list(range(30))
     stats = await client.info("commandstats")
     assert stats["cmdstat_xadd"]["calls"] <= 60
+
+
+async def test_a_node_far_behind_refuses_more_rather_than_grow_its_inbox(
+    own: tuple[RedisServer, Nodes, aioredis.Redis],
+) -> None:
+    """Before: a node that stopped reading let its inbox grow without bound."""
+    _, made, client = own
+    one, two = await two_in_room(made)
+    reader = two.backend
+    assert isinstance(reader, RedisBackend)
+    reader._tasks[1].cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reader._tasks[1]
+    for n in range(INBOX_MAX_ENTRIES):
+        await one.backend.deliver([Delivery("b", "relay", {"room": "r", "n": n}, 10)])
+    with pytest.raises(BackendUnavailable):
+        await one.backend.deliver([Delivery("b", "relay", {"room": "r", "n": -1}, 10)])
+    assert await client.xlen(f"{made.prefix}inbox:{reader.node_id}") == INBOX_MAX_ENTRIES
+    while await reader._claim():
+        pass
+    assert [d.payload["n"] for d in two.sink.to("b")] == list(range(INBOX_MAX_ENTRIES))
+    await one.backend.deliver([Delivery("b", "relay", {"room": "r", "n": INBOX_MAX_ENTRIES}, 10)])
+    await reader._claim()
+    assert two.sink.to("b")[-1].payload["n"] == INBOX_MAX_ENTRIES
