@@ -491,7 +491,9 @@ return 1
 """
 
 # ARGV[6] used token, ARGV[7] new token. Returns false, or
-# {pid, rooms, own member blob per room, kept items, dropped}.
+# {pid, rooms, own member blob per room, kept items, dropped, its resume
+# deadline ('' when it was not lost), the node that held it}: the last two
+# are what RELEASE needs should the resume fail.
 RESUME = r"""
 local tk = P .. 'tok:' .. ARGV[6]
 local pid = redis.call('GET', tk)
@@ -523,7 +525,43 @@ local members = {}
 for i, room in ipairs(rooms) do
   members[i] = redis.call('HGET', roomk(room), pid) or ''
 end
-return {pid, rooms, members, kept, tonumber(rec[4] or '0') + gone}
+return {pid, rooms, members, kept, tonumber(rec[4] or '0') + gone, rec[2] or '', old}
+"""
+
+# ARGV[6] pid, ARGV[7] the token a resume that failed was given, ARGV[8] the
+# token to give back, ARGV[9] its resume deadline ('' when its connection on
+# this node is still open), ARGV[10] its dropped count, ARGV[11] n, then n
+# (size, blob) pairs: its mail, in order. Puts the peer back as it was
+# before the resume; what still waits for it in this node's inbox follows
+# its mail. Returns 0 (the peer is no longer this node's under that token:
+# the mail goes on to wherever it is) or 1.
+RELEASE = r"""
+local pid = ARGV[6]
+local key = pk(pid)
+local n = tonumber(ARGV[11])
+local rec = redis.call('HMGET', key, 'node', 'tok')
+if rec[1] ~= ME or rec[2] ~= ARGV[7] then
+  for j = 0, n - 1 do
+    route(pid, tonumber(ARGV[12 + 2 * j]), ARGV[13 + 2 * j], nil)
+  end
+  flush_posts()
+  return 0
+end
+redis.call('DEL', P .. 'tok:' .. ARGV[7])
+redis.call('HSET', key, 'tok', ARGV[8])
+redis.call('SET', P .. 'tok:' .. ARGV[8], pid, 'PX', LIVE)
+local deadline = ARGV[9]
+if deadline == '' then
+  live(pid, ARGV[8])
+  return 1
+end
+mark_lost(pid, deadline)
+redis.call('HSET', key, 'md', ARGV[10])
+for j = 0, n - 1 do
+  mail(pid, tonumber(ARGV[12 + 2 * j]), ARGV[13 + 2 * j], deadline)
+end
+move_pending(ME, pid, function(size, blob) mail(pid, size, blob, deadline) end)
+return 1
 """
 
 # ARGV[6] now. Lost peers past their deadline, each returned once.
@@ -590,6 +628,15 @@ if redis.call('EXISTS', pk(pid)) == 1 then
   redis.call('PEXPIRE', roomsk(pid), ttl)
 end
 return {0, others}
+"""
+
+# ARGV[6] room, ARGV[7] pid, ARGV[8] its new member blob. Returns false
+# (it is not in the room) or the room's pids.
+UPDATE_META = r"""
+local rk = roomk(ARGV[6])
+if redis.call('HEXISTS', rk, ARGV[7]) == 0 then return false end
+redis.call('HSET', rk, ARGV[7], ARGV[8])
+return redis.call('HKEYS', rk)
 """
 
 # ARGV[6] room, ARGV[7] pid. Returns false, or the pids left in the room.
@@ -819,10 +866,12 @@ SCRIPTS = {
     "rotate": ROTATE,
     "lose": LOSE,
     "resume": RESUME,
+    "release": RELEASE,
     "expired": EXPIRED,
     "forget": FORGET,
     "join": JOIN,
     "leave": LEAVE,
+    "update_meta": UPDATE_META,
     "deliver": DELIVER,
     "claim": CLAIM,
     "sweep": SWEEP,

@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from signaling.backends.base import Delivery, Member
 from signaling.backends.redis import CLAIM_BYTES, BackendUnavailable, RedisBackend
 from signaling.backends.redis_scripts import INBOX_MAX_ENTRIES
-from tests.backends.conftest import NEEDS_REDIS, Nodes, StartedNode
+from tests.backends.conftest import NEEDS_REDIS, Nodes, StartedNode, resume
 from tests.backends.test_redis_nodes import crash, eventually, two_in_room
 from tests.helpers.redis_server import RedisServer
 
@@ -70,12 +70,12 @@ async def test_a_room_wide_relay_kept_for_lost_peers_is_stored_once(
     grown = await stored(client, made.prefix) - before
     assert 4 * MIB < grown < 8 * MIB, f"Redis grew by {grown / MIB:.1f} MiB"
     # each lost peer still gets all four, in order, once
-    resumed = await one.backend.resume("tok-lost3", "new")
+    resumed = await resume(one.backend, "tok-lost3", "new")
     assert [d.payload["data"][:1] for d in resumed.kept] == [bytes([n]) for n in range(4)]
     # the others keep theirs; the last one out frees the message
     for pid in pids:
         if pid != "lost3":
-            await one.backend.resume(f"tok-{pid}", f"new-{pid}")
+            await resume(one.backend, f"tok-{pid}", f"new-{pid}")
     assert await client.keys(f"{made.prefix}msg:*") == []
 
 
@@ -89,8 +89,8 @@ async def test_every_key_has_an_expiry(own: tuple[RedisServer, Nodes, aioredis.R
     await one.backend.register("c", "tok-c")
     await one.backend.join("s", Member("c", {}, True), 16)
     await one.backend.lose("c", time.time() + 30, "tok-c")
-    await two.backend.resume("tok-c", "tok-c2")
-    await two.backend.resume(f"tok-{pids[0]}", "tok-l0")
+    await resume(two.backend, "tok-c", "tok-c2")
+    await resume(two.backend, f"tok-{pids[0]}", "tok-l0")
     # a node dies with mail in its inbox: the survivor reaps it
     await crash(one)
     await two.backend.deliver([Delivery("a", "relay", {"room": "r", "n": 2}, 10)])
@@ -144,13 +144,13 @@ async def test_lose_and_resume_read_no_inbox_when_nothing_waits(
     await two.backend.join("r", Member("d", {}, True), 16)
     await client.config_resetstat()
     await two.backend.lose("d", time.time() + 30, "tok-d")
-    await one.backend.resume("tok-d", "tok-d2")
+    await resume(one.backend, "tok-d", "tok-d2")
     stats = await client.info("commandstats")
     assert "cmdstat_xrange" not in stats
     # with something waiting for it, the pending entries still move, in order
     await one.backend.deliver([Delivery("b", "relay", {"room": "r", "n": 200}, 10)])
     await two.backend.lose("b", time.time() + 30, "tok-b")
-    resumed = await one.backend.resume("tok-b", "tok-b2")
+    resumed = await resume(one.backend, "tok-b", "tok-b2")
     assert [d.payload["n"] for d in resumed.kept] == list(range(201))
 
 

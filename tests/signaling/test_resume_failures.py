@@ -1,4 +1,5 @@
-"""A failed resume changes nothing about the peer it tried (issue 13), end to end.
+"""A failed resume changes nothing about the peer it tried (issue 13), end to end,
+on one node of each backend and across two Redis nodes.
 
 The resume is made to fail by joining one room too many (``too-many-rooms``)."""
 
@@ -6,11 +7,23 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from tests.cluster.conftest import NEEDS_REDIS, redis_server  # noqa: F401 (fixture reused here)
 from tests.helpers.clients import RecordingClient
+from tests.helpers.redis_server import RedisServer
 from tests.helpers.server import running_server
 from tests.signaling.test_resume import kill, spawn_child
 
 FLAGS = ("--rate-limit", "0", "--rate-limit-bytes", "0", "--max-rooms-per-connection", "1")
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=[pytest.mark.redis, NEEDS_REDIS])])
+def backend(request: pytest.FixtureRequest) -> tuple[str, ...]:
+    """The flags that choose the backend."""
+    if request.param == "memory":
+        return ()
+    return ("--redis-url", request.getfixturevalue("redis_server").url)
 
 
 async def failed_resume(url: str, token: str) -> None:
@@ -20,8 +33,8 @@ async def failed_resume(url: str, token: str) -> None:
     await c.disconnect()
 
 
-async def test_failed_resume_keeps_the_dropped_count() -> None:
-    async with running_server(*FLAGS, "--resume-grace", "60") as server:
+async def test_failed_resume_keeps_the_dropped_count(backend: tuple[str, ...]) -> None:
+    async with running_server(*FLAGS, *backend, "--resume-grace", "60") as server:
         b = await RecordingClient().connect(server.url)
         await b.join("r")
         child, ack = await spawn_child(server, "r")
@@ -41,8 +54,8 @@ async def test_failed_resume_keeps_the_dropped_count() -> None:
         await b.disconnect()
 
 
-async def test_failed_resumes_do_not_extend_the_grace() -> None:
-    async with running_server(*FLAGS, "--resume-grace", "3") as server:
+async def test_failed_resumes_do_not_extend_the_grace(backend: tuple[str, ...]) -> None:
+    async with running_server(*FLAGS, *backend, "--resume-grace", "3") as server:
         b = await RecordingClient().connect(server.url)
         await b.join("r")
         child, ack = await spawn_child(server, "r")
@@ -61,4 +74,32 @@ async def test_failed_resumes_do_not_extend_the_grace() -> None:
             attempts.cancel()
             await asyncio.gather(attempts, return_exceptions=True)
         assert left == [{"room": "r", "peerId": ack["peerId"], "reason": "disconnected"}]
+        await b.disconnect()
+
+
+@NEEDS_REDIS
+@pytest.mark.redis
+async def test_failed_resume_on_another_node_keeps_mail_and_count(
+    redis_server: RedisServer,  # noqa: F811
+) -> None:
+    flags = (*FLAGS, "--redis-url", redis_server.url, "--resume-grace", "60")
+    async with running_server(*flags) as one, running_server(*flags) as two:
+        b = await RecordingClient().connect(one.url)
+        await b.join("r")
+        child, ack = await spawn_child(one, "r")
+        await kill(child)
+        await one.log_line(f"disconnect {ack['peerId']}")
+        blob = b"\x01" * 1_000_000
+        for n in range(6):  # 6 MB for a 4 MiB mailbox: the 2 oldest dropped
+            reply = await b.request("relay", {"room": "r", "event": "n", "data": {"n": n, "b": blob}})
+            assert reply == {"ok": True, "delivered": 1}
+        await failed_resume(two.url, ack["resumeToken"])
+        reply = await b.request("relay", {"room": "r", "event": "n", "data": {"n": 6, "b": b""}})
+        assert reply == {"ok": True, "delivered": 1}  # kept after the others
+        a2 = await RecordingClient().connect(one.url)
+        resumed = await a2.join("r", resume=ack["resumeToken"])
+        assert resumed["resumed"] is True and resumed["dropped"] == 2, resumed
+        relays = await a2.wait_for("relay", 5)
+        assert [r["data"]["n"] for r in relays] == [2, 3, 4, 5, 6]
+        await a2.disconnect()
         await b.disconnect()
