@@ -121,7 +121,7 @@ async def test_a_dead_endpoint_is_bounded() -> None:
 
 async def test_a_dead_endpoint_never_slows_requests(connect: Connect) -> None:
     async with running_server("--webhook-url", dead_url(), "--webhook-secret", SECRET,
-                              "--rate-limit", "0") as server:
+                              "--rate-limit", "0", "--max-rooms-per-connection", "300") as server:
         a = await connect(server.url)
         for n in range(300):
             assert (await a.join(f"r{n}"))["ok"]
