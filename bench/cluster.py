@@ -94,7 +94,7 @@ PIDS: dict[str, int] = {}
 def node(*flags: str) -> contextlib.AbstractAsyncContextManager[str]:
     """One of our nodes (``python -m signaling``)."""
     return _process(sys.executable, "-m", "signaling", "--host", "127.0.0.1", "--port", "0",
-                    "--rate-limit", "0", "--log-level", "warning", *flags)
+                    "--rate-limit", "0", "--rate-limit-bytes", "0", "--log-level", "warning", *flags)
 
 
 def node_anchor(redis_url: str) -> contextlib.AbstractAsyncContextManager[str]:

@@ -49,7 +49,7 @@ pinned npm packages by itself), matplotlib for the plots and py-spy for
 How it measures:
 
 - Our server starts as `python -m signaling --port 0 --rate-limit 0
-  --log-level warning` (`--ours-args` adds flags), the reference as `node
+  --rate-limit-bytes 0 --log-level warning` (`--ours-args` adds flags), the reference as `node
   bench/reference-server.mjs`; a fresh process for every run, pinned with
   `taskset` to core 0, the load generator to core 1.
 - The load generator's clients behave like the official client does by

@@ -34,9 +34,10 @@ class ServerSpec:
 
 
 def ours(extra_args: list[str] | None = None, cwd: Path = REPO_DIR) -> ServerSpec:
-    """The project's server (from ``cwd``), without the per-connection rate limit."""
+    """The project's server (from ``cwd``), without the per-connection rate limits."""
     cmd = [sys.executable, "-m", "signaling", "--host", "127.0.0.1", "--port", "0",
-           "--rate-limit", "0", "--log-level", "warning", *(extra_args or [])]
+           "--rate-limit", "0", "--rate-limit-bytes", "0", "--log-level", "warning",
+           *(extra_args or [])]
     return ServerSpec("ours", "signaling (Python)", cmd, cwd)
 
 

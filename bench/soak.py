@@ -167,7 +167,7 @@ class Plan:
 def plans(variant: str, minutes: float | None) -> dict[str, Plan]:
     full = variant == "full"
     churn_s = (minutes or (60 if full else 2)) * 60
-    nolimit = ["--rate-limit", "0"]
+    nolimit = ["--rate-limit", "0", "--rate-limit-bytes", "0"]
     return {
         "L1": Plan("L1", "connect storm, raw websocket clients",
                    ["--scenario", "storm", "--clients", "2000" if full else "500",

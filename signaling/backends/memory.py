@@ -137,6 +137,13 @@ class MemoryBackend:
         return gone
 
     async def forget(self, peer_id: str, token: str | None = None) -> list[Departure]:
+        claimed = self._peers.get(peer_id)
+        if token is not None and claimed is not None and claimed.claim is not None \
+                and claimed.claim.token == token:
+            # Its old connection left while a resume is under way: should that
+            # resume fail, the peer goes at the next reap rather than linger.
+            claimed.claim.lost_until = float("-inf")
+            return []
         record = self._current(peer_id, token)
         if record is None:
             return []

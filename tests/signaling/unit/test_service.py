@@ -340,3 +340,23 @@ async def test_failed_resume_keeps_the_dropped_count() -> None:
         "join", [{"room": "r", "resume": ack["resumeToken"]}], max_relay_bytes=10))
     assert outcome.ack["dropped"] == 3
     assert [d.payload["data"] for d in outcome.then] == [3, 4]
+
+
+async def test_old_connection_leaving_during_a_failed_resume_does_not_leave_a_ghost() -> None:
+    world = await _hooked_world(max_rooms_per_connection=1)
+    a, b = world.session(), world.session()
+    await world.do(a, "join", {"room": "r"})
+    ack = await world.do(b, "join", {"room": "r"})
+
+    async def old_connection_says_goodbye() -> None:
+        await world.service.disconnected(b, lost=False)
+
+    world.backend.hook = old_connection_says_goodbye
+    from signaling.errors import TooManyRooms
+
+    with pytest.raises(TooManyRooms):
+        await world.service.handle(world.session(), parse_request(
+            "join", [{"room": "s", "resume": ack["resumeToken"]}], max_relay_bytes=10))
+    assert await world.service.expire() == 1  # gone at the next reap, not kept for good
+    assert [p["peerId"] for p in world.events(a.peer_id, "peer-left")] == [b.peer_id]
+    assert await world.backend.counts() == (1, 1)
