@@ -321,3 +321,16 @@ async def test_old_connection_lost_during_a_failed_resume(nodes: Nodes) -> None:
     await b.release(resumed, "tok-b", "tok-b2")
     assert await b.expired(999.0) == []
     assert await b.expired(1000.0) == ["b"]
+
+
+async def test_old_connection_leaving_during_a_failed_resume(nodes: Nodes) -> None:
+    """Its end does not forget the peer the resume holds; should the resume
+    fail, the peer goes at the next reap, not never."""
+    b = (await nodes()).backend
+    await a_and_b_in_r_b_also_in_s(b)
+    resumed = await b.resume("tok-b", "tok-b2")
+    assert await b.forget("b", token="tok-b") == []
+    assert await b.is_member("r", "b")
+    await b.release(resumed, "tok-b", "tok-b2")
+    assert await b.expired(3e9) == ["b"]
+    assert sorted(d.room for d in await b.forget("b")) == ["r", "s"]
