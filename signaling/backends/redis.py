@@ -896,21 +896,24 @@ class RedisBackend:
 
     # -- operations: the admin API (issue 16) -----------------------------
     async def room_list(self, limit: int) -> list[tuple[str, int]]:
-        rooms: list[str] = []
+        """Scans the room set until ``limit`` non-empty rooms are found (a room
+        whose key expired may linger in the set: it is skipped, not counted)."""
+        found: dict[str, int] = {}
         cursor: int = 0
-        while len(rooms) < limit:
+        while True:
             cursor, batch = await self._call(
                 self._redis.sscan, f"{self._prefix}rooms", cursor, count=redis_admin.SCAN_BATCH
             )
-            rooms.extend(_str(room) for room in batch)
-            if cursor == 0:
+            rooms = sorted({_str(room) for room in batch} - found.keys())
+            if rooms:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for room in rooms:
+                        pipe.hlen(f"{self._prefix}room:{room}")
+                    counts = await self._call(pipe.execute)
+                found.update((room, int(n)) for room, n in zip(rooms, counts) if int(n) > 0)
+            if cursor == 0 or len(found) >= limit:
                 break
-        rooms = sorted(set(rooms))[:limit]
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for room in rooms:
-                pipe.hlen(f"{self._prefix}room:{room}")
-            counts = await self._call(pipe.execute)
-        return [(room, int(n)) for room, n in zip(rooms, counts) if int(n) > 0]
+        return sorted(found.items())[:limit]
 
     async def peek(self, room: str) -> list[tuple[Member, bool]]:
         members = await self.members(room)
