@@ -6,10 +6,12 @@ The resume is made to fail by joining one room too many (``too-many-rooms``)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
 from tests.cluster.conftest import NEEDS_REDIS, redis_server  # noqa: F401 (fixture reused here)
+from tests.helpers.bounded import within
 from tests.helpers.clients import RecordingClient
 from tests.helpers.redis_server import RedisServer
 from tests.helpers.server import running_server
@@ -26,11 +28,19 @@ def backend(request: pytest.FixtureRequest) -> tuple[str, ...]:
     return ("--redis-url", request.getfixturevalue("redis_server").url)
 
 
-async def failed_resume(url: str, token: str) -> None:
+async def resume_code(url: str, token: str) -> str:
+    """The error code of a resume into one room too many."""
     c = await RecordingClient().connect(url)
-    reply = await c.join("elsewhere", resume=token)
-    assert reply["ok"] is False and reply["error"]["code"] == "too-many-rooms", reply
-    await c.disconnect()
+    try:
+        reply = await c.join("elsewhere", resume=token)
+    finally:
+        await within(c.disconnect(), "a resuming client to disconnect")
+    assert reply["ok"] is False, reply
+    return str(reply["error"]["code"])
+
+
+async def failed_resume(url: str, token: str) -> None:
+    assert await resume_code(url, token) == "too-many-rooms"
 
 
 async def test_failed_resume_keeps_the_dropped_count(backend: tuple[str, ...]) -> None:
@@ -62,18 +72,26 @@ async def test_failed_resumes_do_not_extend_the_grace(backend: tuple[str, ...]) 
         await kill(child)
         await server.log_line(f"disconnect {ack['peerId']}")
 
+        stop = asyncio.Event()
+        codes: list[str] = []
+
         async def keep_failing() -> None:
-            while True:  # each one used to restart the 3 s grace
-                await failed_resume(server.url, ack["resumeToken"])
-                await asyncio.sleep(0.5)
+            # Each one used to restart the 3 s grace. Not cancelled mid-way: a
+            # client left connecting or connected would outlive the test.
+            while not stop.is_set():
+                codes.append(await resume_code(server.url, ack["resumeToken"]))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.5)
 
         attempts = asyncio.create_task(keep_failing())
         try:
             left = await b.wait_for("peer-left", timeout=15)
         finally:
-            attempts.cancel()
-            await asyncio.gather(attempts, return_exceptions=True)
+            stop.set()
+            await within(attempts, "the failing resumes to stop")
         assert left == [{"room": "r", "peerId": ack["peerId"], "reason": "disconnected"}]
+        # failing, until the grace (not extended) ran out
+        assert codes[0] == "too-many-rooms" and set(codes) <= {"too-many-rooms", "resume-expired"}
         await b.disconnect()
 
 
