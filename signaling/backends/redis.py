@@ -22,6 +22,13 @@ expired: their peers become lost with the resume grace, their inbox goes on
 to mailboxes. ``expired`` pops lost peers from one sorted set, so each is
 returned once across the cluster.
 
+Resuming. ``resume`` claims the peer for this node in one script (its mail
+taken, its token rotated); until the service calls ``attach`` or ``release``
+what arrives for it waits in the claim's bounded box here, not in its old
+connection. ``release`` writes the peer back in one script: its token, its
+deadline, its mail (what was taken, then what came meanwhile) and its
+dropped count.
+
 Locking. Taking messages from the inbox and handing them to the sink, marking a
 local peer lost and resuming one happen under one lock per node, so a
 message is never handed to a connection that is being lost (it is *parked*
