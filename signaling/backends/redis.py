@@ -568,7 +568,6 @@ class RedisBackend:
             if left:
                 self._losing[peer_id] = left
 
-
     async def members(self, room: str) -> list[Member]:
         if self._down is not None and self._room_is_local(room):
             return list(self._room_locals(room).values())
