@@ -103,6 +103,28 @@ async def test_every_key_has_an_expiry(own: tuple[RedisServer, Nodes, aioredis.R
     assert without == []
 
 
+async def test_a_failed_resume_puts_shared_mail_back_with_expiries(
+    own: tuple[RedisServer, Nodes, aioredis.Redis],
+) -> None:
+    """A release on another node writes the peer's mail back: kept messages still
+    counted right (the last one out frees each), every key with an expiry."""
+    _, made, client = own
+    one, two = await made(), await made()
+    await one.backend.register("a", "tok-a")
+    await one.backend.join("r", Member("a", {}, True), 16)
+    pids = await lost_peers(one, "r", 3)
+    payload = {"room": "r", "from": "a", "event": "e", "data": b"\x00" * 100}
+    await one.backend.deliver([Delivery(pid, "relay", payload, 120, True) for pid in pids])
+    claimed = await two.backend.resume("tok-lost0", "tok-x")
+    await two.backend.release(claimed, "tok-lost0", "tok-x")
+    without = [k for k in await client.keys(f"{made.prefix}*") if await client.pttl(k) < 0]
+    assert without == []
+    for pid in pids:
+        again = await resume(one.backend, f"tok-{pid}", f"new-{pid}")
+        assert [d.payload for d in again.kept] == [payload] and again.dropped == 0
+    assert await client.keys(f"{made.prefix}msg:*") == []
+
+
 async def test_an_inbox_read_hands_out_a_bounded_number_of_bytes(redis_nodes: Nodes) -> None:
     """Before: a read took up to 500 entries to the connections in one go (500 MiB of 1 MiB relays)."""
     one, two = await two_in_room(redis_nodes)
