@@ -184,9 +184,12 @@ class SignalingService:
         except Exception:
             # A failed request changes nothing: the peer is put back as it was
             # (its grace deadline, mail and dropped count), and the token it
-            # presented still works.
-            await self.backend.release(resumed, resume_token, token)
+            # presented still works. This session lets go of it first, so mail
+            # handed back to its open connection does not come here.
             session.peer_id, session.registered, session.joined_any, session.resume_token = previous
+            if self.resuming.get(resumed.peer_id) is session:
+                del self.resuming[resumed.peer_id]
+            await self.backend.release(resumed, resume_token, token)
             raise
         finally:
             if self.resuming.get(resumed.peer_id) is session:
@@ -242,6 +245,7 @@ class SignalingService:
             raise NotInRoom(f"you are not in room {request.room!r}: join it first")
         payload = {"room": request.room, "peerId": session.peer_id, "meta": request.meta}
         await self.backend.deliver([Delivery(pid, "peer-updated", payload) for pid in others])
+        self.events.emit("peer-updated", request.room, session.peer_id)
         return Outcome(ack={"ok": True})
 
     async def _leave(self, session: Session, request: LeaveRequest) -> Outcome:

@@ -22,6 +22,13 @@ expired: their peers become lost with the resume grace, their inbox goes on
 to mailboxes. ``expired`` pops lost peers from one sorted set, so each is
 returned once across the cluster.
 
+Resuming. ``resume`` claims the peer for this node in one script (its mail
+taken, its token rotated); until the service calls ``attach`` or ``release``
+what arrives for it waits in the claim's bounded box here, not in its old
+connection. ``release`` writes the peer back in one script: its token, its
+deadline, its mail (what was taken, then what came meanwhile) and its
+dropped count.
+
 Locking. Taking messages from the inbox and handing them to the sink, marking a
 local peer lost and resuming one happen under one lock per node, so a
 message is never handed to a connection that is being lost (it is *parked*
@@ -47,7 +54,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import ResumeExpired, RoomFull, Unavailable, public_cause
-from ..mailbox import MAX_BYTES, MAX_MESSAGES
+from ..mailbox import MAX_BYTES, MAX_MESSAGES, Mailbox
 from . import redis_admin, redis_scripts
 from .base import Delivery, Departure, JoinResult, Member, Resumed, Sink
 from .redis_scripts import holds_bytes, pack, unpack
@@ -110,6 +117,17 @@ class _LocalPeer:
     rooms: dict[str, Member] = field(default_factory=dict)  # ordered: join order
 
 
+@dataclass(slots=True)
+class _Claim:
+    """A resume under way on this node: what its deliveries wait in, and what
+    ``release`` puts back should it fail."""
+
+    old_token: str
+    lost: float | None  # its resume deadline; None: its connection was open
+    node: str  # the node that held it
+    box: Mailbox[Delivery]
+
+
 class RedisBackend:
     """The ``Backend`` protocol over one Redis, shared by every node."""
 
@@ -147,14 +165,16 @@ class RedisBackend:
         self._refresh_cursor = 0
         self._scripts = {
             name: self._redis.register_script(redis_scripts.PRELUDE + body)
-            for name, body in redis_scripts.SCRIPTS.items()
+            for name, body in {**redis_scripts.SCRIPTS, **redis_admin.SCRIPTS}.items()
         }
+        self._mailbox_bounds = (mailbox_messages, mailbox_bytes)
         self._prefix = prefix
         self._inbox = f"{prefix}inbox:{self.node_id}".encode()
         self._sink: Sink | None = None
         self._lock = asyncio.Lock()
         self._lock_owner: asyncio.Task[Any] | None = None
         self._local: dict[str, _LocalPeer] = {}
+        self._claims: dict[str, _Claim] = {}  # local peers whose resume is under way
         # room -> other nodes' peers, last seen; a room is in it once this node
         # has seen it in Redis, and only while it has a local peer in it.
         self._remote_seen: dict[str, set[str]] = {}
@@ -195,6 +215,9 @@ class RedisBackend:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        if self._flusher is not None:  # deliveries already asked for go out first
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self._flusher, 2.0)
         if self._down is None:
             # Let the others reap this node now rather than after the TTL.
             with contextlib.suppress(*UNREACHABLE):
@@ -294,6 +317,13 @@ class RedisBackend:
         return token is not None and local is not None and local.token != token
 
     async def lose(self, peer_id: str, deadline: float, token: str | None) -> None:
+        claim = self._claims.get(peer_id)
+        if claim is not None and token == claim.old_token:
+            # Its old connection ended while a resume is under way here:
+            # should that resume fail, the peer is a lost one.
+            if claim.lost is None:
+                claim.lost = deadline
+            return
         if self._superseded(peer_id, token):
             return  # also while Redis is away: the resumed peer's mirror stays
         self._drop_local(peer_id)
@@ -321,13 +351,16 @@ class RedisBackend:
                 raise ResumeExpired(
                     "this resume token is unknown, used or expired: join again without it"
                 )
-            raw_pid, rooms, members, kept, dropped = found
+            raw_pid, rooms, members, kept, dropped, lost, node = found
             peer_id = _str(raw_pid)
             local = _LocalPeer(new_token)
             for raw_room, blob in zip(rooms, members):
                 if blob:
                     local.rooms[_str(raw_room)] = _member(peer_id, blob)
             self._local[peer_id] = local
+            self._claims[peer_id] = _Claim(
+                resume_token, float(lost) if lost else None, _str(node), Mailbox(*self._mailbox_bounds)
+            )
             # Taken from the inbox for it while a lose of its old connection
             # waited for the lock (that lose now finds a new token and does
             # nothing): older than anything kept in Redis, so they go first.
@@ -353,8 +386,15 @@ class RedisBackend:
         return gone
 
     async def forget(self, peer_id: str, token: str | None = None) -> list[Departure]:
+        claim = self._claims.get(peer_id)
+        if claim is not None and token is not None and token == claim.old_token:
+            # Its old connection left while a resume is under way here: should
+            # that resume fail, the peer goes at the next reap.
+            claim.lost = self.clock()
+            return []
         if self._superseded(peer_id, token):
             return []  # resumed here since: not the caller's to forget, Redis up or not
+        self._claims.pop(peer_id, None)
         local = self._drop_local(peer_id)
         self._parked.pop(peer_id, None)
         force = peer_id in self._expiring
@@ -448,15 +488,7 @@ class RedisBackend:
         self._prune([room])
         return Departure(room, peer_id, pids)
 
-    # -- update-meta (v1.1 `update`; kept apart from the model above) -----
-    _UPDATE_META = """
-    if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return false end
-    redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-    return redis.call('HKEYS', KEYS[1])
-    """
-
     async def update_meta(self, room: str, peer_id: str, meta: dict[str, Any]) -> list[str] | None:
-        """Replace the member blob only while the peer is in the room (one script)."""
         local = self._local.get(peer_id)
         current = local.rooms.get(room) if local is not None else None
         if local is None or current is None:
@@ -466,28 +498,75 @@ class RedisBackend:
             local.rooms[room] = member
             self._changed()
             return [pid for pid in self._room_locals(room) if pid != peer_id]
-        key = f"{self._prefix}room:{room}"
-        pids = await self._call(self._redis.eval, self._UPDATE_META, 1, key, peer_id, _member_blob(member))
+        pids = await self._run("update_meta", room, peer_id, _member_blob(member))
         if pids is None:
             return None
         local.rooms[room] = member
         self._changed()
         return [_str(pid) for pid in pids if _str(pid) != peer_id]
-    # -- end update-meta ---------------------------------------------------
 
-    # -- resume attach/release (issue 13; the model's own resume is above) --
+    # -- the end of a resume -----------------------------------------------
+    async def _hand(self, deliveries: list[Delivery]) -> None:
+        """Hand deliveries to the sink, but those for a peer whose resume is
+        under way here to its claim's box: not to the connection it replaces."""
+        if self._claims:
+            rest = []
+            for d in deliveries:
+                claim = self._claims.get(d.peer_id)
+                if claim is None:
+                    rest.append(d)
+                else:
+                    claim.box.put(d, d.size)
+            deliveries = rest
+        if deliveries and self._sink is not None:
+            await self._sink(deliveries)
+
     async def attach(self, peer_id: str) -> tuple[list[Delivery], int]:
-        """Nothing more to hand over: ``resume`` already took the peer's mail."""
-        return [], 0
+        claim = self._claims.pop(peer_id, None)
+        if claim is None:
+            return [], 0
+        return claim.box.drain()
 
     async def release(self, resumed: Resumed, old_token: str, new_token: str) -> None:
-        """Lost again with its mail and old token. Not yet exact here: the Redis
-        ``resume`` script does not say the deadline or keep the dropped count, so
-        the grace starts afresh and the count restarts (left to the Redis model)."""
-        await self.lose(resumed.peer_id, self.clock() + self.resume_grace, new_token)
-        await self.deliver(resumed.kept)
-        await self.rotate_token(resumed.peer_id, old_token)
-    # -- end resume attach/release -----------------------------------------
+        """Put the peer back: lost with its deadline, mail and dropped count, or
+        on its connection here that is still open, with what came meanwhile.
+
+        One case is not exact: a peer whose connection was open on another
+        node when it was claimed (that node let go of it then) is put back
+        lost, with the resume grace from now.
+        """
+        peer_id = resumed.peer_id
+        claim = self._claims.pop(peer_id, None)
+        local = self._local.get(peer_id)
+        if claim is None or local is None or local.token != new_token:
+            return
+        kept, dropped = claim.box.drain()
+        mail = [*resumed.kept, *kept]
+        dropped += resumed.dropped
+        if claim.lost is None and claim.node == self.node_id:
+            local.token = old_token
+            self._changed()
+            with contextlib.suppress(BackendUnavailable):  # written back on recovery
+                await self._run("release", peer_id, new_token, old_token, "", dropped, 0)
+            await self._hand(mail)
+            return
+        deadline = claim.lost if claim.lost is not None else self.clock() + self.resume_grace
+        self._drop_local(peer_id)
+        self._losing[peer_id] = self._losing.get(peer_id, 0) + 1
+        try:
+            async with self._locked():
+                # Taken from the inbox for it since it was let go: newer than its mail.
+                items = [(d.size, pack([d.event, d.payload])) for d in mail]
+                items += self._parked.pop(peer_id, [])
+                args: list[Any] = [peer_id, new_token, old_token, repr(deadline), dropped, len(items)]
+                for size, blob in items:
+                    args += [size, blob]
+                with contextlib.suppress(BackendUnavailable):  # lost with the grace on recovery
+                    await self._run("release", *args)
+        finally:
+            left = self._losing.pop(peer_id) - 1
+            if left:
+                self._losing[peer_id] = left
 
     async def members(self, room: str) -> list[Member]:
         if self._down is not None and self._room_is_local(room):
@@ -539,8 +618,8 @@ class RedisBackend:
             if not away:
                 break
             away = await self._send_away(away)
-        if here and self._sink is not None:
-            await self._sink(here)
+        if here:
+            await self._hand(here)
 
     async def _send_away(self, away: list[Delivery]) -> list[Delivery]:
         """Route ``away`` with whatever else this loop turn sends: one script, one round trip.
@@ -568,7 +647,7 @@ class RedisBackend:
             except Exception as exc:  # noqa: BLE001 - each caller gets it, as if it had asked alone
                 for _, done in batch:
                     if not done.done():
-                        done.set_exception(self._unavailable() if isinstance(exc, BackendUnavailable) else exc)
+                        done.set_exception(BackendUnavailable(exc.message) if isinstance(exc, BackendUnavailable) else exc)
                 continue
             retry = {id(d) for d in again}
             for part, done in batch:
@@ -597,6 +676,10 @@ class RedisBackend:
         held = await self._run("deliver", len(blobs), *blobs, *triples)
         if not held:
             return []
+        if int(held[0]) == -1:
+            raise BackendUnavailable(
+                "a node of this cluster is too far behind on its deliveries: try again shortly"
+            )
         again: list[Delivery] = []
         now_here: list[Delivery] = []
         async with self._locked():
@@ -609,8 +692,8 @@ class RedisBackend:
                     self._parked.setdefault(d.peer_id, []).append((d.size, blob))
                 else:
                     again.append(d)
-        if now_here and self._sink is not None:
-            await self._sink(now_here)
+        if now_here:
+            await self._hand(now_here)
         return again
 
     async def _inbox_loop(self) -> None:
@@ -651,8 +734,8 @@ class RedisBackend:
                     elif pid in self._losing:  # into its mailbox, before anything newer
                         self._parked.setdefault(pid, []).append((size, blob))
                     # else it is being forgotten: nobody will read it
-            if out and self._sink is not None:
-                await self._sink(out)
+            if out:
+                await self._hand(out)
             return int(left)
 
     def _note_roster(self, event: str, payload: Any) -> None:
@@ -672,6 +755,7 @@ class RedisBackend:
         if self._drop_local(peer_id) is not None:
             log.info("peer %s resumed on another node", peer_id)
         self._parked.pop(peer_id, None)
+        self._claims.pop(peer_id, None)
 
     # -- liveness and recovery -------------------------------------------
     async def _heartbeat_loop(self) -> None:
@@ -777,8 +861,8 @@ class RedisBackend:
         log.warning("peer %s is out of room %s: it was full once Redis was back", peer_id, room)
         payload = {"room": room, "peerId": peer_id, "reason": "disconnected"}
         others = [Delivery(pid, "peer-left", payload) for pid in self._room_locals(room)]
-        if others and self._sink is not None:
-            await self._sink(others)
+        if others:
+            await self._hand(others)
 
     async def _tell_left(self, peer_id: str) -> None:
         """Finish a departure made while Redis was away: the other nodes' peers hear of it now."""
@@ -813,26 +897,29 @@ class RedisBackend:
             size, blob = _mail_item(item)
             event, payload = unpack(blob)
             deliveries.append(Delivery(peer_id, event, payload, size))
-        if deliveries and self._sink is not None:
-            await self._sink(deliveries)
+        if deliveries:
+            await self._hand(deliveries)
 
     # -- operations: the admin API (issue 16) -----------------------------
     async def room_list(self, limit: int) -> list[tuple[str, int]]:
-        rooms: list[str] = []
+        """Scans the room set until ``limit`` non-empty rooms are found (a room
+        whose key expired may linger in the set: it is skipped, not counted)."""
+        found: dict[str, int] = {}
         cursor: int = 0
-        while len(rooms) < limit:
+        while True:
             cursor, batch = await self._call(
                 self._redis.sscan, f"{self._prefix}rooms", cursor, count=redis_admin.SCAN_BATCH
             )
-            rooms.extend(_str(room) for room in batch)
-            if cursor == 0:
+            rooms = sorted({_str(room) for room in batch} - found.keys())
+            if rooms:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for room in rooms:
+                        pipe.hlen(f"{self._prefix}room:{room}")
+                    counts = await self._call(pipe.execute)
+                found.update((room, int(n)) for room, n in zip(rooms, counts) if int(n) > 0)
+            if cursor == 0 or len(found) >= limit:
                 break
-        rooms = sorted(set(rooms))[:limit]
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for room in rooms:
-                pipe.hlen(f"{self._prefix}room:{room}")
-            counts = await self._call(pipe.execute)
-        return [(room, int(n)) for room, n in zip(rooms, counts) if int(n) > 0]
+        return sorted(found.items())[:limit]
 
     async def peek(self, room: str) -> list[tuple[Member, bool]]:
         members = await self.members(room)
@@ -843,12 +930,7 @@ class RedisBackend:
         return [(member, not is_lost) for member, is_lost in zip(members, lost)]
 
     async def forget_lost(self, peer_id: str) -> list[Departure] | None:
-        script = self._scripts.get("kick_lost")
-        if script is None:
-            script = self._scripts["kick_lost"] = self._redis.register_script(
-                redis_scripts.PRELUDE + redis_admin.KICK_LOST
-            )
-        status, *rest = await self._call(script, args=[*self._base_args, peer_id, "1", ""])
+        status, *rest = await self._run("kick_lost", peer_id, "1", "")
         if int(status) == 1:
             return None
         found = rest[0] if rest else None

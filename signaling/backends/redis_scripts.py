@@ -154,6 +154,11 @@ ENTRY_BYTES = 1024 * 1024
 a node's inbox read stops at the same bound, so what one read hands to
 local connections stays well under a websocket's outbound bound (8 MiB)."""
 
+INBOX_MAX_ENTRIES = 256
+"""A node's inbox holds at most this many entries (each ~1 MiB or 300 messages
+at most); deliveries to a node that far behind are refused (``unavailable``)
+rather than kept without bound or dropped."""
+
 SLACK_MS = 60_000
 """How long a lost peer's keys outlive its resume deadline: time for a reaper to act."""
 
@@ -303,6 +308,7 @@ end
 local POSTS, POST_BYTES, POST_ORDER = {}, {}, {}
 local POST_FIELDS = 1800  -- 300 messages an entry at most (Lua's unpack limit)
 local POST_MAX_BYTES = """ + str(ENTRY_BYTES) + r"""
+local INBOX_MAX = """ + str(INBOX_MAX_ENTRIES) + r"""
 
 local function flush_node(node)
   local q = POSTS[node]
@@ -485,7 +491,9 @@ return 1
 """
 
 # ARGV[6] used token, ARGV[7] new token. Returns false, or
-# {pid, rooms, own member blob per room, kept items, dropped}.
+# {pid, rooms, own member blob per room, kept items, dropped, its resume
+# deadline ('' when it was not lost), the node that held it}: the last two
+# are what RELEASE needs should the resume fail.
 RESUME = r"""
 local tk = P .. 'tok:' .. ARGV[6]
 local pid = redis.call('GET', tk)
@@ -517,7 +525,43 @@ local members = {}
 for i, room in ipairs(rooms) do
   members[i] = redis.call('HGET', roomk(room), pid) or ''
 end
-return {pid, rooms, members, kept, tonumber(rec[4] or '0') + gone}
+return {pid, rooms, members, kept, tonumber(rec[4] or '0') + gone, rec[2] or '', old}
+"""
+
+# ARGV[6] pid, ARGV[7] the token a resume that failed was given, ARGV[8] the
+# token to give back, ARGV[9] its resume deadline ('' when its connection on
+# this node is still open), ARGV[10] its dropped count, ARGV[11] n, then n
+# (size, blob) pairs: its mail, in order. Puts the peer back as it was
+# before the resume; what still waits for it in this node's inbox follows
+# its mail. Returns 0 (the peer is no longer this node's under that token:
+# the mail goes on to wherever it is) or 1.
+RELEASE = r"""
+local pid = ARGV[6]
+local key = pk(pid)
+local n = tonumber(ARGV[11])
+local rec = redis.call('HMGET', key, 'node', 'tok')
+if rec[1] ~= ME or rec[2] ~= ARGV[7] then
+  for j = 0, n - 1 do
+    route(pid, tonumber(ARGV[12 + 2 * j]), ARGV[13 + 2 * j], nil)
+  end
+  flush_posts()
+  return 0
+end
+redis.call('DEL', P .. 'tok:' .. ARGV[7])
+redis.call('HSET', key, 'tok', ARGV[8])
+redis.call('SET', P .. 'tok:' .. ARGV[8], pid, 'PX', LIVE)
+local deadline = ARGV[9]
+if deadline == '' then
+  live(pid, ARGV[8])
+  return 1
+end
+mark_lost(pid, deadline)
+redis.call('HSET', key, 'md', ARGV[10])
+for j = 0, n - 1 do
+  mail(pid, tonumber(ARGV[12 + 2 * j]), ARGV[13 + 2 * j], deadline)
+end
+move_pending(ME, pid, function(size, blob) mail(pid, size, blob, deadline) end)
+return 1
 """
 
 # ARGV[6] now. Lost peers past their deadline, each returned once.
@@ -586,6 +630,15 @@ end
 return {0, others}
 """
 
+# ARGV[6] room, ARGV[7] pid, ARGV[8] its new member blob. Returns false
+# (it is not in the room) or the room's pids.
+UPDATE_META = r"""
+local rk = roomk(ARGV[6])
+if redis.call('HEXISTS', rk, ARGV[7]) == 0 then return false end
+redis.call('HSET', rk, ARGV[7], ARGV[8])
+return redis.call('HKEYS', rk)
+"""
+
 # ARGV[6] room, ARGV[7] pid. Returns false, or the pids left in the room.
 LEAVE = r"""
 local remaining = remove_from_room(ARGV[6], ARGV[7])
@@ -598,9 +651,10 @@ return remaining
 # only to a member of that room (a node's view of the other nodes' members
 # may lag: the script has the last word). Lost peers' messages go to their
 # mailbox, other nodes' peers' to that node's inbox (one entry per node for
-# a run of deliveries sharing one blob). Returns the 1-based positions of
-# the deliveries whose peer this node holds (the caller did not know it as
-# local: it is being lost).
+# what this call sends there). Returns the 1-based positions of the
+# deliveries whose peer this node holds (the caller did not know it as
+# local: it is being lost), or {-1} and does nothing when a destination
+# node's inbox already holds INBOX_MAX entries (that node is far behind).
 DELIVER = r"""
 local nb = tonumber(ARGV[6])
 local out = {}
@@ -613,17 +667,31 @@ local function flush()
   end
   groups, order = {}, {}
 end
+-- First where each goes: a node whose inbox is full refuses the whole call.
+local recs, checked = {}, {}
+for i = 7 + nb, #ARGV, 4 do
+  local pid, room = ARGV[i], ARGV[i + 3]
+  local rec = redis.call('HMGET', pk(pid), 'node', 'lost')
+  if rec[1] and not (room == '' or redis.call('HEXISTS', roomk(room), pid) == 1) then
+    rec[1] = false
+  end
+  table.insert(recs, rec)
+  local node = rec[1]
+  if node and not rec[2] and node ~= ME and not checked[node] then
+    checked[node] = true
+    if redis.call('XLEN', inboxk(node)) >= INBOX_MAX then return {-1} end
+  end
+end
 local k = 0
 for i = 7 + nb, #ARGV, 4 do
-  local pid, b, size, room = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
+  local pid, b, size = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
   k = k + 1
   if b ~= run then
     flush()
     run = b
   end
-  local rec = redis.call('HMGET', pk(pid), 'node', 'lost')
-  local node, lost = rec[1], rec[2]
-  if node and (room == '' or redis.call('HEXISTS', roomk(room), pid) == 1) then
+  local node, lost = recs[k][1], recs[k][2]
+  if node then
     if lost then
       mail(pid, tonumber(size), ARGV[6 + b], lost)
     elseif node == ME then
@@ -798,10 +866,12 @@ SCRIPTS = {
     "rotate": ROTATE,
     "lose": LOSE,
     "resume": RESUME,
+    "release": RELEASE,
     "expired": EXPIRED,
     "forget": FORGET,
     "join": JOIN,
     "leave": LEAVE,
+    "update_meta": UPDATE_META,
     "deliver": DELIVER,
     "claim": CLAIM,
     "sweep": SWEEP,

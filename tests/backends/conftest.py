@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 import pytest
 
-from signaling.backends.base import Backend, Delivery
+from signaling.backends.base import Backend, Delivery, Resumed
 from signaling.backends.memory import MemoryBackend
 from tests.helpers.bounded import within
 from tests.helpers.redis_server import RedisServer, redis_available
@@ -23,6 +24,13 @@ NEEDS_REDIS = pytest.mark.skipif(
     not redis_available(), reason="redis-server is not installed (apt-get install redis-server)"
 )
 WAIT = 10.0
+
+
+async def resume(backend: Backend, old: str, new: str) -> Resumed:
+    """``resume`` then ``attach``: the whole of a resume that succeeds."""
+    resumed = await backend.resume(old, new)
+    kept, dropped = await backend.attach(resumed.peer_id)
+    return replace(resumed, kept=[*resumed.kept, *kept], dropped=resumed.dropped + dropped)
 
 
 class Recorder:

@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 import pytest
 
-from signaling.backends.base import Backend, Delivery, Member, Resumed
+from signaling.backends.base import Backend, Delivery, Member
 from signaling.errors import ResumeExpired, RoomFull
-from tests.backends.conftest import Nodes
-
-
-async def resume(backend: Backend, old: str, new: str) -> Resumed:
-    """``resume`` then ``attach``: the whole of a resume that succeeds."""
-    resumed = await backend.resume(old, new)
-    kept, dropped = await backend.attach(resumed.peer_id)
-    return replace(resumed, kept=[*resumed.kept, *kept], dropped=resumed.dropped + dropped)
+from tests.backends.conftest import Nodes, resume
 
 
 def member(pid: str, **meta: object) -> Member:
@@ -270,3 +262,75 @@ async def test_update_meta_only_while_in_the_room(nodes: Nodes) -> None:
     await b.leave("r", "b")
     assert await b.update_meta("r", "b", {"v": 3}) is None
     assert [m.peer_id for m in await b.members("r")] == ["a"]  # not brought back
+
+
+async def test_release_puts_a_lost_peer_back_exactly(nodes: Nodes) -> None:
+    """A resume that fails (on another node for Redis) leaves the lost peer's
+    deadline, mail and dropped count as they were; mail that came meanwhile is kept."""
+    one, two = await nodes(), await nodes()
+    a, b = one.backend, two.backend
+    await a_and_b_in_r_b_also_in_s(a)
+    await a.lose("b", deadline=1000.0, token="tok-b")
+    for i in range(7):  # bounds here: 5 messages; 0 and 1 dropped
+        await a.deliver([Delivery("b", "relay", {"i": i}, 10)])
+    resumed = await b.resume("tok-b", "tok-b2")
+    await a.deliver([Delivery("b", "relay", {"i": 7}, 10)])  # during the claim: kept, 2 dropped
+    await b.release(resumed, "tok-b", "tok-b2")
+    assert one.sink.to("b") == [] and two.sink.to("b") == []
+    with pytest.raises(ResumeExpired):
+        await b.resume("tok-b2", "x")  # the failed resume's token is dead
+    assert {m.peer_id: up for m, up in await a.peek("r")}["b"] is False
+    assert await a.expired(999.0) == []
+    again = await resume(a, "tok-b", "tok-b3")
+    assert again.rooms == ["r", "s"]
+    assert [d.payload["i"] for d in again.kept] == [3, 4, 5, 6, 7] and again.dropped == 3
+
+
+async def test_release_keeps_the_deadline(nodes: Nodes) -> None:
+    b = (await nodes()).backend
+    await a_and_b_in_r_b_also_in_s(b)
+    await b.lose("b", deadline=1000.0, token="tok-b")
+    await b.release(await b.resume("tok-b", "tok-b2"), "tok-b", "tok-b2")
+    assert await b.expired(999.0) == []
+    assert await b.expired(1000.0) == ["b"]
+
+
+async def test_release_gives_an_open_connection_back_its_peer(nodes: Nodes) -> None:
+    node = await nodes()
+    b = node.backend
+    await a_and_b_in_r_b_also_in_s(b)
+    resumed = await b.resume("tok-b", "tok-b2")  # its old connection is still open
+    await b.deliver([Delivery("b", "relay", {"i": 1}, 10)])
+    assert node.sink.to("b") == []  # not to the connection being replaced
+    await b.release(resumed, "tok-b", "tok-b2")
+    assert [d.payload for d in await node.sink.wait("b", 1)] == [{"i": 1}]
+    await b.deliver([Delivery("b", "relay", {"i": 2}, 10)])
+    assert [d.payload["i"] for d in await node.sink.wait("b", 2)] == [1, 2]
+    assert {m.peer_id: up for m, up in await b.peek("r")}["b"] is True
+    assert await b.expired(3e9) == []
+    with pytest.raises(ResumeExpired):
+        await b.resume("tok-b2", "x")
+    assert (await resume(b, "tok-b", "tok-b3")).rooms == ["r", "s"]
+
+
+async def test_old_connection_lost_during_a_failed_resume(nodes: Nodes) -> None:
+    b = (await nodes()).backend
+    await a_and_b_in_r_b_also_in_s(b)
+    resumed = await b.resume("tok-b", "tok-b2")
+    await b.lose("b", deadline=1000.0, token="tok-b")  # the old connection ends meanwhile
+    await b.release(resumed, "tok-b", "tok-b2")
+    assert await b.expired(999.0) == []
+    assert await b.expired(1000.0) == ["b"]
+
+
+async def test_old_connection_leaving_during_a_failed_resume(nodes: Nodes) -> None:
+    """Its end does not forget the peer the resume holds; should the resume
+    fail, the peer goes at the next reap, not never."""
+    b = (await nodes()).backend
+    await a_and_b_in_r_b_also_in_s(b)
+    resumed = await b.resume("tok-b", "tok-b2")
+    assert await b.forget("b", token="tok-b") == []
+    assert await b.is_member("r", "b")
+    await b.release(resumed, "tok-b", "tok-b2")
+    assert await b.expired(3e9) == ["b"]
+    assert sorted(d.room for d in await b.forget("b")) == ["r", "s"]

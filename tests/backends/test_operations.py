@@ -7,7 +7,7 @@ import pytest
 
 from signaling.backends.base import Member
 from signaling.errors import ResumeExpired
-from tests.backends.conftest import Nodes
+from tests.backends.conftest import NEEDS_REDIS, Nodes
 
 
 async def test_list_peek_and_forget_lost(nodes: Nodes) -> None:
@@ -38,3 +38,21 @@ async def test_list_peek_and_forget_lost(nodes: Nodes) -> None:
     with pytest.raises(ResumeExpired):
         await b.resume("tok-2", "tok-new")
     assert await a.forget_lost("nobody") == []
+
+
+@NEEDS_REDIS
+@pytest.mark.redis
+async def test_room_list_skips_rooms_whose_key_expired(redis_nodes: Nodes) -> None:
+    import redis.asyncio as aioredis
+
+    b = (await redis_nodes()).backend
+    await b.register("p", "tok")
+    for room in ("a", "b", "c"):
+        await b.join(room, Member("p", {}, True), 8)
+    direct = aioredis.from_url(redis_nodes.redis_url or "")
+    try:  # as if their keys had expired: the room set still names them
+        await direct.delete(f"{redis_nodes.prefix}room:a", f"{redis_nodes.prefix}room:b")
+    finally:
+        await direct.aclose()
+    assert await b.room_list(1) == [("c", 1)]
+    assert await b.room_list(10) == [("c", 1)]

@@ -10,8 +10,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from signaling.backends.base import Delivery, Member
-from signaling.backends.redis import CLAIM_BYTES, RedisBackend
-from tests.backends.conftest import NEEDS_REDIS, Nodes, StartedNode
+from signaling.backends.redis import CLAIM_BYTES, BackendUnavailable, RedisBackend
+from signaling.backends.redis_scripts import INBOX_MAX_ENTRIES
+from tests.backends.conftest import NEEDS_REDIS, Nodes, StartedNode, resume
 from tests.backends.test_redis_nodes import crash, eventually, two_in_room
 from tests.helpers.redis_server import RedisServer
 
@@ -35,8 +36,13 @@ async def own() -> AsyncIterator[tuple[RedisServer, Nodes, aioredis.Redis]]:
         server.close()
 
 
-async def used_memory(client: aioredis.Redis) -> int:
-    return int((await client.info("memory"))["used_memory"])
+async def stored(client: aioredis.Redis, prefix: str) -> int:
+    """Bytes Redis holds for the keys under ``prefix`` (``MEMORY USAGE``, exact;
+    ``used_memory`` would count client buffers and the Lua heap too)."""
+    total = 0
+    for key in await client.keys(f"{prefix}*"):
+        total += int(await client.memory_usage(key, samples=0) or 0)
+    return total
 
 
 async def lost_peers(node: StartedNode, room: str, count: int) -> list[str]:
@@ -57,19 +63,19 @@ async def test_a_room_wide_relay_kept_for_lost_peers_is_stored_once(
     await one.backend.register("a", "tok-a")
     await one.backend.join("r", Member("a", {}, True), 16)
     pids = await lost_peers(one, "r", 8)
-    before = await used_memory(client)
+    before = await stored(client, made.prefix)
     for n in range(4):
         payload = {"room": "r", "from": "a", "event": "big", "data": bytes([n]) * MIB}
         await one.backend.deliver([Delivery(pid, "relay", payload, MIB, True) for pid in pids])
-    grown = await used_memory(client) - before
+    grown = await stored(client, made.prefix) - before
     assert 4 * MIB < grown < 8 * MIB, f"Redis grew by {grown / MIB:.1f} MiB"
     # each lost peer still gets all four, in order, once
-    resumed = await one.backend.resume("tok-lost3", "new")
+    resumed = await resume(one.backend, "tok-lost3", "new")
     assert [d.payload["data"][:1] for d in resumed.kept] == [bytes([n]) for n in range(4)]
     # the others keep theirs; the last one out frees the message
     for pid in pids:
         if pid != "lost3":
-            await one.backend.resume(f"tok-{pid}", f"new-{pid}")
+            await resume(one.backend, f"tok-{pid}", f"new-{pid}")
     assert await client.keys(f"{made.prefix}msg:*") == []
 
 
@@ -83,8 +89,8 @@ async def test_every_key_has_an_expiry(own: tuple[RedisServer, Nodes, aioredis.R
     await one.backend.register("c", "tok-c")
     await one.backend.join("s", Member("c", {}, True), 16)
     await one.backend.lose("c", time.time() + 30, "tok-c")
-    await two.backend.resume("tok-c", "tok-c2")
-    await two.backend.resume(f"tok-{pids[0]}", "tok-l0")
+    await resume(two.backend, "tok-c", "tok-c2")
+    await resume(two.backend, f"tok-{pids[0]}", "tok-l0")
     # a node dies with mail in its inbox: the survivor reaps it
     await crash(one)
     await two.backend.deliver([Delivery("a", "relay", {"room": "r", "n": 2}, 10)])
@@ -95,6 +101,28 @@ async def test_every_key_has_an_expiry(own: tuple[RedisServer, Nodes, aioredis.R
     assert len(keys) > 15
     without = [k for k in keys if await client.pttl(k) < 0]
     assert without == []
+
+
+async def test_a_failed_resume_puts_shared_mail_back_with_expiries(
+    own: tuple[RedisServer, Nodes, aioredis.Redis],
+) -> None:
+    """A release on another node writes the peer's mail back: kept messages still
+    counted right (the last one out frees each), every key with an expiry."""
+    _, made, client = own
+    one, two = await made(), await made()
+    await one.backend.register("a", "tok-a")
+    await one.backend.join("r", Member("a", {}, True), 16)
+    pids = await lost_peers(one, "r", 3)
+    payload = {"room": "r", "from": "a", "event": "e", "data": b"\x00" * 100}
+    await one.backend.deliver([Delivery(pid, "relay", payload, 120, True) for pid in pids])
+    claimed = await two.backend.resume("tok-lost0", "tok-x")
+    await two.backend.release(claimed, "tok-lost0", "tok-x")
+    without = [k for k in await client.keys(f"{made.prefix}*") if await client.pttl(k) < 0]
+    assert without == []
+    for pid in pids:
+        again = await resume(one.backend, f"tok-{pid}", f"new-{pid}")
+        assert [d.payload for d in again.kept] == [payload] and again.dropped == 0
+    assert await client.keys(f"{made.prefix}msg:*") == []
 
 
 async def test_an_inbox_read_hands_out_a_bounded_number_of_bytes(redis_nodes: Nodes) -> None:
@@ -129,23 +157,23 @@ async def test_lose_and_resume_read_no_inbox_when_nothing_waits(
     one, two = await two_in_room(made)
     reader = two.backend
     assert isinstance(reader, RedisBackend)
-    reader._tasks[1].cancel()  # b's node stops reading: 300 entries wait in its inbox
+    reader._tasks[1].cancel()  # b's node stops reading: 200 entries wait in its inbox
     with pytest.raises(asyncio.CancelledError):
         await reader._tasks[1]
-    for n in range(300):
+    for n in range(200):
         await one.backend.deliver([Delivery("b", "relay", {"room": "r", "n": n}, 10)])
     await two.backend.register("d", "tok-d")
     await two.backend.join("r", Member("d", {}, True), 16)
     await client.config_resetstat()
     await two.backend.lose("d", time.time() + 30, "tok-d")
-    await one.backend.resume("tok-d", "tok-d2")
+    await resume(one.backend, "tok-d", "tok-d2")
     stats = await client.info("commandstats")
     assert "cmdstat_xrange" not in stats
     # with something waiting for it, the pending entries still move, in order
-    await one.backend.deliver([Delivery("b", "relay", {"room": "r", "n": 300}, 10)])
+    await one.backend.deliver([Delivery("b", "relay", {"room": "r", "n": 200}, 10)])
     await two.backend.lose("b", time.time() + 30, "tok-b")
-    resumed = await one.backend.resume("tok-b", "tok-b2")
-    assert [d.payload["n"] for d in resumed.kept] == list(range(301))
+    resumed = await resume(one.backend, "tok-b", "tok-b2")
+    assert [d.payload["n"] for d in resumed.kept] == list(range(201))
 
 
 async def test_write_back_after_an_outage_keeps_the_room_capacity(
@@ -196,3 +224,27 @@ async def test_what_one_loop_turn_sends_to_a_node_is_one_script_and_one_entry(
         assert [d.payload["data"]["n"] for d in got if d.payload["data"]["s"] == s] == list(range(30))
     stats = await client.info("commandstats")
     assert stats["cmdstat_xadd"]["calls"] <= 60
+
+
+async def test_a_node_far_behind_refuses_more_rather_than_grow_its_inbox(
+    own: tuple[RedisServer, Nodes, aioredis.Redis],
+) -> None:
+    """Before: a node that stopped reading let its inbox grow without bound."""
+    _, made, client = own
+    one, two = await two_in_room(made)
+    reader = two.backend
+    assert isinstance(reader, RedisBackend)
+    reader._tasks[1].cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reader._tasks[1]
+    for n in range(INBOX_MAX_ENTRIES):
+        await one.backend.deliver([Delivery("b", "relay", {"room": "r", "n": n}, 10)])
+    with pytest.raises(BackendUnavailable):
+        await one.backend.deliver([Delivery("b", "relay", {"room": "r", "n": -1}, 10)])
+    assert await client.xlen(f"{made.prefix}inbox:{reader.node_id}") == INBOX_MAX_ENTRIES
+    while await reader._claim():
+        pass
+    assert [d.payload["n"] for d in two.sink.to("b")] == list(range(INBOX_MAX_ENTRIES))
+    await one.backend.deliver([Delivery("b", "relay", {"room": "r", "n": INBOX_MAX_ENTRIES}, 10)])
+    await reader._claim()
+    assert two.sink.to("b")[-1].payload["n"] == INBOX_MAX_ENTRIES

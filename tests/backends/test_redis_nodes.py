@@ -12,7 +12,7 @@ import pytest
 from signaling.backends.base import Delivery, Member
 from signaling.backends.redis import BackendUnavailable, RedisBackend, pack, unpack
 from signaling.errors import RoomFull
-from tests.backends.conftest import NEEDS_REDIS, Nodes, StartedNode
+from tests.backends.conftest import NEEDS_REDIS, Nodes, StartedNode, resume
 from tests.helpers.redis_server import RedisServer
 
 pytestmark = [pytest.mark.redis, NEEDS_REDIS]
@@ -115,7 +115,7 @@ async def test_resume_on_the_other_node_keeps_mail(redis_nodes: Nodes) -> None:
     await one.backend.lose("a", deadline=time.time() + 60, token="tok-a")
     for n in range(5):
         await two.backend.deliver([relay("b", "a", n)])
-    resumed = await two.backend.resume("tok-a", "tok-a2")
+    resumed = await resume(two.backend, "tok-a", "tok-a2")
     assert resumed.peer_id == "a" and resumed.rooms == ["r"]
     assert [d.payload["data"]["n"] for d in resumed.kept] == list(range(5))
     assert await two.backend.is_member("r", "a")
@@ -127,7 +127,7 @@ async def test_resume_on_the_other_node_keeps_mail(redis_nodes: Nodes) -> None:
 
 async def test_live_resume_elsewhere_evicts_the_old_node(redis_nodes: Nodes) -> None:
     one, two = await two_in_room(redis_nodes)
-    resumed = await two.backend.resume("tok-a", "tok-a2")  # one never saw it go
+    resumed = await resume(two.backend, "tok-a", "tok-a2")  # one never saw it go
     assert resumed.peer_id == "a"
     # one lets go once it reads the eviction from its inbox
     await eventually(lambda: _not_local(one.backend, "a"))
@@ -194,7 +194,7 @@ async def test_dead_node_peer_resumes_elsewhere_with_its_mail(redis_nodes: Nodes
 
     await eventually(reaped)
     await two.backend.deliver([relay("b", "a", 3)])
-    resumed = await two.backend.resume("tok-a", "tok-a2")
+    resumed = await resume(two.backend, "tok-a", "tok-a2")
     assert [d.payload["data"]["n"] for d in resumed.kept] == [0, 1, 2, 3]
 
 
@@ -249,7 +249,7 @@ async def test_redis_restart_local_goes_on_and_state_comes_back(own_redis: Redis
     await one.backend.deliver([relay("a", "b", 3)])
     assert [d.payload["data"]["n"] for d in await two.sink.wait("b", 1)] == [3]
     await one.backend.lose("a", deadline=time.time() + 60, token="tok-a")
-    assert (await two.backend.resume("tok-a", "t2")).peer_id == "a"
+    assert (await resume(two.backend, "tok-a", "t2")).peer_id == "a"
 
 
 async def test_redis_down_at_start_decides_for_no_room_then_attaches(own_redis: RedisServer) -> None:
@@ -327,7 +327,7 @@ async def test_a_lose_overtaken_by_a_resume_on_its_node_changes_nothing(redis_no
             await two.backend.deliver([relay("b", "a", n)])
         assert await backend._claim() == 0  # all taken while a's lose is under way: parked
         assert len(backend._parked["a"]) == 3
-        resumed = await backend.resume("tok-a", "tok-a2")
+        resumed = await resume(backend, "tok-a", "tok-a2")
     await asyncio.wait_for(losing, 10)
     assert [d.payload["data"]["n"] for d in resumed.kept] == [0, 1, 2]
     await two.backend.deliver([relay("b", "a", 3)])
@@ -342,7 +342,7 @@ async def test_a_stale_lose_or_forget_while_redis_is_away_keeps_the_resumed_peer
     one, two = await two_in_room(redis_nodes)
     backend = one.backend
     assert isinstance(backend, RedisBackend)
-    await backend.resume("tok-a", "tok-a2")  # a's new connection, on the same node
+    await resume(backend, "tok-a", "tok-a2")  # a's new connection, on the same node
     backend._tasks[0].cancel()  # the heartbeat: this test says when Redis is back
     backend._mark_down(ConnectionError("cut off for this test"))
     await backend.lose("a", time.time(), "tok-a")
@@ -371,7 +371,7 @@ async def test_an_old_connection_leaving_while_cut_off_is_not_told_once_resumed_
     assert isinstance(backend, RedisBackend)
     backend._tasks[0].cancel()  # the heartbeat: this test says when Redis is back
     backend._mark_down(ConnectionError("cut off for this test"))
-    assert (await two.backend.resume("tok-a", "tok-a2")).peer_id == "a"
+    assert (await resume(two.backend, "tok-a", "tok-a2")).peer_id == "a"
     departures = await backend.forget("a", token="tok-a")  # one still has tok-a for it
     assert [(d.room, d.remaining) for d in departures] == [("r", [])]  # no one on one to tell
     await backend._beat()

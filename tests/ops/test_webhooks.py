@@ -64,6 +64,23 @@ async def test_events_are_signed_and_in_order(receiver: Receiver, connect: Conne
         assert 'signaling_webhook_events_total{outcome="dropped"} 0.0' in text
 
 
+async def test_an_update_is_posted(receiver: Receiver, connect: Connect) -> None:
+    async with running_server(*hook_flags(receiver)) as server:
+        a, b = await connect(server.url), await connect(server.url)
+        pa = (await a.join("room"))["peerId"]
+        await b.join("room")
+        assert await a.request("update", {"room": "room", "meta": {"name": "x"}}) == {"ok": True}
+        refused = await b.request("update", {"room": "elsewhere", "meta": {}})
+        assert refused["error"]["code"] == "not-in-room"
+        await receiver.wait_for(lambda posts: len(posts) >= 4)
+        assert brief(receiver)[3] == ("peer-updated", pa, None)
+        await a.disconnect()
+        await receiver.wait_for(lambda posts: len(posts) >= 5)
+        # the refused update posted nothing: the next event is a's departure
+        assert brief(receiver)[4] == ("peer-left", pa, "left")
+        assert events(receiver)[3]["room"] == "room"
+
+
 async def test_a_failing_endpoint_is_retried(receiver: Receiver, connect: Connect) -> None:
     receiver.status = 503
     async with running_server(*hook_flags(receiver)) as server:

@@ -38,7 +38,7 @@ if HOLD_FILE:
             event = _resumed_peers.setdefault(peer_id, asyncio.Event())
             try:
                 await asyncio.wait_for(event.wait(), HOLD_SECONDS)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 _say(f"{peer_id} was not resumed within {HOLD_SECONDS:g} s")
             await _disconnected(self, session, lost=lost)
             _say(f"the end of {peer_id} is done")
