@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from .redis_scripts import FORGET
 
-# ARGV[5] pid, ARGV[6] '1', ARGV[7] ''. Returns {0} (unknown peer), {1}
+# ARGV[6] pid, ARGV[7] '1', ARGV[8] ''. Returns {0} (unknown peer), {1}
 # (connected: its node must end it) or {2, forget's answer}.
 KICK_LOST = (
     r"""
-local rec = redis.call('HMGET', pk(ARGV[5]), 'node', 'lost')
+local rec = redis.call('HMGET', pk(ARGV[6]), 'node', 'lost')
 if not rec[1] then return {0} end
 if not rec[2] then return {1} end
-redis.call('HSET', pk(ARGV[5]), 'exp', 1)
+redis.call('HSET', pk(ARGV[6]), 'exp', 1)
 local function forget()
 """
     + FORGET
