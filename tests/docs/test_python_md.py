@@ -34,7 +34,12 @@ async def test_snippet_runs(server: RunningServer, index: int) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-c", code, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(process.communicate(), 60)
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+    finally:  # a hung snippet must not outlive its test (nor keep its pipes open)
+        if process.returncode is None:
+            process.kill()
+            await asyncio.wait_for(process.wait(), 10)
     assert process.returncode == 0, err.decode()
     assert EXPECTED[index].match(out.decode().strip()), out.decode() + err.decode()
     assert err == b""  # quiet: no library log, no warning

@@ -45,7 +45,7 @@ class Coturn:
 
     def server_flags(self, *extra: str) -> tuple[str, ...]:
         """The signaling server's flags that hand out this TURN server."""
-        return ("--turn-url", self.url, "--turn-secret", self.secret, *extra)
+        return ("--turn-url", self.url, f"--turn-secret={self.secret}", *extra)
 
 
 def free_udp_port() -> int:

@@ -11,6 +11,7 @@ import os
 import signal
 import time
 from types import SimpleNamespace
+from typing import Self
 
 import pytest
 
@@ -22,21 +23,37 @@ from tests.security.raw import EOF, EioWS, Ended, rss_bytes
 
 class BlackHoleProxy:
     """A TCP proxy on loopback that can start swallowing everything, in both directions,
-    without closing anything: a network that drops packets, no FIN, no RST."""
+    without closing anything: a network that drops packets, no FIN, no RST.
+
+    An async context manager: leaving it (on any path, a failed assertion included)
+    stops the listener, cancels the piping tasks and closes every socket it opened."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.holed = asyncio.Event()
         self.server: asyncio.Server | None = None
         self.writers: list[asyncio.StreamWriter] = []
+        self.tasks: set[asyncio.Task[None]] = set()
 
-    async def start(self) -> int:
+    async def __aenter__(self) -> Self:
         self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
         return int(self.server.sockets[0].getsockname()[1])
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.tasks.add(task)
+        self.writers.append(writer)
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        self.writers += [writer, up_writer]
+        self.writers.append(up_writer)
         await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer),
                              return_exceptions=True)
 
@@ -49,11 +66,18 @@ class BlackHoleProxy:
             writer.close()
 
     async def close(self) -> None:
-        assert self.server is not None
-        self.server.close()
+        if self.server is not None:
+            self.server.close()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.wait_for(asyncio.gather(*self.tasks, return_exceptions=True), 5)
         for writer in self.writers:
             writer.close()
-        await self.server.wait_closed()
+        for writer in self.writers:
+            with contextlib.suppress(ConnectionError, OSError, asyncio.TimeoutError):
+                await asyncio.wait_for(writer.wait_closed(), 5)
+        if self.server is not None:
+            await asyncio.wait_for(self.server.wait_closed(), 5)
 
 
 async def test_f5_silent_client_times_out() -> None:
@@ -61,18 +85,21 @@ async def test_f5_silent_client_times_out() -> None:
     black-holing): the server closes it for ping timeout within interval + timeout + 2 s
     (2 + 2 + 2 here), then, the connection being lost, its room peers get ``peer-left``
     ``disconnected`` once the resume grace (1 s) is over."""
-    async with running_server("--ping-interval", "2", "--ping-timeout", "2",
-                              "--resume-grace", "1") as server:
-        proxy = BlackHoleProxy(server.port)
-        port = await proxy.start()
+    async with contextlib.AsyncExitStack() as stack:
+        server = await stack.enter_async_context(running_server(
+            "--ping-interval", "2", "--ping-timeout", "2", "--resume-grace", "1"))
+        proxy = await stack.enter_async_context(BlackHoleProxy(server.port))
         b = await RecordingClient().connect(server.url)
+        stack.push_async_callback(b.disconnect)
         await b.join("f5")
         # a raw client (answers pings) behind the proxy: its end is fully in our hands
-        a = await EioWS.open(SimpleNamespace(port=port))  # type: ignore[arg-type]
+        a = await EioWS.open(SimpleNamespace(port=proxy.port))  # type: ignore[arg-type]
+        stack.push_async_callback(a.aclose)
         await a.sio_connect()
         a_id = (await a.call("join", {"room": "f5"}))["peerId"]
         await b.wait_for("peer-joined")
         answering = asyncio.create_task(a.answer_pings_until_end(30.0))
+        stack.push_async_callback(_cancel, answering)
         loop = asyncio.get_running_loop()
         proxy.holed.set()
         holed_at = loop.time()
@@ -81,12 +108,12 @@ async def test_f5_silent_client_times_out() -> None:
         assert loop.time() - holed_at <= 2 + 2 + 2
         left = await b.wait_for("peer-left", timeout=4.0)
         assert left == [{"room": "f5", "peerId": a_id, "reason": "disconnected"}]
-        await b.disconnect()
-        answering.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await answering
-        await a.aclose()
-        await proxy.close()
+
+
+async def _cancel(task: asyncio.Task[object]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def test_f6_resume_while_old_connection_is_open() -> None:
