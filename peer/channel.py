@@ -22,6 +22,7 @@ from typing import Protocol
 
 from .errors import PeerError
 from .framing import pack
+from .tasks import end_if_cancelled
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ class Outbox:
 
     async def _run(self) -> None:
         while True:
+            end_if_cancelled()
             await self._wake.wait()
             self._wake.clear()
             while self._frames:

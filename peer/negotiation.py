@@ -61,6 +61,7 @@ from . import aioice_fixes
 from .channel import PathClosed
 from .errors import SignalingError
 from .media import KINDS, LocalMedia
+from .tasks import end_if_cancelled
 from .webrtc_channel import CHANNEL_LABEL
 
 aioice_fixes.install()  # B46: see peer/aioice_fixes.py
@@ -211,6 +212,7 @@ class Negotiator:
 
     async def _run(self) -> None:
         while True:
+            end_if_cancelled()
             kind, arg = await self._inbox.get()
             try:
                 await self._handle(kind, arg)

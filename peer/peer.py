@@ -74,6 +74,7 @@ from .relay_channel import RelayChannel
 from .sealing import SEALED_EVENT, Kind, Sealer, SealError, derive_key
 from .session import Delivery, Message, decode_data, encode_data
 from .signaling_client import SignalingClient
+from .tasks import end_if_cancelled
 from .transfers import AcceptFile, FileTransfers
 
 logger = logging.getLogger(__name__)
@@ -623,6 +624,7 @@ class Peer:
     async def _dispatch(self) -> None:
         assert self._events is not None
         while True:
+            end_if_cancelled()
             event, sender, data = await self._events.get()
             if event:
                 await self._call_handlers(event, sender, data)
@@ -716,6 +718,7 @@ class Peer:
     async def _run_chores(self) -> None:
         assert self._chores is not None
         while True:
+            end_if_cancelled()
             chore = await self._chores.get()
             try:
                 await chore
