@@ -161,7 +161,10 @@ async def running_coturn(directory: Path) -> AsyncIterator[Coturn]:
     process = await asyncio.create_subprocess_exec(
         binary, "-n", "--listening-ip=127.0.0.1", f"--listening-port={port}", "--relay-ip=127.0.0.1",
          "--use-auth-secret", f"--static-auth-secret={TURN_SECRET}", "--realm=doctor.test",
-         "--no-tls", "--no-dtls", "--no-cli", "--allow-loopback-peers", "--no-multicast-peers",
+         "--no-tls", "--no-dtls", "--no-cli", "--no-tcp", "--no-tcp-relay",
+         # its own user database: the shared default one is locked by a coturn of another worker
+         f"--userdb={directory / 'turndb'}",
+         "--allow-loopback-peers", "--no-multicast-peers",
          f"--min-port={min(low, 65000)}", f"--max-port={min(low, 65000) + 100}",
          f"--pidfile={directory / 'turnserver.pid'}", f"--log-file={directory / 'turn.log'}",
          "--simple-log",
