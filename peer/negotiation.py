@@ -266,6 +266,11 @@ class Negotiator:
         elif kind == "answer" and isinstance(data.get("sdp"), str):
             pc = self._pc
             if pc is not None and pc.signalingState == "have-local-offer":
+                if _media_kinds(data["sdp"]) != _media_kinds(pc.localDescription.sdp):
+                    # Answers name no offer: this one answers an earlier offer of ours
+                    # (one with other media); the answer to this offer is on its way.
+                    logger.debug("ignored an answer to an earlier offer from %s", self.remote_id)
+                    return
                 await pc.setRemoteDescription(RTCSessionDescription(data["sdp"], "answer"))
                 await self._flush_candidates(pc)
         elif kind == "candidate":
@@ -480,3 +485,8 @@ class Negotiator:
         delay = min(RETRY_CAP, RETRY_FIRST * 2**self._failures)
         self._failures += 1
         self._after(delay, ("attempt", None))
+
+
+def _media_kinds(sdp: str) -> list[str]:
+    """The media sections of a description, in order: ``["video", "application"]``."""
+    return [line[2:].split(" ", 1)[0] for line in sdp.splitlines() if line.startswith("m=")]
