@@ -13,8 +13,7 @@ a 400 and no session.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
@@ -41,7 +40,8 @@ def normalize(origin: str) -> str | None:
 
 
 class OriginPolicy:
-    """``policy(origin, environ)`` -> whether a request from ``origin`` may proceed."""
+    """``policy(origin, scheme, headers)`` -> whether a request from ``origin`` may proceed
+    (``scheme`` and ``headers`` are the request's own, for the same-origin rule)."""
 
     def __init__(
         self, allowed: Iterable[str] | None,
@@ -52,28 +52,18 @@ class OriginPolicy:
         self.allowed = frozenset(n for n in (normalize(o) for o in allowed if o != "*") if n)
         self.on_refused = on_refused  # (reason, detail): counted and logged by the caller
 
-    def __call__(self, origin: str | None, environ: Mapping[str, Any] | None = None) -> bool:
+    def __call__(
+        self, origin: str | None, scheme: str = "http", headers: Mapping[str, str] | None = None
+    ) -> bool:
         if not origin or self.any:
             return True
         wanted = normalize(origin)
         # None: "null" (sandboxed pages, file://) and anything malformed
-        ok = wanted is not None and (wanted in self.allowed or wanted in same_origins(environ or {}))
-        if not ok and self.on_refused is not None and not _counted(environ):
+        ok = wanted is not None and (
+            wanted in self.allowed or wanted in same_origins(scheme, headers or {}))
+        if not ok and self.on_refused is not None:
             self.on_refused("origin", f"Origin {shown(origin)} is not allowed (--allowed-origins)")
         return ok
-
-
-_COUNTED = "signaling.origin_refusal_counted"
-
-
-def _counted(environ: Mapping[str, Any] | None) -> bool:
-    """Whether this request's refusal was already counted (python-engineio asks
-    twice per request: to check, and again for the CORS headers)."""
-    if not isinstance(environ, MutableMapping):
-        return False
-    seen = bool(environ.get(_COUNTED))
-    environ[_COUNTED] = True
-    return seen
 
 
 def shown(text: str, limit: int = 80) -> str:
@@ -82,18 +72,16 @@ def shown(text: str, limit: int = 80) -> str:
     return quoted if len(quoted) <= limit else quoted[: limit - 3] + "..."
 
 
-def same_origins(environ: Mapping[str, Any]) -> set[str]:
+def same_origins(scheme: str, headers: Mapping[str, str]) -> set[str]:
     """The origin(s) this request was addressed to: its Host, or a proxy's forwarded one."""
-    request = environ.get("aiohttp.request")
-    scheme = getattr(request, "scheme", None) or environ.get("wsgi.url_scheme", "http")
     found: set[str] = set()
-    host = environ.get("HTTP_HOST")
+    host = headers.get("Host")
     if host:
         origin = normalize(f"{scheme}://{host.split(',')[0].strip()}")
         if origin:
             found.add(origin)
-    fwd_host = environ.get("HTTP_X_FORWARDED_HOST")
-    fwd_proto = environ.get("HTTP_X_FORWARDED_PROTO")
+    fwd_host = headers.get("X-Forwarded-Host")
+    fwd_proto = headers.get("X-Forwarded-Proto")
     if fwd_host or fwd_proto:
         proto = (fwd_proto or scheme).split(",")[0].strip()
         name = (fwd_host or host or "").split(",")[0].strip()

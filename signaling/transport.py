@@ -331,7 +331,7 @@ class EngineServer:
     # -- HTTP entry ------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
         origin = request.headers.get("Origin")
-        if origin and not self.origins(origin, _environ(request)):
+        if origin and not self.origins(origin, request.scheme, request.headers):
             return _bad(f"{origin[:100]} is not an accepted origin", None)
         cors = _cors_headers(request, origin)
         if request.method == "OPTIONS":
@@ -622,17 +622,6 @@ def _abort(ws: web.WebSocketResponse) -> None:
     transport = _transport_of(ws)
     if transport is not None:
         transport.abort()
-
-
-def _environ(request: web.Request) -> dict[str, Any]:
-    headers = request.headers
-    environ: dict[str, Any] = {"aiohttp.request": request, "wsgi.url_scheme": request.scheme}
-    for name, key in (("Host", "HTTP_HOST"), ("X-Forwarded-Host", "HTTP_X_FORWARDED_HOST"),
-                      ("X-Forwarded-Proto", "HTTP_X_FORWARDED_PROTO")):
-        value = headers.get(name)
-        if value is not None:
-            environ[key] = value
-    return environ
 
 
 def _cors_headers(request: web.Request, origin: str | None) -> dict[str, str]:
