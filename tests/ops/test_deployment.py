@@ -38,7 +38,9 @@ async def node_of(http: aiohttp.ClientSession, proxy: str, source: str, nodes: l
         sid = json.loads((await response.text())[1:])["sid"]
     held = []
     for index, node in enumerate(nodes):
-        async with http.get(f"{node.url}/socket.io/?EIO=4&transport=polling&sid={sid}") as response:
+        # A POST (a pong) answers at once: a GET to the holder would long-poll until its ping.
+        async with http.post(f"{node.url}/socket.io/?EIO=4&transport=polling&sid={sid}",
+                             data=b"3") as response:
             if response.status == 200:
                 held.append(index)
     assert len(held) == 1, held
