@@ -30,3 +30,14 @@ async def within(awaitable: Awaitable[T], what: str, seconds: float = TEARDOWN) 
         raise AssertionError(
             f"{what} did not finish within {seconds:g} s; tasks still pending:\n{_pending_tasks()}"
         ) from None
+
+
+async def terminate(process: asyncio.subprocess.Process, grace: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds; a no-op once it ended."""
+    if process.returncode is None:
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), grace)
+        except TimeoutError:
+            process.kill()
+            await process.wait()

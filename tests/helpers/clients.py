@@ -52,7 +52,7 @@ class RecordingClient:
 
         return record
 
-    async def connect(self, url: str, transports: list[str] | None = None, **kwargs: Any) -> "RecordingClient":
+    async def connect(self, url: str, transports: list[str] | None = None, **kwargs: Any) -> RecordingClient:
         await self.sio.connect(url, transports=transports or ["websocket"], wait_timeout=WAIT, **kwargs)
         return self
 

@@ -62,14 +62,5 @@ async ([pythonId, frames]) => {
 """
 
 
-async def blank_page(browser: Any, url: str) -> tuple[Any, Any, list[str]]:
-    context = await browser.new_context()
-    page = await context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    await page.goto(f"{url}/")
-    return context, page, errors
-
-
 async def close_peers(page: Any) -> None:
     await page.evaluate("async () => { for (const p of window.peers ?? []) await p?.close(); }")

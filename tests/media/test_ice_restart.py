@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tests.helpers.coturn import running_coturn
 from tests.helpers.server import running_server
-from tests.media.browser import blank_page
-from tests.media.coturn import running_coturn
+from tests.web.pages import blank_page
 
 PAIR = """async () => {
   const { Peer } = await import('/static/rtc-peer.js');

@@ -9,8 +9,9 @@ from aiortc import VideoStreamTrack
 
 from peer import Peer
 from tests.helpers.server import RunningServer
-from tests.media.browser import BOTH_ROLES, PLAYS, WEBRTC_TO, blank_page, close_peers
+from tests.media.browser import BOTH_ROLES, PLAYS, WEBRTC_TO, close_peers
 from tests.media.support import WAIT, Tracks, connected_mid_order, ended, frames
+from tests.web.pages import blank_page
 
 
 async def test_python_track_plays_in_chromium(server: RunningServer, browser: Any) -> None:

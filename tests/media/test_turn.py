@@ -20,10 +20,11 @@ import pytest
 from aiortc import VideoStreamTrack
 
 from peer import Peer
+from tests.helpers.coturn import Coturn, running_coturn
 from tests.helpers.server import running_server
-from tests.media.browser import PLAYS, blank_page
-from tests.media.coturn import Coturn, running_coturn
+from tests.media.browser import PLAYS
 from tests.media.support import WAIT, Tracks, frames
+from tests.web.pages import blank_page
 
 
 @pytest.fixture

@@ -10,15 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import socket
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
-from signaling.doctor import stun_binding
+from tests.helpers.bounded import terminate
+from tests.helpers.ports import free_port
 from tests.helpers.server import ROOT
 
 DOC = ROOT / "docs" / "deployment.md"
@@ -36,12 +34,6 @@ def doc_nginx_block() -> str:
 def swap(text: str, old: str, new: str) -> str:
     assert text.count(old) == 1, f"docs/deployment.md's nginx block no longer has exactly one {old!r}"
     return text.replace(old, new)
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -135,61 +127,4 @@ async def running_nginx(
             raise AssertionError(f"nginx did not start: {err.decode(errors='replace')}") from None
         yield Nginx(f"https://127.0.0.1:{port}", prefix)
     finally:
-        await _stop(process)  # SIGTERM: nginx's fast shutdown
-
-
-TURN_SECRET = "coturn-secret-for-the-doctor-test"
-
-
-@dataclass
-class Coturn:
-    port: int
-
-    @property
-    def url(self) -> str:
-        return f"turn:127.0.0.1:{self.port}?transport=udp"
-
-
-@contextlib.asynccontextmanager
-async def running_coturn(directory: Path) -> AsyncIterator[Coturn]:
-    """Debian's coturn on loopback with use-auth-secret, as docs/deployment.md sets it up."""
-    binary = shutil.which("turnserver")
-    if binary is None:
-        pytest.skip("coturn's turnserver is not installed")
-    port = free_port(socket.SOCK_DGRAM)
-    low = free_port(socket.SOCK_DGRAM)
-    process = await asyncio.create_subprocess_exec(
-        binary, "-n", "--listening-ip=127.0.0.1", f"--listening-port={port}", "--relay-ip=127.0.0.1",
-         "--use-auth-secret", f"--static-auth-secret={TURN_SECRET}", "--realm=doctor.test",
-         "--no-tls", "--no-dtls", "--no-cli", "--no-tcp", "--no-tcp-relay",
-         # its own user database: the shared default one is locked by a coturn of another worker
-         f"--userdb={directory / 'turndb'}",
-         "--allow-loopback-peers", "--no-multicast-peers",
-         f"--min-port={min(low, 65000)}", f"--max-port={min(low, 65000) + 100}",
-         f"--pidfile={directory / 'turnserver.pid'}", f"--log-file={directory / 'turn.log'}",
-         "--simple-log",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + START_TIMEOUT
-        while True:  # ready once it answers a STUN binding
-            try:
-                await asyncio.wait_for(stun_binding("127.0.0.1", port, retries=1), 1.0)
-                break
-            except (TimeoutError, OSError):
-                if process.returncode is not None or loop.time() > deadline:
-                    raise AssertionError("coturn did not start") from None
-        yield Coturn(port)
-    finally:
-        await _stop(process)
-
-
-async def _stop(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is None:
-        process.terminate()
-        try:
-            await asyncio.wait_for(process.wait(), 10)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
+        await terminate(process)  # SIGTERM: nginx's fast shutdown

@@ -9,15 +9,10 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.coturn import running_coturn
+from tests.helpers.ports import free_port
 from tests.helpers.server import running_server
-from tests.ops.deploy import (
-    TURN_SECRET,
-    Certificate,
-    free_port,
-    nginx_available,
-    running_coturn,
-    running_nginx,
-)
+from tests.ops.deploy import Certificate, nginx_available, running_nginx
 from tests.web.conftest import CHROMIUM
 
 pytestmark = [pytest.mark.browser,
@@ -46,7 +41,7 @@ async def checks(browser: Any, url: str, *, camera: bool = False) -> dict[str, s
 async def test_healthy_server_with_coturn(browser: Any, tmp_path: Path) -> None:
     async with running_coturn(tmp_path) as coturn, running_server(
             "--stun", f"stun:127.0.0.1:{coturn.port}", "--turn-url", coturn.url,
-            "--turn-secret", TURN_SECRET) as server:
+            "--turn-secret", coturn.secret) as server:
         got = await checks(browser, f"{server.url}/check.html", camera=True)
     for name in ("websocket", "polling", "join", "stun", "turn", "camera"):
         assert got[name].startswith("ok"), got

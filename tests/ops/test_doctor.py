@@ -10,15 +10,10 @@ from pathlib import Path
 import pytest
 
 from signaling.doctor import parse_ice_url
+from tests.helpers.coturn import running_coturn
+from tests.helpers.ports import free_port
 from tests.helpers.server import ROOT, running_server
-from tests.ops.deploy import (
-    TURN_SECRET,
-    Certificate,
-    free_port,
-    nginx_available,
-    running_coturn,
-    running_nginx,
-)
+from tests.ops.deploy import Certificate, nginx_available, running_nginx
 
 
 async def doctor(*argv: str) -> tuple[int, dict[str, str]]:
@@ -41,7 +36,7 @@ def status(checks: dict[str, str]) -> dict[str, str]:
 async def test_healthy_server_with_stun_and_turn(tmp_path: Path) -> None:
     async with running_coturn(tmp_path) as coturn:
         flags = ("--stun", f"stun:127.0.0.1:{coturn.port}", "--turn-url", coturn.url,
-                 "--turn-secret", TURN_SECRET)
+                 "--turn-secret", coturn.secret)
         async with running_server(*flags) as server:
             code, checks = await doctor(server.url, "--turn")
     assert status(checks) == {name: "ok" for name in
@@ -52,7 +47,7 @@ async def test_healthy_server_with_stun_and_turn(tmp_path: Path) -> None:
 
 async def test_a_wrong_turn_secret_fails_with_the_fix(tmp_path: Path) -> None:
     async with running_coturn(tmp_path) as coturn, running_server(
-            "--turn-url", coturn.url, "--turn-secret", "not-" + TURN_SECRET) as server:
+            "--turn-url", coturn.url, "--turn-secret", "not-" + coturn.secret) as server:
         code, checks = await doctor(server.url, "--turn")
     assert code == 1
     assert checks["turn"].startswith("FAIL") and "static-auth-secret" in checks["turn"]

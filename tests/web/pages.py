@@ -23,6 +23,16 @@ async def open_demo(context: Any, url: str, *, errors: list[str], no_webrtc: boo
     return page
 
 
+async def blank_page(browser: Any, url: str) -> tuple[Any, Any, list[str]]:
+    """A fresh context on the server's index page, and the page errors it collects."""
+    context = await browser.new_context()
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(f"{url}/")
+    return context, page, errors
+
+
 async def wait_peers(page: Any, count: int, transport: str, timeout: float = 30_000) -> None:
     await page.wait_for_function(TRANSPORT_IS, arg=[count, transport], timeout=timeout)
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.helpers.server import RunningServer, running_server
+from tests.web.pages import blank_page
 
 IMPORT = "const { Peer } = await import('/static/rtc-peer.js');"
 
@@ -16,15 +17,6 @@ IMPORT = "const { Peer } = await import('/static/rtc-peer.js');"
 async def run(page: Any, body: str) -> Any:
     """Run ``body`` as an async function in the page, with ``Peer`` imported."""
     return await page.evaluate("async () => {" + IMPORT + body + "}")
-
-
-async def blank_page(browser: Any, url: str) -> tuple[Any, Any, list[str]]:
-    context = await browser.new_context()
-    page = await context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    await page.goto(f"{url}/")
-    return context, page, errors
 
 
 async def test_refused_requests_reject_with_the_contract_code(browser: Any) -> None:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.bounded import terminate
+
 START_TIMEOUT = 15.0
 MAGIC_COOKIE = 0x2112A442
 
@@ -30,14 +32,7 @@ class Coturn:
     process: asyncio.subprocess.Process
 
     async def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 10 s; a no-op once it ended."""
-        if self.process.returncode is None:
-            self.process.terminate()
-            try:
-                await asyncio.wait_for(self.process.wait(), 10)
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
+        await terminate(self.process)
 
     @property
     def url(self) -> str:
