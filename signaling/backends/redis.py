@@ -53,7 +53,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..errors import ResumeExpired, RoomFull, Unavailable, public_cause
+from ..errors import ResumeExpired, RoomFull, Unavailable, kicked, public_cause
 from ..mailbox import MAX_BYTES, MAX_MESSAGES, Mailbox
 from . import redis_admin, redis_scripts
 from .base import Delivery, Departure, JoinResult, Member, Resumed, Sink
@@ -448,6 +448,8 @@ class RedisBackend:
         status, flat = result[0], (result[1] if len(result) > 1 else [])
         if status == -1:
             raise RoomFull(f"room {room!r} already holds {capacity} peers")
+        if status == -2:
+            raise kicked()
         everyone = {_str(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
         others = [_member(pid, blob) for pid, blob in everyone.items() if pid != member.peer_id]
         self._seen(room, everyone)
@@ -522,10 +524,13 @@ class RedisBackend:
             await self._sink(deliveries)
 
     async def attach(self, peer_id: str) -> tuple[list[Delivery], int]:
-        claim = self._claims.pop(peer_id, None)
-        if claim is None:
+        if peer_id not in self._claims:
             return [], 0
-        return claim.box.drain()
+        with contextlib.suppress(BackendUnavailable):  # unreachable: its KICK ends it later
+            if await self._call(self._redis.hexists, f"{self._prefix}peer:{peer_id}", "kicked"):
+                raise kicked()  # the claim stays for ``release``
+        claim = self._claims.pop(peer_id, None)
+        return claim.box.drain() if claim is not None else ([], 0)
 
     async def release(self, resumed: Resumed, old_token: str, new_token: str) -> None:
         """Put the peer back: lost with its deadline, mail and dropped count, or
@@ -929,10 +934,8 @@ class RedisBackend:
             lost = await self._call(pipe.execute)
         return [(member, not is_lost) for member, is_lost in zip(members, lost)]
 
-    async def forget_lost(self, peer_id: str) -> list[Departure] | None:
-        status, *rest = await self._run("kick_lost", peer_id, "1", "")
-        if int(status) == 1:
-            return None
+    async def kick(self, peer_id: str) -> list[Departure]:
+        _, *rest = await self._run("kick", peer_id, "1", "")
         found = rest[0] if rest else None
         return [
             Departure(_str(room), peer_id, [_str(pid) for pid in remaining])

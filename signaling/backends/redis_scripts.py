@@ -14,7 +14,8 @@ The keys, with ``P`` the prefix::
 
     P peer:<pid>          hash: tok, node, lost (deadline), mb (mailbox bytes),
                           md (dropped), exp (expiry under way), pn (entries
-                          waiting for it in a node's inbox)
+                          waiting for it in a node's inbox), kicked (an
+                          operator kicked it: no rooms, no token key)
     P peer:<pid>:rooms    list: the peer's rooms, in join order
     P mbox:<pid>          list: "<size>|<message id>" kept while the peer is lost
     P msg:<id>            hash: d (blob), r (mailboxes referring to it): a
@@ -499,8 +500,8 @@ local tk = P .. 'tok:' .. ARGV[6]
 local pid = redis.call('GET', tk)
 if not pid then return false end
 local key = pk(pid)
-local rec = redis.call('HMGET', key, 'node', 'lost', 'exp', 'md')
-if not rec[1] or rec[3] then return false end
+local rec = redis.call('HMGET', key, 'node', 'lost', 'exp', 'md', 'kicked')
+if not rec[1] or rec[3] or rec[5] then return false end
 redis.call('DEL', tk)
 redis.call('SET', P .. 'tok:' .. ARGV[7], pid, 'PX', LIVE)
 local kept, gone = take_box(pid)
@@ -534,12 +535,19 @@ return {pid, rooms, members, kept, tonumber(rec[4] or '0') + gone, rec[2] or '',
 # (size, blob) pairs: its mail, in order. Puts the peer back as it was
 # before the resume; what still waits for it in this node's inbox follows
 # its mail. Returns 0 (the peer is no longer this node's under that token:
-# the mail goes on to wherever it is) or 1.
+# the mail goes on to wherever it is), -1 (it was kicked meanwhile: no token
+# comes back, and a lost one is gone) or 1.
 RELEASE = r"""
 local pid = ARGV[6]
 local key = pk(pid)
 local n = tonumber(ARGV[11])
-local rec = redis.call('HMGET', key, 'node', 'tok')
+local rec = redis.call('HMGET', key, 'node', 'tok', 'kicked')
+if rec[1] == ME and rec[3] then
+  -- Kept, marked, until its deadline (no rooms, no token): a connection that
+  -- still speaks for it elsewhere may not join it back.
+  if ARGV[9] ~= '' then mark_lost(pid, ARGV[9]) end
+  return -1
+end
 if rec[1] ~= ME or rec[2] ~= ARGV[7] then
   for j = 0, n - 1 do
     route(pid, tonumber(ARGV[12 + 2 * j]), ARGV[13 + 2 * j], nil)
@@ -607,11 +615,12 @@ return out
 """
 
 # ARGV[6] room, ARGV[7] pid, ARGV[8] member blob, ARGV[9] capacity.
-# Returns {1, others} (already a member), {-1} (full) or {0, others}, where
-# others is the room's flat pid/blob list.
+# Returns {1, others} (already a member), {-1} (full), {-2} (the peer was
+# kicked) or {0, others}, where others is the room's flat pid/blob list.
 JOIN = r"""
 local rk = roomk(ARGV[6])
 local pid = ARGV[7]
+if redis.call('HEXISTS', pk(pid), 'kicked') == 1 then return {-2} end
 if redis.call('HEXISTS', rk, pid) == 1 then
   return {1, redis.call('HGETALL', rk)}
 end
