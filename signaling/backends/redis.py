@@ -534,11 +534,12 @@ class RedisBackend:
 
     async def release(self, resumed: Resumed, old_token: str, new_token: str) -> None:
         """Put the peer back: lost with its deadline, mail and dropped count, or
-        on its connection here that is still open, with what came meanwhile.
+        on its connection that is still open, with what came meanwhile.
 
-        One case is not exact: a peer whose connection was open on another
-        node when it was claimed (that node let go of it then) is put back
-        lost, with the resume grace from now.
+        A peer whose connection was open on another node when it was claimed
+        (that node let go of it then) goes back to that node, which takes it
+        up again (``adopt``) before its mail; if that connection ended
+        meanwhile, it is lost from then, with the resume grace it had then.
         """
         peer_id = resumed.peer_id
         claim = self._claims.pop(peer_id, None)
@@ -555,7 +556,7 @@ class RedisBackend:
                 await self._run("release", peer_id, new_token, old_token, "", dropped, 0)
             await self._hand(mail)
             return
-        deadline = claim.lost if claim.lost is not None else self.clock() + self.resume_grace
+        deadline = repr(claim.lost) if claim.lost is not None else ""  # "": back to claim.node
         self._drop_local(peer_id)
         self._losing[peer_id] = self._losing.get(peer_id, 0) + 1
         try:
@@ -563,7 +564,7 @@ class RedisBackend:
                 # Taken from the inbox for it since it was let go: newer than its mail.
                 items = [(d.size, pack([d.event, d.payload])) for d in mail]
                 items += self._parked.pop(peer_id, [])
-                args: list[Any] = [peer_id, new_token, old_token, repr(deadline), dropped, len(items)]
+                args: list[Any] = [peer_id, new_token, old_token, deadline, dropped, len(items)]
                 for size, blob in items:
                     args += [size, blob]
                 with contextlib.suppress(BackendUnavailable):  # lost with the grace on recovery
@@ -727,7 +728,10 @@ class RedisBackend:
             for entry in entries:
                 kind = entry[0]
                 if kind == b"c":
-                    self._evicted(_str(entry[2]))
+                    if entry[1] == b"adopt":
+                        await self._adopt(_str(entry[2]))
+                    else:
+                        self._evicted(_str(entry[2]))
                     continue
                 pids, blob, size = entry[1], entry[2], int(entry[3])
                 event, payload = unpack(blob)
@@ -761,6 +765,35 @@ class RedisBackend:
             log.info("peer %s resumed on another node", peer_id)
         self._parked.pop(peer_id, None)
         self._claims.pop(peer_id, None)
+
+    async def _adopt(self, peer_id: str) -> None:
+        """A resume on another node that took the peer from this node's open
+        connection failed: the peer is this node's again, as before it."""
+        if peer_id in self._local or peer_id in self._losing:
+            return  # its connection here is ending: the lose decides
+        key = f"{self._prefix}peer:{peer_id}"
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hmget(key, "tok", "node", "lost")
+                pipe.lrange(f"{key}:rooms", 0, -1)
+                (tok, node, lost), rooms = await self._call(pipe.execute)
+            if tok is None or node is None or _str(node) != self.node_id or lost is not None:
+                return
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for room in rooms:
+                    pipe.hget(f"{self._prefix}room:{_str(room)}", peer_id)
+                blobs = await self._call(pipe.execute)
+        except BackendUnavailable:
+            return  # its connection here then ends by itself (nothing reaches it)
+        if peer_id in self._local or peer_id in self._losing:
+            return
+        local = _LocalPeer(_str(tok))
+        for room, blob in zip(rooms, blobs):
+            if blob:
+                local.rooms[_str(room)] = _member(peer_id, blob)
+        self._local[peer_id] = local
+        self._changed()
+        log.info("peer %s is back here: its resume on another node failed", peer_id)
 
     # -- liveness and recovery -------------------------------------------
     async def _heartbeat_loop(self) -> None:
