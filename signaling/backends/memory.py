@@ -164,13 +164,14 @@ class MemoryBackend:
         if record is None:
             return []
         del self._peers[peer_id]
+        return self._out_of_rooms(peer_id, record)
+
+    def _out_of_rooms(self, peer_id: str, record: _PeerRecord) -> list[Departure]:
+        """Kill the peer's token and take it out of every room it is in."""
         self._tokens.pop(record.resume_token, None)
-        departures = []
-        for room in list(record.rooms):
-            departure = self._remove(room, peer_id)
-            if departure is not None:
-                departures.append(departure)
-        return departures
+        rooms, record.rooms = list(record.rooms), {}
+        departures = [self._remove(room, peer_id) for room in rooms]
+        return [d for d in departures if d is not None]
 
     # -- rooms -----------------------------------------------------------
     async def join(self, room: str, member: Member, capacity: int) -> JoinResult:
@@ -257,11 +258,4 @@ class MemoryBackend:
         # Connected, or a resume is under way: the record stays, marked, until
         # whatever holds it ends (the kick's KICK delivery, or the resume's failure).
         record.kicked = True
-        self._tokens.pop(record.resume_token, None)
-        departures = []
-        for room in list(record.rooms):
-            departure = self._remove(room, peer_id)
-            if departure is not None:
-                departures.append(departure)
-        record.rooms.clear()
-        return departures
+        return self._out_of_rooms(peer_id, record)
