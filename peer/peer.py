@@ -21,7 +21,11 @@ are announced with ``peer-joined`` too.
 
 Handlers run one at a time, in arrival order, in one owned task; a plain
 function is called, a coroutine function awaited. Their exceptions are
-logged, never raised into the transport.
+logged, never raised into the transport. What waits for them is bounded per
+sender (``max_unhandled_messages``, ``max_unhandled_bytes``): past that, the
+sender's session frames are held unacked, so its ``emit`` waits (on the data
+channel and on the relay alike), and its plain relays (from clients that do
+not speak the frames, which nothing can slow down) are dropped.
 
 These library names (:data:`~peer.constants.RESERVED_EVENTS`) are the
 Peer's own: ``emit``, ``request`` and ``handle`` refuse them (ReservedEvent),
@@ -48,6 +52,7 @@ import logging
 import os
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar, overload
@@ -83,9 +88,15 @@ LIBRARY_PREFIX = "rtc-peer."
 """Relay events of this library (frames, sealed frames): never raised as application events."""
 MAX_QUEUED_FOR_DATAGRAMS = 1024
 """Datagrams are dropped while this many events wait for their handlers."""
+MAX_UNHANDLED_MESSAGES = 1000
+"""Default bound on one sender's messages waiting for (or in) their handlers."""
+MAX_UNHANDLED_BYTES = 16 * 1024 * 1024
+"""Default bound on those messages' payload bytes (one larger message still passes alone)."""
 Handler = Callable[[str, Any], Any]
-Queued = tuple[str, str, Any]
-"""(event, sender, data) for ``on`` handlers; event "" for a request (data: the Message)."""
+Done = Callable[[], None]
+Queued = tuple[str, str, Any, Done | None]
+"""(event, sender, data, done) for ``on`` handlers; event "" for a request (data: the
+Message). ``done``, when set, frees the message's room in its sender's window once handled."""
 H = TypeVar("H", bound=Callable[..., Any])
 FLUSH_ON_CLOSE = 3.0
 """How long ``close()`` waits for the remote peers to acknowledge what was sent."""
@@ -111,8 +122,15 @@ class Peer:
         accept_file: AcceptFile | None = None,
         secret: str | None = None,
         ice_transport_policy: Literal["all", "relay"] = "all",
+        max_unhandled_messages: int = MAX_UNHANDLED_MESSAGES,
+        max_unhandled_bytes: int = MAX_UNHANDLED_BYTES,
     ) -> None:
+        if max_unhandled_messages < 1 or max_unhandled_bytes < 1:
+            raise ValueError("max_unhandled_messages and max_unhandled_bytes must be at least 1")
         self.server_url = server_url
+        self._window = (max_unhandled_messages, max_unhandled_bytes)
+        self._plain: dict[str, list[int]] = {}
+        """Plain relays waiting for their handlers, per sender: [count, bytes]."""
         self.room = room
         self.meta = dict(meta or {})
         self.webrtc = webrtc
@@ -436,7 +454,7 @@ class Peer:
         elif event in RESERVED_EVENTS:
             logger.warning("dropped a relay from %s named like a library event: %r", sender, event)
         else:  # a plain relay from a client that does not speak the frames
-            self._raise(event, sender, data)
+            self._raise_plain(event, sender, data)
 
     def _open_relay(self, link: PeerLink | None, sender: str, event: str, data: Any) -> None:
         """In a room with a secret only sealed frames count; everything else is dropped."""
@@ -515,6 +533,7 @@ class Peer:
         link = PeerLink(
             info, RelayChannel(self._signaling, peer_id, self._sealing_for(peer_id, "relay")),
             on_deliveries=self._deliver, on_path=self._on_path, on_datagram=self._on_datagram,
+            max_unhandled_messages=self._window[0], max_unhandled_bytes=self._window[1],
         )
         self._links[peer_id] = link
         if self.webrtc and info.webrtc and self._id is not None:
@@ -597,39 +616,81 @@ class Peer:
 
     def _deliver(self, link: PeerLink, deliveries: list[Delivery]) -> None:
         sender = link.info.peer_id
+        session = link.session
         for delivery in deliveries:
             if isinstance(delivery, Message):
                 if logger.isEnabledFor(logging.DEBUG):
                     logger.debug("< %s %s %.75r", sender, delivery.event, delivery.data)
+                done = partial(link.handled, session, delivery.size)
                 if delivery.response is not None:
                     if not link.requests.answer(delivery):
                         logger.debug("dropped a late answer from %s", sender)
+                    done()
                 elif delivery.request is not None:
                     if self._events is not None:
-                        self._events.put_nowait(("", sender, delivery))
+                        self._events.put_nowait(("", sender, delivery, done))
+                    else:
+                        done()
                 elif delivery.event in RESERVED_EVENTS:
                     logger.warning("dropped a message from %s named like a library event: %r",
                                    sender, delivery.event)
+                    done()
                 else:
-                    self._raise(delivery.event, sender, delivery.data)
+                    self._raise(delivery.event, sender, delivery.data, done)
             else:
                 self._transfers.receive(link, delivery)
 
+    def _raise_plain(self, event: str, sender: str, data: Any) -> None:
+        """A plain relay: nothing can slow its sender down, so past the window it is dropped."""
+        if self._events is None or event not in self._handlers:
+            return
+        waiting = self._plain.setdefault(sender, [0, 0])
+        size = len(data) if isinstance(data, (bytes, str)) else len(repr(data))
+        count, limit = self._window
+        if waiting[0] and (waiting[0] >= count or waiting[1] + size > limit):
+            logger.warning("dropped a %r relay from %s: %d of its messages wait for handlers",
+                           event, sender, waiting[0])
+            return
+        waiting[0] += 1
+        waiting[1] += size
+
+        def done() -> None:
+            waiting[0] -= 1
+            waiting[1] -= size
+            if not waiting[0] and self._plain.get(sender) is waiting:
+                del self._plain[sender]
+
+        self._raise(event, sender, data, done)
+
+    def unhandled(self, peer_id: str) -> tuple[int, int]:
+        """Messages from ``peer_id`` delivered and not yet through their handlers:
+        (count, payload bytes). Bounded by ``max_unhandled_messages``/``_bytes``."""
+        link = self._links.get(peer_id)
+        count, size = link.session.unhandled if link is not None else (0, 0)
+        plain = self._plain.get(peer_id, [0, 0])
+        return count + plain[0], size + plain[1]
+
     # -- events and tasks -----------------------------------------------------------
 
-    def _raise(self, event: str, sender: str, data: Any) -> None:
+    def _raise(self, event: str, sender: str, data: Any, done: Done | None = None) -> None:
         if self._events is not None and event in self._handlers:
-            self._events.put_nowait((event, sender, data))
+            self._events.put_nowait((event, sender, data, done))
+        elif done is not None:
+            done()
 
     async def _dispatch(self) -> None:
         assert self._events is not None
         while True:
             end_if_cancelled()
-            event, sender, data = await self._events.get()
-            if event:
-                await self._call_handlers(event, sender, data)
-            else:
-                await self._start_answer(sender, data)
+            event, sender, data, done = await self._events.get()
+            try:
+                if event:
+                    await self._call_handlers(event, sender, data)
+                else:
+                    await self._start_answer(sender, data)
+            finally:
+                if done is not None:
+                    done()
             self._events.task_done()
 
     async def _start_answer(self, sender: str, message: Message) -> None:

@@ -13,6 +13,11 @@ the application sees each message once and in order whichever path carried it.
 
 Writers that meet a full send buffer wait in :meth:`PeerLink.wait_progress`
 for the next ack; :meth:`PeerLink.forget` wakes them with :class:`PeerGone`.
+
+The other way round, the owner reports each delivered message as handled
+(:meth:`PeerLink.handled`): past ``max_unhandled_messages``/``_bytes`` the
+session holds further frames unacked, so a fast sender waits for a slow
+handler on either path; the held frames go once the handlers catch up.
 """
 
 from __future__ import annotations
@@ -69,9 +74,12 @@ class PeerLink:
         on_deliveries: Callable[[PeerLink, list[Delivery]], None],
         on_path: Callable[[PeerLink, Transport], None],
         on_datagram: Callable[[PeerLink, Datagram], None] | None = None,
+        max_unhandled_messages: int | None = None,
+        max_unhandled_bytes: int | None = None,
     ) -> None:
         self.info = info
-        self.session = Session()
+        self._window = (max_unhandled_messages, max_unhandled_bytes)
+        self.session = self._new_session()
         self.relay = relay
         self.outbox = Outbox(relay, info.peer_id[:8])
         self.negotiator: Negotiator | None = None
@@ -88,6 +96,11 @@ class PeerLink:
         self._backlog: list[FileBody] = []
         self.requests = Pending()
         """Requests sent to this peer and waiting for their answer."""
+        self._releasing = False
+
+    def _new_session(self) -> Session:
+        count, size = self._window
+        return Session(max_unhandled_messages=count, max_unhandled_bytes=size)
 
     @property
     def path(self) -> Transport:
@@ -152,10 +165,35 @@ class PeerLink:
             return
         except SessionError as exc:
             logger.error("session with %s broken (%s): starting a new one", self.info.peer_id, exc)
-            self.session = Session()
+            self.session = self._new_session()
             self._notify_progress()
             return
         self._notify_progress()
+        if deliveries:
+            self._on_deliveries(self, deliveries)
+        self._write(self.session.poll(now()))
+
+    def handled(self, session: Session, size: int) -> None:
+        """The app is done with a message of ``size`` bytes that ``session`` delivered.
+
+        What the session held for want of room is delivered soon after, from
+        the event loop (never from inside the caller's own delivery).
+        """
+        if session is not self.session or self.gone:
+            return  # a session that broke since: its window went with it
+        session.handled(size)
+        if session.holding and not self._releasing:
+            self._releasing = True
+            asyncio.get_running_loop().call_soon(self._release)
+
+    def _release(self) -> None:
+        self._releasing = False
+        if self.gone:
+            return
+        try:
+            deliveries = self.session.release(now())
+        except SessionError:
+            return
         if deliveries:
             self._on_deliveries(self, deliveries)
         self._write(self.session.poll(now()))

@@ -20,6 +20,15 @@ receiver delivers in order, holds out-of-order frames up to
 ``max_reorder_frames`` ahead and ``max_buffered_bytes`` in all (drops the
 rest, which come back by resend) and drops duplicates.
 
+Receive window (optional: ``max_unhandled_messages``/``max_unhandled_bytes``):
+the owner reports each delivered :class:`Message` as handled with
+:meth:`Session.handled`. While that many messages (or bytes of them) are
+delivered and not yet handled, the next frames are held, in order, undelivered
+and *unacked*, within the same bounds as out-of-order ones; so the sender's
+send buffer fills and it waits (:class:`SendBufferFull`), whatever path the
+frames take. :meth:`Session.release` delivers what then fits. A message always
+goes when nothing is unhandled, so any message can pass.
+
 Ack policy: an ack goes out once ``ack_every`` new frames arrived in order, or
 ``ack_delay`` seconds after the first frame not yet acked, and at once after a
 duplicate or out-of-order frame (a sign the sender resent or lost something).
@@ -33,7 +42,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from .errors import FrameError, MessageTooLarge, SendBufferFull, SessionError
@@ -71,6 +80,8 @@ class Message:
     request: int | None = None
     response: int | None = None
     error: str | None = None
+    size: int = field(default=0, compare=False)
+    """Bytes of its payload: what :meth:`Session.handled` is told back."""
 
 
 Delivery: TypeAlias = Message | FileOffer | FileChunk | FileEnd | FileResult | FileCancel
@@ -115,6 +126,8 @@ class Session:
         ack_every: int = 16,
         ack_delay: float = 0.01,
         retransmit_after: float = 2.0,
+        max_unhandled_messages: int | None = None,
+        max_unhandled_bytes: int | None = None,
     ) -> None:
         if max_message_bytes > max_buffered_bytes:
             raise ValueError("max_message_bytes must fit in max_buffered_bytes")
@@ -125,6 +138,8 @@ class Session:
         self.ack_every = ack_every
         self.ack_delay = ack_delay
         self.retransmit_after = retransmit_after
+        self.max_unhandled_messages = max_unhandled_messages
+        self.max_unhandled_bytes = max_unhandled_bytes
         # sending
         self._next_seq = 1
         self._unacked: OrderedDict[int, bytes] = OrderedDict()
@@ -139,6 +154,8 @@ class Session:
         self._ack_at: float | None = None
         self._parts: list[MessagePart] = []
         self._parts_bytes = 0
+        self._unhandled = 0
+        self._unhandled_bytes = 0
         self._failed: SessionError | None = None
 
     @property
@@ -155,6 +172,34 @@ class Session:
     def delivered(self) -> int:
         """Highest seq delivered in order (what the next ack acknowledges)."""
         return self._delivered
+
+    @property
+    def unhandled(self) -> tuple[int, int]:
+        """Messages delivered and not yet :meth:`handled`: (count, payload bytes)."""
+        return self._unhandled, self._unhandled_bytes
+
+    @property
+    def holding(self) -> bool:
+        """Whether the next frame in order is here, held for want of room."""
+        return self._delivered + 1 in self._early
+
+    def handled(self, size: int) -> None:
+        """The owner is done with one delivered message of ``size`` payload bytes.
+
+        Then :meth:`release` delivers what was held, if it now fits.
+        """
+        self._unhandled = max(0, self._unhandled - 1)
+        self._unhandled_bytes = max(0, self._unhandled_bytes - size)
+
+    def release(self, now: float) -> list[Delivery]:
+        """Deliver the frames held in order that fit now (acks follow by ``poll``)."""
+        self._check()
+        out: list[Delivery] = []
+        before = self._delivered
+        self._deliver_held(out)
+        if self._delivered != before:
+            self._schedule_ack(now)
+        return out
 
     def send_message(
         self,
@@ -268,22 +313,42 @@ class Session:
         if seq <= self._delivered or seq - self._delivered > self.max_reorder_frames:
             self._ack_at = now  # duplicate, or too far ahead to hold: tell the sender
             return
-        if seq > self._delivered + 1:
+        if seq > self._delivered + 1 or not self._fits(frame):
             size = _payload_bytes(frame)
             if seq not in self._early and self._early_bytes + size <= self.max_buffered_bytes:
                 self._early[seq] = frame
                 self._early_bytes += size
-            self._ack_at = now
+            if not self.holding:
+                self._ack_at = now  # a gap: the sender lost or resent something
             return
         self._deliver(frame, out)
-        while self._delivered + 1 in self._early:
-            early = self._early.pop(self._delivered + 1)
-            self._early_bytes -= _payload_bytes(early)
-            self._deliver(early, out)
+        self._deliver_held(out)
+        self._schedule_ack(now)
+
+    def _schedule_ack(self, now: float) -> None:
         if self._pending_ack >= self.ack_every:
             self._ack_at = now
         elif self._ack_at is None:
             self._ack_at = now + self.ack_delay
+
+    def _deliver_held(self, out: list[Delivery]) -> None:
+        while self._delivered + 1 in self._early and self._fits(self._early[self._delivered + 1]):
+            early = self._early.pop(self._delivered + 1)
+            self._early_bytes -= _payload_bytes(early)
+            self._deliver(early, out)
+
+    def _fits(self, frame: Sequenced) -> bool:
+        """Whether the receive window lets this in-order frame be delivered now."""
+        count, limit = self.max_unhandled_messages, self.max_unhandled_bytes
+        if self._unhandled == 0 or (count is None and limit is None):
+            return True
+        if count is not None and self._unhandled >= count:
+            return False
+        if limit is None:
+            return True
+        body = frame.body
+        extra = self._parts_bytes + len(body.payload) if isinstance(body, MessagePart) else 0
+        return self._unhandled_bytes + extra <= limit
 
     def _deliver(self, frame: Sequenced, out: list[Delivery]) -> None:
         self._delivered = frame.seq
@@ -307,7 +372,9 @@ class Session:
         self._parts, self._parts_bytes = [], 0
         try:
             data = decode_data(payload, body.binary)
-            out.append(Message(body.event, data, body.request, body.response, body.error))
+            out.append(Message(body.event, data, body.request, body.response, body.error, len(payload)))
+            self._unhandled += 1
+            self._unhandled_bytes += len(payload)
         except FrameError as exc:
             self._fail(str(exc))
 

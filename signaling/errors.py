@@ -67,6 +67,13 @@ class ResumeExpired(SignalingError):
     code = "resume-expired"
 
 
+def kicked() -> ResumeExpired:
+    """The refusal of a resume (or join) for a peer an operator kicked meanwhile."""
+    return ResumeExpired(
+        "this peer was kicked by the server's operator and may not resume: join again without the token"
+    )
+
+
 class TooManyRooms(SignalingError):
     """A join past ``--max-rooms-per-connection`` (a re-join is not counted)."""
 

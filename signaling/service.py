@@ -25,6 +25,7 @@ from .errors import (
     TooManyRooms,
     Unauthorized,
     UnknownPeer,
+    kicked,
 )
 from .ice import IceServer, ice_servers
 from .protocol import (
@@ -211,6 +212,9 @@ class SignalingService:
             await self.backend.forget(own)
         kept, dropped = await self.backend.attach(resumed.peer_id)
         kept = [*resumed.kept, *kept]
+        if any(d.event == KICK for d in kept):
+            await self._depart(resumed.peer_id, "kicked")  # kicked while resuming: the kick wins
+            raise kicked()
         dropped += resumed.dropped
         log.info("resume %s rooms=%s kept=%d dropped=%d", resumed.peer_id, resumed.rooms, len(kept), dropped)
         rooms = resumed.rooms if request.room in resumed.rooms else [*resumed.rooms, request.room]
@@ -364,22 +368,18 @@ class SignalingService:
     async def kick(self, room: str, peer_id: str) -> None:
         """Remove the peer everywhere; it may not resume. Raises ``UnknownPeer``.
 
-        A connected peer is ended by the node holding its connection (a
-        ``KICK`` delivery reaches it there, see ``kicked``); a lost one is
-        forgotten from here.
+        One backend step takes it out of every room and kills its resume
+        token, whatever state it is in (connected, lost, resuming, its
+        connection dropping right now), so the kick cannot be lost in a race;
+        then the node holding its connection, if any, ends it (``KICK``).
         """
         if not await self.backend.is_member(room, peer_id):
             raise UnknownPeer(f"no peer {peer_id!r} in room {room!r}")
-        departures = await self.backend.forget_lost(peer_id)
-        if departures is None:
-            await self.backend.deliver([Delivery(peer_id, KICK, {"room": room})])
-            # Lost in between: the KICK went to its mailbox, and nobody would act on it.
-            departures = await self.backend.forget_lost(peer_id)
-            if not departures:
-                return
-        log.info("kicked %s (lost)", peer_id)
+        departures = await self.backend.kick(peer_id)
+        log.info("kicked %s", peer_id)
         for departure in departures:
             await self._announce_left(departure.room, peer_id, departure.remaining, "kicked")
+        await self.backend.deliver([Delivery(peer_id, KICK, {"room": room})])
 
     async def kicked(self, session: Session) -> None:
         """The adapter got a ``KICK`` for this connection: forget its peer, before

@@ -149,6 +149,13 @@ class Backend(Protocol):
     async def peek(self, room: str) -> list[tuple[Member, bool]]:
         """The room's members, each with whether its connection is up (not lost)."""
 
-    async def forget_lost(self, peer_id: str) -> list[Departure] | None:
-        """Forget a lost peer from any node (a kick); None when it is connected:
-        only the node holding its connection may end it."""
+    async def kick(self, peer_id: str) -> list[Departure]:
+        """An operator's kick, from any node, in one step: the peer leaves every
+        room and its resume token dies ([] when it is unknown).
+
+        A lost peer is forgotten outright. A connected one, or one whose resume
+        is under way, stays marked *kicked* until whatever holds it ends (the
+        service then delivers ``KICK`` to its connection): a join for it is
+        refused, its resume's ``attach`` raises, and its ``release`` gives no
+        token back.
+        """

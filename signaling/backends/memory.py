@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..errors import ResumeExpired, RoomFull
+from ..errors import ResumeExpired, RoomFull, kicked
 from ..mailbox import Mailbox
 from .base import Delivery, Departure, JoinResult, Member, Resumed, Sink
 
@@ -27,6 +27,7 @@ class _PeerRecord:
     mailbox: Mailbox[Delivery] | None = None
     rooms: dict[str, None] = field(default_factory=dict)  # ordered set
     claim: _Claim | None = None
+    kicked: bool = False  # out of every room, token dead; goes when what holds it ends
 
 
 class MemoryBackend:
@@ -71,6 +72,9 @@ class MemoryBackend:
 
     async def lose(self, peer_id: str, deadline: float, token: str | None) -> None:
         claimed = self._peers.get(peer_id)
+        if claimed is not None and claimed.kicked and claimed.claim is None:
+            del self._peers[peer_id]  # nothing to keep: no rooms, no token
+            return
         if claimed is not None and claimed.claim is not None and claimed.claim.token == token:
             # Its old connection ended while a resume is under way: should
             # that resume fail, the peer is a lost one.
@@ -102,6 +106,8 @@ class MemoryBackend:
         record = self._peers.get(peer_id)
         if record is None or record.claim is None:
             return [], 0
+        if record.kicked:
+            raise kicked()  # the claim stays for ``release``
         kept, dropped = record.mailbox.drain() if record.mailbox else ([], 0)
         record.mailbox = None
         record.claim = None
@@ -112,6 +118,16 @@ class MemoryBackend:
         if record is None or record.claim is None or record.resume_token != new_token:
             return
         claim, record.claim = record.claim, None
+        if record.kicked:
+            # No token comes back. An open old connection gets what came
+            # meanwhile (the kick ends it); a lost one has nothing to keep.
+            kept, _ = record.mailbox.drain() if record.mailbox else ([], 0)
+            record.mailbox = None
+            if claim.lost_until is not None:
+                del self._peers[resumed.peer_id]
+            elif kept and self._sink is not None:
+                await self._sink(kept)
+            return
         self._tokens.pop(record.resume_token, None)
         record.resume_token = claim.token
         self._tokens[claim.token] = resumed.peer_id
@@ -148,16 +164,20 @@ class MemoryBackend:
         if record is None:
             return []
         del self._peers[peer_id]
+        return self._out_of_rooms(peer_id, record)
+
+    def _out_of_rooms(self, peer_id: str, record: _PeerRecord) -> list[Departure]:
+        """Kill the peer's token and take it out of every room it is in."""
         self._tokens.pop(record.resume_token, None)
-        departures = []
-        for room in list(record.rooms):
-            departure = self._remove(room, peer_id)
-            if departure is not None:
-                departures.append(departure)
-        return departures
+        rooms, record.rooms = list(record.rooms), {}
+        departures = [self._remove(room, peer_id) for room in rooms]
+        return [d for d in departures if d is not None]
 
     # -- rooms -----------------------------------------------------------
     async def join(self, room: str, member: Member, capacity: int) -> JoinResult:
+        record = self._peers.get(member.peer_id)
+        if record is not None and record.kicked:
+            raise kicked()
         members = self._rooms.get(room, {})
         if member.peer_id in members:
             others = [m for pid, m in members.items() if pid != member.peer_id]
@@ -166,7 +186,6 @@ class MemoryBackend:
             raise RoomFull(f"room {room!r} already holds {capacity} peers")
         others = list(members.values())
         self._rooms.setdefault(room, members)[member.peer_id] = member
-        record = self._peers.get(member.peer_id)
         if record is not None:
             record.rooms[room] = None
         return JoinResult(others=others, already_member=False)
@@ -230,8 +249,13 @@ class MemoryBackend:
             for pid, member in self._rooms.get(room, {}).items()
         ]
 
-    async def forget_lost(self, peer_id: str) -> list[Departure] | None:
+    async def kick(self, peer_id: str) -> list[Departure]:
         record = self._peers.get(peer_id)
-        if record is not None and record.mailbox is None:
-            return None
-        return await self.forget(peer_id)
+        if record is None:
+            return []
+        if record.mailbox is not None and record.claim is None:
+            return await self.forget(peer_id)  # lost: nothing holds it
+        # Connected, or a resume is under way: the record stays, marked, until
+        # whatever holds it ends (the kick's KICK delivery, or the resume's failure).
+        record.kicked = True
+        return self._out_of_rooms(peer_id, record)

@@ -53,7 +53,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..errors import ResumeExpired, RoomFull, Unavailable, public_cause
+from ..errors import ResumeExpired, RoomFull, Unavailable, kicked, public_cause
 from ..mailbox import MAX_BYTES, MAX_MESSAGES, Mailbox
 from . import redis_admin, redis_scripts
 from .base import Delivery, Departure, JoinResult, Member, Resumed, Sink
@@ -448,6 +448,8 @@ class RedisBackend:
         status, flat = result[0], (result[1] if len(result) > 1 else [])
         if status == -1:
             raise RoomFull(f"room {room!r} already holds {capacity} peers")
+        if status == -2:
+            raise kicked()
         everyone = {_str(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
         others = [_member(pid, blob) for pid, blob in everyone.items() if pid != member.peer_id]
         self._seen(room, everyone)
@@ -522,18 +524,22 @@ class RedisBackend:
             await self._sink(deliveries)
 
     async def attach(self, peer_id: str) -> tuple[list[Delivery], int]:
-        claim = self._claims.pop(peer_id, None)
-        if claim is None:
+        if peer_id not in self._claims:
             return [], 0
-        return claim.box.drain()
+        with contextlib.suppress(BackendUnavailable):  # unreachable: its KICK ends it later
+            if await self._call(self._redis.hexists, f"{self._prefix}peer:{peer_id}", "kicked"):
+                raise kicked()  # the claim stays for ``release``
+        claim = self._claims.pop(peer_id, None)
+        return claim.box.drain() if claim is not None else ([], 0)
 
     async def release(self, resumed: Resumed, old_token: str, new_token: str) -> None:
         """Put the peer back: lost with its deadline, mail and dropped count, or
-        on its connection here that is still open, with what came meanwhile.
+        on its connection that is still open, with what came meanwhile.
 
-        One case is not exact: a peer whose connection was open on another
-        node when it was claimed (that node let go of it then) is put back
-        lost, with the resume grace from now.
+        A peer whose connection was open on another node when it was claimed
+        (that node let go of it then) goes back to that node, which takes it
+        up again (``adopt``) before its mail; if that connection ended
+        meanwhile, it is lost from then, with the resume grace it had then.
         """
         peer_id = resumed.peer_id
         claim = self._claims.pop(peer_id, None)
@@ -550,7 +556,7 @@ class RedisBackend:
                 await self._run("release", peer_id, new_token, old_token, "", dropped, 0)
             await self._hand(mail)
             return
-        deadline = claim.lost if claim.lost is not None else self.clock() + self.resume_grace
+        deadline = repr(claim.lost) if claim.lost is not None else ""  # "": back to claim.node
         self._drop_local(peer_id)
         self._losing[peer_id] = self._losing.get(peer_id, 0) + 1
         try:
@@ -558,7 +564,7 @@ class RedisBackend:
                 # Taken from the inbox for it since it was let go: newer than its mail.
                 items = [(d.size, pack([d.event, d.payload])) for d in mail]
                 items += self._parked.pop(peer_id, [])
-                args: list[Any] = [peer_id, new_token, old_token, repr(deadline), dropped, len(items)]
+                args: list[Any] = [peer_id, new_token, old_token, deadline, dropped, len(items)]
                 for size, blob in items:
                     args += [size, blob]
                 with contextlib.suppress(BackendUnavailable):  # lost with the grace on recovery
@@ -722,7 +728,10 @@ class RedisBackend:
             for entry in entries:
                 kind = entry[0]
                 if kind == b"c":
-                    self._evicted(_str(entry[2]))
+                    if entry[1] == b"adopt":
+                        await self._adopt(_str(entry[2]))
+                    else:
+                        self._evicted(_str(entry[2]))
                     continue
                 pids, blob, size = entry[1], entry[2], int(entry[3])
                 event, payload = unpack(blob)
@@ -756,6 +765,35 @@ class RedisBackend:
             log.info("peer %s resumed on another node", peer_id)
         self._parked.pop(peer_id, None)
         self._claims.pop(peer_id, None)
+
+    async def _adopt(self, peer_id: str) -> None:
+        """A resume on another node that took the peer from this node's open
+        connection failed: the peer is this node's again, as before it."""
+        if peer_id in self._local or peer_id in self._losing:
+            return  # its connection here is ending: the lose decides
+        key = f"{self._prefix}peer:{peer_id}"
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hmget(key, "tok", "node", "lost")
+                pipe.lrange(f"{key}:rooms", 0, -1)
+                (tok, node, lost), rooms = await self._call(pipe.execute)
+            if tok is None or node is None or _str(node) != self.node_id or lost is not None:
+                return
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for room in rooms:
+                    pipe.hget(f"{self._prefix}room:{_str(room)}", peer_id)
+                blobs = await self._call(pipe.execute)
+        except BackendUnavailable:
+            return  # its connection here then ends by itself (nothing reaches it)
+        if peer_id in self._local or peer_id in self._losing:
+            return
+        local = _LocalPeer(_str(tok))
+        for room, blob in zip(rooms, blobs):
+            if blob:
+                local.rooms[_str(room)] = _member(peer_id, blob)
+        self._local[peer_id] = local
+        self._changed()
+        log.info("peer %s is back here: its resume on another node failed", peer_id)
 
     # -- liveness and recovery -------------------------------------------
     async def _heartbeat_loop(self) -> None:
@@ -929,10 +967,8 @@ class RedisBackend:
             lost = await self._call(pipe.execute)
         return [(member, not is_lost) for member, is_lost in zip(members, lost)]
 
-    async def forget_lost(self, peer_id: str) -> list[Departure] | None:
-        status, *rest = await self._run("kick_lost", peer_id, "1", "")
-        if int(status) == 1:
-            return None
+    async def kick(self, peer_id: str) -> list[Departure]:
+        _, *rest = await self._run("kick", peer_id, "1", "")
         found = rest[0] if rest else None
         return [
             Departure(_str(room), peer_id, [_str(pid) for pid in remaining])

@@ -14,7 +14,11 @@ The keys, with ``P`` the prefix::
 
     P peer:<pid>          hash: tok, node, lost (deadline), mb (mailbox bytes),
                           md (dropped), exp (expiry under way), pn (entries
-                          waiting for it in a node's inbox)
+                          waiting for it in a node's inbox), kicked (an
+                          operator kicked it: no rooms, no token key); while
+                          a resume took it from another node's open
+                          connection: cn (that node), ct (that connection's
+                          token), cl (when that connection ended meanwhile)
     P peer:<pid>:rooms    list: the peer's rooms, in join order
     P mbox:<pid>          list: "<size>|<message id>" kept while the peer is lost
     P msg:<id>            hash: d (blob), r (mailboxes referring to it): a
@@ -427,6 +431,15 @@ local function mark_lost(pid, deadline)
   end
 end
 
+-- The connection on this node that a resume elsewhere took the peer from
+-- (token `tok`) ended at `deadline`: should that resume fail, the peer is
+-- lost from then, not given back (see RELEASE).
+local function claimed_end(pid, tok, deadline)
+  if tok == '' then return end
+  local c = redis.call('HMGET', pk(pid), 'cn', 'ct', 'cl')
+  if c[1] == ME and c[2] == tok and not c[3] then redis.call('HSET', pk(pid), 'cl', deadline) end
+end
+
 local function remove_from_room(room, pid)
   local rk = roomk(room)
   if redis.call('HDEL', rk, pid) == 0 then return nil end
@@ -475,6 +488,7 @@ local tok = ARGV[8]
 local n = tonumber(ARGV[9])
 local rec = redis.call('HMGET', pk(pid), 'node', 'lost', 'tok')
 if rec[1] ~= ME or rec[2] or (tok ~= '' and rec[3] ~= tok) then
+  claimed_end(pid, tok, ARGV[7])
   for j = 0, n - 1 do
     route(pid, tonumber(ARGV[10 + 2 * j]), ARGV[11 + 2 * j], nil)
   end
@@ -499,17 +513,20 @@ local tk = P .. 'tok:' .. ARGV[6]
 local pid = redis.call('GET', tk)
 if not pid then return false end
 local key = pk(pid)
-local rec = redis.call('HMGET', key, 'node', 'lost', 'exp', 'md')
-if not rec[1] or rec[3] then return false end
+local rec = redis.call('HMGET', key, 'node', 'lost', 'exp', 'md', 'kicked')
+if not rec[1] or rec[3] or rec[5] then return false end
 redis.call('DEL', tk)
 redis.call('SET', P .. 'tok:' .. ARGV[7], pid, 'PX', LIVE)
 local kept, gone = take_box(pid)
 local old = rec[1]
+redis.call('HDEL', key, 'cn', 'ct', 'cl')
 if not rec[2] and old ~= ME then
   -- Still held by another node (which may not have noticed it is gone):
-  -- take what waits there for it, and tell that node to let go.
+  -- take what waits there for it, and tell that node to let go. Should
+  -- this resume fail, RELEASE gives it back there (cn, ct).
   move_pending(old, pid, function(size, blob) table.insert(kept, size .. '|' .. blob) end)
   control(old, 'evict', pid)
+  redis.call('HSET', key, 'cn', old, 'ct', ARGV[6])
 end
 redis.call('HSET', key, 'tok', ARGV[7], 'node', ME, 'mb', 0, 'md', 0)
 redis.call('HDEL', key, 'lost')
@@ -529,17 +546,26 @@ return {pid, rooms, members, kept, tonumber(rec[4] or '0') + gone, rec[2] or '',
 """
 
 # ARGV[6] pid, ARGV[7] the token a resume that failed was given, ARGV[8] the
-# token to give back, ARGV[9] its resume deadline ('' when its connection on
-# this node is still open), ARGV[10] its dropped count, ARGV[11] n, then n
-# (size, blob) pairs: its mail, in order. Puts the peer back as it was
-# before the resume; what still waits for it in this node's inbox follows
-# its mail. Returns 0 (the peer is no longer this node's under that token:
-# the mail goes on to wherever it is) or 1.
+# token to give back, ARGV[9] its resume deadline ('' when it was not lost:
+# its connection here, or on the node in cn, was open), ARGV[10] its dropped
+# count, ARGV[11] n, then n (size, blob) pairs: its mail, in order. Puts the
+# peer back as it was before the resume; what still waits for it in this
+# node's inbox follows its mail. A peer taken from another node's open
+# connection goes back to that node (told 'adopt' before its mail), or is
+# lost from when that connection ended (cl). Returns 0 (the peer is no longer
+# this node's under that token: the mail goes on to wherever it is), -1 (it
+# was kicked meanwhile: no token comes back), 1, or 2 (back on node cn).
 RELEASE = r"""
 local pid = ARGV[6]
 local key = pk(pid)
 local n = tonumber(ARGV[11])
-local rec = redis.call('HMGET', key, 'node', 'tok')
+local rec = redis.call('HMGET', key, 'node', 'tok', 'kicked', 'cn', 'cl')
+if rec[1] == ME and rec[3] then
+  -- Kept, marked, until its deadline (no rooms, no token): a connection that
+  -- still speaks for it elsewhere may not join it back.
+  if ARGV[9] ~= '' then mark_lost(pid, ARGV[9]) end
+  return -1
+end
 if rec[1] ~= ME or rec[2] ~= ARGV[7] then
   for j = 0, n - 1 do
     route(pid, tonumber(ARGV[12 + 2 * j]), ARGV[13 + 2 * j], nil)
@@ -550,7 +576,29 @@ end
 redis.call('DEL', P .. 'tok:' .. ARGV[7])
 redis.call('HSET', key, 'tok', ARGV[8])
 redis.call('SET', P .. 'tok:' .. ARGV[8], pid, 'PX', LIVE)
+redis.call('HDEL', key, 'cn', 'ct', 'cl')
 local deadline = ARGV[9]
+local back = rec[4]
+if deadline == '' and back and back ~= ME then
+  if rec[5] then
+    deadline = rec[5]
+  else
+    local later = {}
+    move_pending(ME, pid, function(size, blob) table.insert(later, {size, blob}) end)
+    redis.call('HSET', key, 'node', back)
+    redis.call('SREM', P .. 'node:' .. ME .. ':peers', pid)
+    redis.call('SADD', P .. 'node:' .. back .. ':peers', pid)
+    shared(P .. 'node:' .. back .. ':peers')
+    live(pid, ARGV[8])
+    control(back, 'adopt', pid)
+    for j = 0, n - 1 do
+      post(back, {pid}, tonumber(ARGV[12 + 2 * j]), ARGV[13 + 2 * j])
+    end
+    for _, item in ipairs(later) do post(back, {pid}, item[1], item[2]) end
+    flush_posts()
+    return 2
+  end
+end
 if deadline == '' then
   live(pid, ARGV[8])
   return 1
@@ -589,6 +637,10 @@ if not rec[1] then return false end
 if ARGV[7] == '1' then
   if not rec[2] then return false end
 elseif rec[1] ~= ME then
+  if ARGV[8] ~= '' then
+    local t = redis.call('TIME')
+    claimed_end(pid, ARGV[8], tostring(tonumber(t[1]) + tonumber(t[2]) / 1000000))
+  end
   return false
 end
 if ARGV[8] ~= '' and rec[3] ~= ARGV[8] then return false end
@@ -607,11 +659,12 @@ return out
 """
 
 # ARGV[6] room, ARGV[7] pid, ARGV[8] member blob, ARGV[9] capacity.
-# Returns {1, others} (already a member), {-1} (full) or {0, others}, where
-# others is the room's flat pid/blob list.
+# Returns {1, others} (already a member), {-1} (full), {-2} (the peer was
+# kicked) or {0, others}, where others is the room's flat pid/blob list.
 JOIN = r"""
 local rk = roomk(ARGV[6])
 local pid = ARGV[7]
+if redis.call('HEXISTS', pk(pid), 'kicked') == 1 then return {-2} end
 if redis.call('HEXISTS', rk, pid) == 1 then
   return {1, redis.call('HGETALL', rk)}
 end

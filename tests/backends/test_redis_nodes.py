@@ -380,3 +380,50 @@ async def test_an_old_connection_leaving_while_cut_off_is_not_told_once_resumed_
     assert sorted(m.peer_id for m in await two.backend.members("r")) == ["a", "b"]
     await one.backend.deliver([relay("x", "a", 1)])
     assert [d.payload["data"]["n"] for d in await two.sink.wait("a", 1)] == [1]
+
+
+async def test_a_failed_resume_gives_a_peer_back_to_the_node_of_its_open_connection(
+    redis_nodes: Nodes,
+) -> None:
+    """Before: the peer came back lost, with a fresh grace from the failure (so
+    repeated failures kept it), and its open connection on node one was cut off."""
+    one, two = await two_in_room(redis_nodes)
+    claimed = await two.backend.resume("tok-a", "tok-a2")  # a's connection on one is open
+    await eventually(lambda: _not_local(one.backend, "a"))  # one let go of it
+    await two.backend.deliver([relay("b", "a", 1)])  # during the claim: kept for the resume
+    await two.backend.release(claimed, "tok-a", "tok-a2")
+    # back on one, connected, with what came meanwhile, then what comes next
+    assert [d.payload["data"]["n"] for d in await one.sink.wait("a", 1)] == [1]
+    await two.backend.deliver([relay("b", "a", 2)])
+    assert [d.payload["data"]["n"] for d in await one.sink.wait("a", 2)] == [1, 2]
+    assert {m.peer_id: up for m, up in await two.backend.peek("r")}["a"] is True
+    assert await two.backend.expired(time.time() + 3600) == []  # no grace started
+    assert await one.backend.is_member("r", "a")
+    # its connection on one still speaks for it: losing it keeps it for the grace
+    await one.backend.lose("a", deadline=time.time() + 1000, token="tok-a")
+    assert await two.backend.expired(time.time() + 10) == []
+    again = await resume(two.backend, "tok-a", "tok-a3")
+    assert again.peer_id == "a" and again.dropped == 0
+
+
+async def test_a_failed_resume_keeps_the_end_of_the_connection_it_took_the_peer_from(
+    redis_nodes: Nodes,
+) -> None:
+    """That connection on node one ends while the resume on two waits: the
+    failed resume leaves the peer lost from then, with that deadline."""
+    one, two = await two_in_room(redis_nodes)
+    claimed = await two.backend.resume("tok-a", "tok-a2")
+    deadline = time.time() + 1000
+    await one.backend.lose("a", deadline=deadline, token="tok-a")
+    await two.backend.release(claimed, "tok-a", "tok-a2")
+    assert {m.peer_id: up for m, up in await two.backend.peek("r")}["a"] is False
+    assert await two.backend.expired(deadline - 1) == []
+    assert await two.backend.expired(deadline) == ["a"]
+
+
+async def test_a_failed_resume_after_its_old_connection_left_lets_the_peer_go(redis_nodes: Nodes) -> None:
+    one, two = await two_in_room(redis_nodes)
+    claimed = await two.backend.resume("tok-a", "tok-a2")
+    assert await one.backend.forget("a", token="tok-a") == []  # the resume holds it
+    await two.backend.release(claimed, "tok-a", "tok-a2")
+    assert await two.backend.expired(time.time() + 1) == ["a"]  # goes at the next reap

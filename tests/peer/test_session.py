@@ -339,3 +339,38 @@ def test_fragments_that_disagree_on_the_request_id_break_the_session() -> None:
     b.receive(first, 0)
     with pytest.raises(SessionError):
         b.receive(rest[0], 0)
+
+
+def test_receive_window_holds_frames_unacked_until_handled() -> None:
+    """Past the window the receiver neither delivers nor acks, so the sender's
+    buffer fills; handled messages let the held ones out, in order, once."""
+    a = Session(max_buffered_bytes=8 * 1024 * 1024)
+    b = Session(max_unhandled_messages=3, max_unhandled_bytes=250, ack_delay=0.0)
+    frames = [f for n in range(10) for f in a.send_message("n", bytes([n]) * 100, 0.0)]
+    got: list[Delivery] = []
+    for frame in frames:
+        got += b.receive(frame, 0.0)
+    assert [d.data[0] for d in got if isinstance(d, Message)] == [0, 1]  # 3 x 100 > 250 bytes
+    assert b.unhandled == (2, 200) and b.holding
+    for frame in b.poll(1.0):
+        a.receive(frame, 1.0)
+    assert a.unacked == 8  # only what was delivered is acked
+    for frame in a.resend(2.0):  # a path switch: the held frames come again
+        assert b.receive(frame, 2.0) == []
+    while b.holding or b.unhandled[0]:
+        b.handled(100)
+        got += b.release(3.0)
+        for frame in b.poll(3.0):
+            a.receive(frame, 3.0)
+    assert [d.data[0] for d in got if isinstance(d, Message)] == list(range(10))
+    assert a.unacked == 0 and b.unhandled == (0, 0)
+
+
+def test_a_message_larger_than_the_window_passes_alone() -> None:
+    a, b = Session(), Session(max_unhandled_messages=1, max_unhandled_bytes=10)
+    got = [d for f in a.send_message("big", b"x" * 50_000, 0.0) for d in b.receive(f, 0.0)]
+    assert [len(d.data) for d in got if isinstance(d, Message)] == [50_000]
+    frames = a.send_message("next", 1, 0.0)
+    assert [d for f in frames for d in b.receive(f, 0.0)] == [] and b.holding
+    b.handled(50_000)
+    assert b.release(1.0) == [Message("next", 1)]

@@ -22,6 +22,11 @@ async def test_home_links_every_demo_with_the_room(
     hrefs = await page.eval_on_selector_all(".demos a", "as => as.map(a => a.getAttribute('href'))")
     assert hrefs == ["/call.html?room=team-sync", "/files.html?room=team-sync", "/chat.html?room=team-sync"]
     await screenshot(page, artifacts, "home")
+    await page.click("#check-link")
+    await page.wait_for_selector("#checks li")
+    assert page.url == f"{server.url}/check.html"
+    await page.go_back()
+    await page.fill("#room", "team-sync")
     await page.click("text=Open the chat")
     await page.wait_for_selector("body[data-ready]")
     assert await page.inner_text("#room-name") == "team-sync"

@@ -20,7 +20,7 @@ from signaling.errors import (
 )
 from signaling.auth import TokenClaims
 from signaling.protocol import parse_request
-from signaling.service import Session, SignalingService
+from signaling.service import KICK, Session, SignalingService
 from signaling.settings import Settings
 
 
@@ -360,3 +360,56 @@ async def test_old_connection_leaving_during_a_failed_resume_does_not_leave_a_gh
     assert await world.service.expire() == 1  # gone at the next reap, not kept for good
     assert [p["peerId"] for p in world.events(a.peer_id, "peer-left")] == [b.peer_id]
     assert await world.backend.counts() == (1, 1)
+
+
+def _members(world: World, room: str) -> list[str]:
+    return [m.peer_id for m in world.backend._rooms.get(room, {}).values()]
+
+
+@pytest.mark.parametrize("connection", ["lost", "open"])
+async def test_a_kick_during_a_resume_wins(connection: str) -> None:
+    """Before: the kick forgot the claimed peer and the resume's join put it
+    back in the room, listed for good (memory); or the kick's KICK waited in
+    the resume's box and was dropped there as a control, so the peer came
+    back (Redis)."""
+    world = await _hooked_world()
+    a, b = world.session(), world.session()
+    await world.do(a, "join", {"room": "r"})
+    ack = await world.do(b, "join", {"room": "r"})
+    if connection == "lost":
+        await world.service.disconnected(b, lost=True)
+
+    async def operator_kicks_b() -> None:
+        await world.service.kick("r", b.peer_id)
+
+    world.backend.hook = operator_kicks_b
+    with pytest.raises(ResumeExpired, match="kicked"):
+        await world.do(world.session(), "join", {"room": "r", "resume": ack["resumeToken"]})
+    assert _members(world, "r") == [a.peer_id]
+    assert world.events(a.peer_id, "peer-left") == [{"room": "r", "peerId": b.peer_id, "reason": "kicked"}]
+    with pytest.raises(ResumeExpired):
+        await world.do(world.session(), "join", {"room": "r", "resume": ack["resumeToken"]})
+    if connection == "open":  # its old connection is handed the KICK that ends it
+        assert [e for e, _ in world.inbox[b.peer_id]][-1:] == [KICK]
+        await world.service.kicked(b)
+    world.clock.now += 10**6
+    assert await world.service.expire() == 0
+    assert len(world.events(a.peer_id, "peer-left")) == 1
+    assert world.backend._peers.keys() == {a.peer_id}
+
+
+async def test_a_kick_as_the_connection_drops_still_wins(world: World) -> None:
+    """The KICK reaches no connection (it is closing), then the drop keeps the
+    peer for its grace. Before: it stayed listed and its token resumed it."""
+    a, b = world.session(), world.session()
+    await world.do(a, "join", {"room": "r"})
+    ack = await world.do(b, "join", {"room": "r"})
+    await world.service.kick("r", b.peer_id)  # the sink here acts on nothing, as a closing connection
+    await world.service.disconnected(b, lost=True)
+    assert _members(world, "r") == [a.peer_id]
+    with pytest.raises(ResumeExpired):
+        await world.do(world.session(), "join", {"room": "r", "resume": ack["resumeToken"]})
+    world.clock.now += 10**6
+    await world.service.expire()
+    assert world.events(a.peer_id, "peer-left") == [{"room": "r", "peerId": b.peer_id, "reason": "kicked"}]
+    assert world.backend._peers.keys() == {a.peer_id}
