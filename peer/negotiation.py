@@ -61,6 +61,8 @@ from . import aioice_fixes
 from .channel import PathClosed
 from .errors import SignalingError
 from .media import KINDS, LocalMedia
+from .native import engine
+from .native.connection import NativeDataChannel, NativeError, NativePeerConnection
 from .tasks import end_if_cancelled
 from .webrtc_channel import CHANNEL_LABEL
 
@@ -79,7 +81,10 @@ _SDP_ORIGIN = re.compile(r"^o=(\S+) \S+ ", re.MULTILINE)
 _ICE_UFRAG = re.compile(r"^a=ice-ufrag:(\S+)", re.MULTILINE)
 
 SendSignal = Callable[[dict[str, Any]], Awaitable[None]]
-ChannelOpened = Callable[[RTCDataChannel], None]
+Connection = RTCPeerConnection | NativePeerConnection
+"""aiortc's, or the native engine's for data only (:mod:`peer.native`)."""
+ChannelOpened = Callable[[Any], None]
+"""Gets the open ``rtc-peer`` channel: an ``RTCDataChannel`` or a ``NativeDataChannel``."""
 TrackReceived = Callable[[MediaStreamTrack], None]
 
 
@@ -162,7 +167,7 @@ class Negotiator:
         """Receive slots per kind the answerer asked for (offerer side)."""
         self._sending: dict[MediaStreamTrack, MediaStreamTrack] = {}
         """Local track -> its subscription on the current connection."""
-        self._pc: RTCPeerConnection | None = None
+        self._pc: Connection | None = None
         self._attempt = 0
         self._established = False
         self._failures = 0
@@ -179,7 +184,7 @@ class Negotiator:
             self._inbox.put_nowait(("attempt", None))
 
     @property
-    def peer_connection(self) -> RTCPeerConnection | None:
+    def peer_connection(self) -> Connection | None:
         return self._pc
 
     def signal(self, data: dict[str, Any]) -> None:
@@ -222,6 +227,7 @@ class Negotiator:
             except (
                 InternalError, InvalidAccessError, InvalidStateError, OperationError,
                 ValueError, TypeError, KeyError, IndexError, AssertionError, OSError,
+                NativeError,
             ) as exc:
                 # aiortc raises these for SDP it cannot use (it asserts on some).
                 logger.warning("negotiation with %s failed: %r", self.remote_id, exc)
@@ -295,7 +301,7 @@ class Negotiator:
             count = min(MAX_SLOTS_PER_KIND, sum(1 for k in kinds if k == kind))
             self._want[kind] = max(self._want.get(kind, 0), count)
 
-    def _has_room(self, pc: RTCPeerConnection) -> bool:
+    def _has_room(self, pc: Connection) -> bool:
         kinds = [t.kind for t in pc.getTransceivers()]
         return all(kinds.count(kind) >= count for kind, count in self._want.items())
 
@@ -315,12 +321,12 @@ class Negotiator:
         kinds = [track.kind for track in self._media.tracks]
         await self._signal_out({"type": "renegotiate", "kinds": kinds})
 
-    def _send_track(self, pc: RTCPeerConnection, track: MediaStreamTrack) -> None:
+    def _send_track(self, pc: Connection, track: MediaStreamTrack) -> None:
         proxy = self._media.subscribe(track)
         self._sending[track] = proxy
         pc.addTrack(proxy)
 
-    def _fill_slots(self, pc: RTCPeerConnection) -> bool:
+    def _fill_slots(self, pc: Connection) -> bool:
         """Put the local tracks on the offer's free slots; False if some did not fit."""
         fitted = True
         for track in self._media.tracks:
@@ -337,7 +343,7 @@ class Negotiator:
         return fitted
 
     async def _offer(self) -> None:
-        pc = await self._new_pc()
+        pc = await self._new_pc(media=bool(self._media.tracks or any(self._want.values())))
         for track in self._media.tracks:
             self._send_track(pc, track)
         for kind, count in self._want.items():
@@ -349,13 +355,23 @@ class Negotiator:
         await self._set_local_description(pc, await pc.createOffer())
         if pc is self._pc:
             sdp = with_fresh_session(pc.localDescription.sdp)
+            if isinstance(pc, NativePeerConnection):
+                sdp = dtls_client_offer(sdp)
             await self._signal_out({"type": "offer", "sdp": sdp})
 
     async def _answer(self, sdp: str) -> None:
         session = _connection_key(sdp)
         pc = self._pc
+        media = bool(self._media.tracks) or any(k in KINDS for k in _media_kinds(sdp))
+        if isinstance(pc, NativePeerConnection) and media and session == self._remote_session:
+            # A browser re-offers with media on a data-only native connection:
+            # ask for a new connection, which the next offer (with media) gets.
+            logger.info("%s re-offered with media: asking for a new connection", self.remote_id)
+            await self._close_pc()
+            await self._signal_out({"type": "renegotiate"})
+            return
         if pc is None or self._remote_session is None or session != self._remote_session:
-            pc = await self._new_pc()
+            pc = await self._new_pc(media=media)
 
             @pc.on("datachannel")
             def on_datachannel(channel: RTCDataChannel) -> None:
@@ -373,7 +389,7 @@ class Negotiator:
                 await self._ask_for_room()
 
     async def _set_local_description(
-        self, pc: RTCPeerConnection, description: RTCSessionDescription
+        self, pc: Connection, description: RTCSessionDescription
     ) -> None:
         """``setLocalDescription``, which gathers the candidates, run to its end.
 
@@ -414,7 +430,7 @@ class Negotiator:
             candidate.sdpMLineIndex = 0
         await pc.addIceCandidate(candidate)
 
-    async def _flush_candidates(self, pc: RTCPeerConnection) -> None:
+    async def _flush_candidates(self, pc: Connection) -> None:
         early, self._early_candidates = self._early_candidates, []
         for raw in early:
             if pc is self._pc:
@@ -422,7 +438,7 @@ class Negotiator:
 
     # -- connections ----------------------------------------------------------
 
-    async def _new_pc(self) -> RTCPeerConnection:
+    async def _new_pc(self, *, media: bool) -> Connection:
         await self._close_pc()
         self._remote_session = None
         self._early_candidates = []
@@ -430,7 +446,13 @@ class Negotiator:
         attempt = self._attempt
         if self._ice is not None:
             self._configuration = await self._ice()
-        pc = RTCPeerConnection(self._configuration)
+        policy = str(self._configuration.iceTransportPolicy.value)
+        lib = engine.native_library(media=media, transport_policy=policy)
+        pc: Connection
+        if lib is not None:
+            pc = NativePeerConnection(lib, self._configuration.iceServers)
+        else:
+            pc = RTCPeerConnection(self._configuration)
         self._pc = pc
 
         @pc.on("track")
@@ -452,7 +474,7 @@ class Negotiator:
         self._timers = [t for t in self._timers if t.when() > now]
         self._timers.append(loop.call_later(delay, self._inbox.put_nowait, command))
 
-    def _watch_channel(self, pc: RTCPeerConnection, channel: RTCDataChannel) -> None:
+    def _watch_channel(self, pc: Connection, channel: RTCDataChannel | NativeDataChannel) -> None:
         def opened() -> None:
             if pc is self._pc and not self._established:
                 self._established = True
@@ -485,6 +507,19 @@ class Negotiator:
         delay = min(RETRY_CAP, RETRY_FIRST * 2**self._failures)
         self._failures += 1
         self._after(delay, ("attempt", None))
+
+
+def dtls_client_offer(sdp: str) -> str:
+    """An offer whose sender will be the DTLS client (``a=setup:active``).
+
+    The answerer's ICE usually connects first; as DTLS client it would send
+    its ClientHello before the offerer is ready for it, and the first
+    retransmission comes a second later (libdatachannel's DTLS timer). With
+    the offerer as client the handshake starts when both ends are ready:
+    setup drops from ~1 s to milliseconds. RFC 8842 allows ``active`` in an
+    offer; aiortc and browsers answer ``passive``.
+    """
+    return sdp.replace("a=setup:actpass", "a=setup:active")
 
 
 def _media_kinds(sdp: str) -> list[str]:

@@ -67,6 +67,7 @@ from .files import Progress
 from .framing import MAX_DATAGRAM_BYTES, RELAY_EVENT, Datagram, encode_datagram
 from .ice import IceServers
 from .media import LocalMedia
+from .native import engine
 from .negotiation import Negotiator, rtc_configuration
 from .path_stats import PathInfo, webrtc_path
 from .peer_link import PeerInfo, PeerLink, Transport
@@ -133,6 +134,8 @@ class Peer:
         if ice_transport_policy not in ("all", "relay"):
             raise ValueError(f'ice_transport_policy is "all" or "relay", not {ice_transport_policy!r}')
         self._ice = IceServers(ice_servers, self._fetch_ice_servers, ice_transport_policy)
+        if webrtc:
+            engine.check()  # RTC_PEER_ENGINE: a bad value or a missing required engine
         self._closed = False
         self._secret = secret
         self._sealer: Sealer | None = None
