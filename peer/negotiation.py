@@ -57,7 +57,7 @@ from aiortc import (
 from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError, OperationError
 from aiortc.sdp import candidate_from_sdp
 
-from . import aioice_fixes
+from . import aioice_fixes, dtls_any_certificate
 from .channel import PathClosed
 from .errors import SignalingError
 from .media import KINDS, LocalMedia
@@ -67,6 +67,7 @@ from .tasks import end_if_cancelled
 from .webrtc_channel import CHANNEL_LABEL
 
 aioice_fixes.install()  # B46: see peer/aioice_fixes.py
+dtls_any_certificate.install()  # libdatachannel's certificates: see the module
 
 logger = logging.getLogger(__name__)
 
