@@ -153,8 +153,11 @@ class Negotiator:
         media: LocalMedia | None = None,
         on_track: TrackReceived | None = None,
         ice: Callable[[], Awaitable[RTCConfiguration]] | None = None,
+        engine_mode: str = "aiortc",
     ) -> None:
         self.remote_id = remote_id
+        self._engine_mode = engine_mode
+        """``RTC_PEER_ENGINE`` of the Peer (see peer.native.engine): which engine may carry data."""
         self.offerer = is_offerer(local_id, remote_id)
         self._configuration = configuration
         self._ice = ice
@@ -448,7 +451,7 @@ class Negotiator:
         if self._ice is not None:
             self._configuration = await self._ice()
         policy = str(self._configuration.iceTransportPolicy.value)
-        lib = engine.native_library(media=media, transport_policy=policy)
+        lib = engine.native_library(self._engine_mode, media=media, transport_policy=policy)
         pc: Connection
         if lib is not None:
             pc = NativePeerConnection(lib, self._configuration.iceServers)

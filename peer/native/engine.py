@@ -31,18 +31,17 @@ def setting() -> str:
     return value
 
 
-def check() -> None:
-    """Fail early (``Peer.__init__``) on a bad setting or a required engine that is missing."""
-    if setting() == "native" and load() is None:
+def check(mode: str) -> None:
+    """Fail early (``Peer.__init__``) when ``mode`` requires an engine that is missing."""
+    if mode == "native" and load() is None:
         raise EngineUnavailable(
             f"{ENV}=native but libdatachannel could not be loaded (see the log): "
             "pip install 'rtc-signaling[peer]' on Linux x86_64, or unset it"
         )
 
 
-def native_library(*, media: bool, transport_policy: str) -> Any:
-    """The library when this connection goes native, else None (aiortc)."""
-    mode = setting()
+def native_library(mode: str, *, media: bool, transport_policy: str) -> Any:
+    """The library when this connection goes native under ``mode``, else None (aiortc)."""
     if mode == "aiortc":
         return None
     if media or transport_policy != "all":
