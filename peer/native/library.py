@@ -35,6 +35,7 @@ RTC_GATHERING_COMPLETE = 2
 RTC_LOG_NONE, RTC_LOG_WARNING = 0, 3
 RTC_TRANSPORT_POLICY_ALL = 0
 RTC_ERR_SUCCESS = 0
+RTC_ERR_NOT_AVAIL = -3
 RTC_ERR_TOO_SMALL = -4
 
 
@@ -123,6 +124,8 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "rtcSetClosedCallback": (_int, [_int, IdCallback]),
     "rtcSetErrorCallback": (_int, [_int, ErrorCallback]),
     "rtcSetMessageCallback": (_int, [_int, MessageCallback]),
+    "rtcSetAvailableCallback": (_int, [_int, IdCallback]),
+    "rtcReceiveMessage": (_int, [_int, _vp, ctypes.POINTER(_int)]),
     "rtcSetBufferedAmountLowCallback": (_int, [_int, IdCallback]),
     "rtcSetBufferedAmountLowThreshold": (_int, [_int, _int]),
     "rtcGetBufferedAmount": (_int, [_int]),
