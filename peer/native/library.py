@@ -10,6 +10,9 @@ The structures below are those of libdatachannel 0.22 (the same in every
 0.22.x). The library is used only when the version in its file name is 0.22.x:
 on any other, :func:`load` returns None and says why once, and the peer uses
 aiortc.
+
+``RTC_NATIVE_LOG=5`` (libdatachannel's log level, 0-6) prints the library's
+own log to stdout, for debugging; by default it logs nothing.
 """
 
 from __future__ import annotations
