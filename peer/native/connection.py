@@ -26,11 +26,15 @@ late callbacks are dropped, and a closed loop is never touched.
 
 Closing runs ``rtcClosePeerConnection`` and the deletes on a daemon thread
 (ctypes releases the GIL), waited for at most ``CLOSE_TIMEOUT`` seconds.
+At interpreter exit, connections nobody closed are closed and the library's
+threads stopped (``rtcCleanup``) before Python tears itself down: a library
+thread calling back into a finalizing interpreter would crash the process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import ctypes
 import logging
 import re
@@ -142,6 +146,35 @@ ON_CLOSED = rtc.IdCallback(_on_closed)
 ON_ERROR = rtc.ErrorCallback(_on_error)
 ON_AVAILABLE = rtc.IdCallback(_on_available)
 ON_LOW = rtc.IdCallback(_on_low)
+
+
+_at_exit_lock = threading.Lock()
+_at_exit_registered = False
+
+
+def _stop_library(lib: Any) -> None:
+    """At exit: close and delete what is left, then stop the library's threads (bounded)."""
+    with _registry_lock:
+        connections = {owner.id for owner in _registry.values()}
+        _registry.clear()  # from now on every callback finds nothing and returns
+
+    def run() -> None:
+        for pc in connections:
+            lib.rtcClosePeerConnection(pc)
+            lib.rtcDeletePeerConnection(pc)
+        lib.rtcCleanup()
+
+    worker = threading.Thread(target=run, name="rtc cleanup", daemon=True)
+    worker.start()
+    worker.join(CLOSE_TIMEOUT)
+
+
+def _stop_at_exit(lib: Any) -> None:
+    global _at_exit_registered
+    with _at_exit_lock:
+        if not _at_exit_registered:
+            _at_exit_registered = True
+            atexit.register(_stop_library, lib)
 
 
 def _watch(lib: Any, dc: int) -> None:
@@ -293,6 +326,7 @@ class NativePeerConnection(_Emitter):
     def __init__(self, lib: Any, ice_servers: list[Any] | None = None) -> None:
         super().__init__()
         self.lib = lib
+        _stop_at_exit(lib)
         self._loop = asyncio.get_running_loop()
         self._events: deque[tuple[Any, ...]] = deque()
         self._drain_scheduled = False

@@ -105,6 +105,7 @@ LogCallback = ctypes.CFUNCTYPE(None, _int, _vp)
 _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
     "rtcInitLogger": (None, [_int, LogCallback]),
     "rtcPreload": (None, []),
+    "rtcCleanup": (None, []),
     "rtcSetSctpSettings": (_int, [ctypes.POINTER(RtcSctpSettings)]),
     "rtcCreatePeerConnection": (_int, [ctypes.POINTER(RtcConfiguration)]),
     "rtcClosePeerConnection": (_int, [_int]),
@@ -196,6 +197,11 @@ def load() -> Any:
     except (OSError, AttributeError) as exc:
         logger.warning("native data channels not used: %s; the peer uses aiortc", exc)
         return None
+    # Keep the library's global state (threads, usrsctp, OpenSSL) up until exit: by
+    # default it is torn down whenever the last connection goes and rebuilt for
+    # the next one, which races with connections made meanwhile (a failed
+    # DTLS handshake or description now and then when connections churn).
+    lib.rtcPreload()
     lib.rtcInitLogger(int(os.environ.get("RTC_NATIVE_LOG", RTC_LOG_NONE)), LogCallback())
     _lib = lib
     return lib

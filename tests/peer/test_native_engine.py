@@ -19,7 +19,7 @@ from aiortc import RTCPeerConnection
 from peer import Peer
 from peer.constants import DATA_CHANNEL_HIGH_WATER_BYTES, DATA_CHANNEL_MESSAGE_BYTES
 from peer.native import engine, library
-from peer.native.connection import NativePeerConnection, ice_server_urls
+from peer.native.connection import NativeError, NativePeerConnection, ice_server_urls
 from peer.negotiation import dtls_client_offer
 from tests.helpers.server import RunningServer
 
@@ -160,22 +160,38 @@ async def test_remote_close_downgrades_and_reupgrades_without_loss(
     assert at_b.got == list(range(300))
 
 
-async def test_close_never_hangs_under_traffic(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Connections closed while both ends send, ten times: every close returns in bounded time."""
-    lib = library.load()
-    for _ in range(10):
+async def open_pair(lib: Any) -> tuple[NativePeerConnection, NativePeerConnection, Any]:
+    """Two connected native connections in this process and the offerer's open channel.
+
+    An attempt can fail (see ``dtls_client_offer``: libdatachannel may check the
+    answerer's certificate before it stored the answer); it is closed like any
+    other and the next one is made, at most three, as the Negotiator retries.
+    """
+    for _ in range(3):
         a, b = NativePeerConnection(lib), NativePeerConnection(lib)
         opened = asyncio.Event()
         channel = a.createDataChannel("rtc-peer")
         channel.on("open", opened.set)
         b.on("datachannel", lambda remote: remote.on("message", lambda _m: None))
-        await a.setLocalDescription(await a.createOffer())
-        offer = a.localDescription
-        offer.sdp = dtls_client_offer(offer.sdp)
-        await b.setRemoteDescription(offer)
-        await b.setLocalDescription(await b.createAnswer())
-        await a.setRemoteDescription(b.localDescription)
-        await asyncio.wait_for(opened.wait(), WAIT)
+        try:
+            await a.setLocalDescription(await a.createOffer())
+            offer = a.localDescription
+            offer.sdp = dtls_client_offer(offer.sdp)
+            await b.setRemoteDescription(offer)
+            await b.setLocalDescription(await b.createAnswer())
+            await a.setRemoteDescription(b.localDescription)
+            await asyncio.wait_for(opened.wait(), 5)
+            return a, b, channel
+        except (NativeError, TimeoutError):
+            await asyncio.wait_for(asyncio.gather(a.close(), b.close()), WAIT)
+    raise AssertionError("no native connection opened in three attempts")
+
+
+async def test_close_never_hangs_under_traffic() -> None:
+    """Connections closed while data flows, twenty times: every close returns in bounded time."""
+    lib = library.load()
+    for _ in range(20):
+        a, b, channel = await open_pair(lib)
         for _ in range(64):
             channel.send(b"x" * DATA_CHANNEL_MESSAGE_BYTES)
         await asyncio.wait_for(asyncio.gather(a.close(), b.close()), WAIT)
@@ -252,3 +268,52 @@ def test_ice_server_urls_carry_encoded_credentials() -> None:
         "stun:127.0.0.1:3478",
         "turn:1712345678%3Apeer%2Fid:p%40ss%3Aw@127.0.0.1:3478?transport=udp",
     ]
+
+
+EXIT_WITH_TRAFFIC = """
+import asyncio
+from peer.native import library
+from peer.native.connection import NativePeerConnection
+from peer.negotiation import dtls_client_offer
+
+async def main():
+    lib = library.load()
+    a, b = NativePeerConnection(lib), NativePeerConnection(lib)
+    channel = a.createDataChannel("x")
+    opened = asyncio.Event()
+    channel.on("open", opened.set)
+    b.on("datachannel", lambda remote: remote.on("message", lambda m: None))
+    await a.setLocalDescription(await a.createOffer())
+    offer = a.localDescription
+    offer.sdp = dtls_client_offer(offer.sdp)
+    await b.setRemoteDescription(offer)
+    await b.setLocalDescription(await b.createAnswer())
+    await a.setRemoteDescription(b.localDescription)
+    await asyncio.wait_for(opened.wait(), 15)
+    for _ in range(200):
+        channel.send(b"y" * 65536)
+    print("open", flush=True)
+
+asyncio.run(main())  # returns with both connections open and data in flight
+"""
+
+
+async def test_exit_with_open_connections_is_clean() -> None:
+    """Nobody closed them: the exit handler stops the library before Python finalizes."""
+    import sys
+
+    from tests.helpers.server import ROOT
+
+    for _ in range(3):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", EXIT_WITH_TRAFFIC, cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        try:
+            out, err = await asyncio.wait_for(process.communicate(), 60)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        assert out.decode().strip() == "open", err.decode(errors="replace")
+        assert process.returncode == 0, err.decode(errors="replace")
