@@ -155,10 +155,22 @@ _at_exit_registered = False
 def _stop_library(lib: Any) -> None:
     """At exit: close and delete what is left, then stop the library's threads (bounded)."""
     with _registry_lock:
-        connections = {owner.id for owner in _registry.values()}
+        ids = dict(_registry)
         _registry.clear()  # from now on every callback finds nothing and returns
+    connections = {owner.id for owner in ids.values()}
 
     def run() -> None:
+        # No callback into Python after this: each set waits for a running one.
+        for id_ in ids:
+            if id_ in connections:
+                for setter in ("rtcSetStateChangeCallback", "rtcSetGatheringStateChangeCallback"):
+                    getattr(lib, setter)(id_, rtc.StateCallback())
+                lib.rtcSetDataChannelCallback(id_, rtc.DataChannelCallback())
+            else:
+                for setter in ("rtcSetOpenCallback", "rtcSetClosedCallback",
+                               "rtcSetBufferedAmountLowCallback", "rtcSetAvailableCallback"):
+                    getattr(lib, setter)(id_, rtc.IdCallback())
+                lib.rtcSetErrorCallback(id_, rtc.ErrorCallback())
         for pc in connections:
             lib.rtcClosePeerConnection(pc)
             lib.rtcDeletePeerConnection(pc)
