@@ -8,13 +8,15 @@ times and interleaved (so a busy machine slows every kind alike):
 - ``chromium↔chromium``: two RTCPeerConnections in one page, 64 KiB messages
   with the same backpressure as the Python peer (1 MiB high, 256 KiB low);
 - ``python↔python emit`` / ``file``: ``bench.peer_procs`` in two processes,
-  64 KiB ``emit`` messages or ``send_file`` (SHA-256 confirmed), with the fast
-  path (peer/fast_path.py) and, as ``… before``, with ``RTC_PEER_FAST_PATH=0``;
+  64 KiB ``emit`` messages or ``send_file`` (SHA-256 confirmed), on the
+  ``native`` engine (peer/native) and on ``aiortc`` with the fast path
+  (peer/fast_path.py) and, as ``… before``, without (``RTC_PEER_FAST_PATH=0``);
 - ``browser→python`` / ``python→browser``: 64 KiB ``emit`` between the
-  browser Peer (web/static/rtc-peer.js) and a Python Peer in this process;
+  browser Peer (web/static/rtc-peer.js) and a Python Peer in this process,
+  on either engine;
 
-then the ``connect()`` → ``upgrade`` time of a Python Peer (median of
-``--runs``). For each transfer: MB/s, the CPU seconds both ends spent per MB
+then the ``connect()`` → ``upgrade`` time of a Python Peer on each engine
+(median of ``--runs``). ``--only WORD`` keeps the rows whose name holds it. For each transfer: MB/s, the CPU seconds both ends spent per MB
 (Chromium: all its processes), and the CPU per 1,160-byte SCTP data chunk
 (the most aiortc puts in one datagram), so that a machine shared with other
 work can still be compared; ratios are to Chromium ↔ Chromium of the same run.
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -32,6 +35,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -135,9 +139,11 @@ async def chromium_pair(page: Any, mb: int) -> dict[str, float]:
     return result(total, ms / 1000, descendants_cpu(os.getpid()) - cpu0)
 
 
-async def python_pair(url: str, mode: str, mb: int, source: Path, fast: bool) -> dict[str, float]:
-    room = f"dc-{mode}-{fast}-{time.monotonic_ns()}"
-    env = dict(os.environ, RTC_PEER_FAST_PATH="1" if fast else "0")
+async def python_pair(
+    url: str, mode: str, mb: int, source: Path, fast: bool, engine: str = "aiortc"
+) -> dict[str, float]:
+    room = f"dc-{mode}-{fast}-{engine}-{time.monotonic_ns()}"
+    env = dict(os.environ, RTC_PEER_FAST_PATH="1" if fast else "0", RTC_PEER_ENGINE=engine)
     with tempfile.TemporaryDirectory() as out:
         common = ["--server", url, "--room", room, "--mode", mode, "--mb", str(mb)]
         recv = await asyncio.create_subprocess_exec(
@@ -154,7 +160,23 @@ async def python_pair(url: str, mode: str, mb: int, source: Path, fast: bool) ->
     return result(s["bytes"], s["seconds"], s["cpu_s"] + r["cpu_s"])
 
 
-async def browser_python(page: Any, url: str, mb: int, to_browser: bool) -> dict[str, float]:
+@contextlib.contextmanager
+def engine_env(engine: str) -> Iterator[None]:
+    """RTC_PEER_ENGINE for the Peers made in this process meanwhile (read when one is made)."""
+    before = os.environ.get("RTC_PEER_ENGINE")
+    os.environ["RTC_PEER_ENGINE"] = engine
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("RTC_PEER_ENGINE", None)
+        else:
+            os.environ["RTC_PEER_ENGINE"] = before
+
+
+async def browser_python(
+    page: Any, url: str, mb: int, to_browser: bool, engine: str
+) -> dict[str, float]:
     from peer import Peer
 
     total = -(-mb * 1000 * 1000 // MESSAGE) * MESSAGE
@@ -171,7 +193,9 @@ async def browser_python(page: Any, url: str, mb: int, to_browser: bool) -> dict
         if received >= total and not done.done():
             done.set_result(None)
 
-    async with Peer(url, room) as python:
+    with engine_env(engine):
+        python_peer = Peer(url, room)
+    async with python_peer as python:
         python.on("blob", on_blob)
         python.on("bench-done", lambda _s, _d: None if done.done() else done.set_result(None))
         await page.wait_for_function(
@@ -192,6 +216,10 @@ async def browser_python(page: Any, url: str, mb: int, to_browser: bool) -> dict
             await sending
     await page.evaluate("() => window.rtcPeer.close()")
     return result(total, seconds, cpu)
+
+
+def _wanted(name: str, only: list[str]) -> bool:
+    return name == "chromium↔chromium" or not only or any(part in name for part in only)
 
 
 def summary(runs: list[dict[str, float]]) -> dict[str, Any]:
@@ -218,15 +246,28 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 for n in range(args.repeat):
                     steps = [
                         ("chromium↔chromium", lambda: chromium_pair(page, args.mb)),
-                        ("python↔python emit", lambda: python_pair(url, "emit", args.mb, source, True)),
-                        ("python↔python file", lambda: python_pair(url, "file", args.mb, source, True)),
-                        ("python→browser emit", lambda: browser_python(page, url, args.mb, True)),
-                        ("browser→python emit", lambda: browser_python(page, url, args.mb, False)),
-                        ("python↔python emit before",
+                        ("python↔python emit native",
+                         lambda: python_pair(url, "emit", args.mb, source, True, "native")),
+                        ("python↔python file native",
+                         lambda: python_pair(url, "file", args.mb, source, True, "native")),
+                        ("python→browser emit native",
+                         lambda: browser_python(page, url, args.mb, True, "native")),
+                        ("browser→python emit native",
+                         lambda: browser_python(page, url, args.mb, False, "native")),
+                        ("python↔python emit aiortc",
+                         lambda: python_pair(url, "emit", args.mb, source, True)),
+                        ("python↔python file aiortc",
+                         lambda: python_pair(url, "file", args.mb, source, True)),
+                        ("python→browser emit aiortc",
+                         lambda: browser_python(page, url, args.mb, True, "aiortc")),
+                        ("browser→python emit aiortc",
+                         lambda: browser_python(page, url, args.mb, False, "aiortc")),
+                        ("python↔python emit aiortc before",
                          lambda: python_pair(url, "emit", args.mb, source, False)),
-                        ("python↔python file before",
+                        ("python↔python file aiortc before",
                          lambda: python_pair(url, "file", args.mb, source, False)),
                     ]
+                    steps = [(name, step) for name, step in steps if _wanted(name, args.only)]
                     for name, step in steps:
                         try:
                             measured = await step()
@@ -239,12 +280,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                               f"{measured['cpu_s_per_mb'] * 1000:6.1f} ms CPU/MB", flush=True)
             finally:
                 await chromium.close()
-            times = await connect_to_upgrade(url, args.runs)
+            times = {}
+            for engine in ("native", "aiortc"):
+                with engine_env(engine):
+                    times[engine] = await connect_to_upgrade(url, args.runs)
     out["loadavg_end"] = os.getloadavg()[0]
     out["results"] = {name: summary(runs) for name, runs in samples.items()}
     out["failures"] = failures
-    out["connect_upgrade_ms"] = {"median": statistics.median(times) * 1000,
-                                 "all": [round(t * 1000, 1) for t in times]}
+    out["connect_upgrade_ms"] = {
+        engine: {"median": statistics.median(t) * 1000, "all": [round(x * 1000, 1) for x in t]}
+        for engine, t in times.items()}
     return out
 
 
@@ -257,10 +302,12 @@ def table(out: dict[str, Any]) -> str:
         runs = ", ".join(f"{v:.1f}" for v in r["mb_s_all"])
         lines.append(f"| {name} | {r['mb_s']:.1f} | {runs} | {r['mb_s'] / base:.2f} "
                      f"| {r['cpu_s_per_mb'] * 1000:.1f} | {r['cpu_us_per_chunk']:.0f} |")
-    c = out["connect_upgrade_ms"]
-    lines.append(f"\n`connect()` → `upgrade`: median {c['median']:.0f} ms "
-                 f"(n={len(c['all'])}, min {min(c['all']):.0f}, max {max(c['all']):.0f}); "
-                 f"load average {out['loadavg_start']:.1f} at the start, {out['loadavg_end']:.1f} at the end.")
+    lines.append("")
+    for engine, c in out["connect_upgrade_ms"].items():
+        lines.append(f"`connect()` → `upgrade` ({engine}): median {c['median']:.0f} ms "
+                     f"(n={len(c['all'])}, min {min(c['all']):.0f}, max {max(c['all']):.0f}).")
+    lines.append(f"Load average {out['loadavg_start']:.1f} at the start, "
+                 f"{out['loadavg_end']:.1f} at the end.")
     if out["failures"]:
         lines.append(f"Failed runs: {out['failures']}.")
     return "\n".join(lines)
@@ -272,6 +319,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--runs", type=int, default=5, help="connect→upgrade samples")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--only", action="append", default=[],
+                        help="run only the rows whose name contains this (repeatable)")
     args = parser.parse_args()
     import uvloop
 

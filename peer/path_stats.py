@@ -39,7 +39,15 @@ def pair_candidate(local_type: str | None, remote_type: str | None) -> Candidate
 
 
 def webrtc_path(pc: Any) -> tuple[Candidate | None, float | None]:
-    """(candidate, rtt_ms) of an RTCPeerConnection's data path; None where unknown."""
+    """(candidate, rtt_ms) of an RTCPeerConnection's data path; None where unknown.
+
+    A native connection (:mod:`peer.native`) reports its selected pair's
+    candidate types; libdatachannel's C API gives no round-trip time.
+    """
+    selected_pair = getattr(pc, "selected_pair", None)
+    if callable(selected_pair):
+        local_type, remote_type = selected_pair()
+        return pair_candidate(local_type, remote_type), None
     sctp = getattr(pc, "sctp", None)
     srtt = getattr(sctp, "_srtt", None)
     rtt_ms = round(srtt * 1000, 3) if isinstance(srtt, (int, float)) else None

@@ -72,6 +72,7 @@ from .files import Progress
 from .framing import MAX_DATAGRAM_BYTES, RELAY_EVENT, Datagram, encode_datagram
 from .ice import IceServers
 from .media import LocalMedia
+from .native import engine
 from .negotiation import Negotiator, rtc_configuration
 from .path_stats import PathInfo, webrtc_path
 from .peer_link import PeerInfo, PeerLink, Transport
@@ -151,6 +152,10 @@ class Peer:
         if ice_transport_policy not in ("all", "relay"):
             raise ValueError(f'ice_transport_policy is "all" or "relay", not {ice_transport_policy!r}')
         self._ice = IceServers(ice_servers, self._fetch_ice_servers, ice_transport_policy)
+        self._engine = engine.setting() if webrtc else "aiortc"
+        """RTC_PEER_ENGINE when the Peer was made (peer.native.engine)."""
+        if webrtc:
+            engine.check(self._engine)  # a missing required engine fails here, not later
         self._closed = False
         self._secret = secret
         self._sealer: Sealer | None = None
@@ -554,6 +559,7 @@ class Peer:
                 on_channel=link.attach_channel,
                 media=self._media,
                 on_track=lambda track: self._raise("track", peer_id, track),
+                engine_mode=self._engine,
             )
         if not quiet:
             self._raise("peer-joined", peer_id, info)

@@ -36,6 +36,7 @@ from .channel import Channel, Outbox
 from .constants import DATA_CHANNEL_HIGH_WATER_BYTES, LOSSY_CHANNEL_ID, LOSSY_CHANNEL_LABEL
 from .errors import FrameError, PeerGone, SendBufferFull, SessionError
 from .framing import Datagram, FileBody, decode_datagram, encode_datagram
+from .native.connection import NativeError, NativePeerConnection
 from .negotiation import Negotiator
 from .relay_channel import RelayChannel
 from .requests import Pending
@@ -242,6 +243,17 @@ class PeerLink:
         """The lossy channel on the same association, negotiated out of band (both sides)."""
         if self.lossy is not None and self.lossy.transport is channel.transport:
             return
+        if isinstance(channel.transport, NativePeerConnection):
+            try:
+                self.lossy = channel.transport.createDataChannel(
+                    LOSSY_CHANNEL_LABEL, ordered=False, maxRetransmits=0,
+                    negotiated=True, id=LOSSY_CHANNEL_ID,
+                )
+            except NativeError as exc:
+                logger.debug("no lossy channel to %s: %s", self.info.peer_id, exc)
+                return
+            self.lossy.on("message", self._on_lossy_message)
+            return
         parameters = RTCDataChannelParameters(
             label=LOSSY_CHANNEL_LABEL, ordered=False, maxRetransmits=0,
             negotiated=True, id=LOSSY_CHANNEL_ID,
@@ -252,17 +264,17 @@ class PeerLink:
             logger.debug("no lossy channel to %s: %s", self.info.peer_id, exc)
             return
         self.lossy = lossy
+        lossy.on("message", self._on_lossy_message)
 
-        @lossy.on("message")
-        def on_message(message: bytes | str) -> None:
-            if self.gone or not isinstance(message, bytes) or self._on_datagram is None:
-                return
-            try:
-                datagram = decode_datagram(message)
-            except FrameError as exc:
-                logger.debug("dropped a malformed datagram from %s: %s", self.info.peer_id, exc)
-                return
-            self._on_datagram(self, datagram)
+    def _on_lossy_message(self, message: bytes | str) -> None:
+        if self.gone or not isinstance(message, bytes) or self._on_datagram is None:
+            return
+        try:
+            datagram = decode_datagram(message)
+        except FrameError as exc:
+            logger.debug("dropped a malformed datagram from %s: %s", self.info.peer_id, exc)
+            return
+        self._on_datagram(self, datagram)
 
     def send_datagram(self, datagram: Datagram) -> bool:
         """Send now on the lossy channel, or drop: False when it was dropped."""
@@ -275,7 +287,7 @@ class PeerLink:
             return False
         try:
             lossy.send(encoded)
-        except (InvalidStateError, ValueError):
+        except (InvalidStateError, ValueError, NativeError):
             return False
         return True
 

@@ -1,5 +1,8 @@
 """The direct path: frames on one reliable, ordered RTCDataChannel.
 
+The channel is aiortc's or the native engine's (:mod:`peer.native`), which
+offers the same attributes.
+
 ``send`` writes at once while the channel's ``bufferedAmount`` is under
 ``HIGH_WATER_BYTES`` and otherwise waits for ``bufferedamountlow`` (the
 threshold is ``LOW_WATER_BYTES``), so a large transfer never queues more than
@@ -20,6 +23,7 @@ from .constants import (
     DATA_CHANNEL_LOW_WATER_BYTES,
     DATA_CHANNEL_MESSAGE_BYTES,
 )
+from .native.connection import NativeError
 
 fast_path.install()  # issue 18: see peer/fast_path.py
 
@@ -54,7 +58,7 @@ class WebRTCChannel:
             await self._low.wait()
         try:
             self.channel.send(data)
-        except InvalidStateError:
+        except (InvalidStateError, NativeError):
             raise PathClosed("data channel closed") from None
         except ValueError as exc:  # over the remote's max-message-size
             self.channel.close()  # the relay takes over; the session resends

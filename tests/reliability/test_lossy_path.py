@@ -73,8 +73,13 @@ async def test_unreliable_channel_delivers_a_subset_without_duplicates_or_damage
         assert all(hashlib.sha256(m).digest() in digests for m in got), "damaged message"
 
 
-async def test_peer_emits_arrive_exactly_once_in_order_at_5_percent_loss() -> None:
-    """The same through the Peer API (its own session over the data channel)."""
+async def test_peer_emits_arrive_exactly_once_in_order_at_5_percent_loss(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same through the Peer API (its own session over the data channel).
+
+    On aiortc: the lossy link is installed into aiortc's datagram path."""
+    monkeypatch.setenv("RTC_PEER_ENGINE", "aiortc")
     count = 150
     blobs = numbered(count, 2048)
     async with running_server() as server:

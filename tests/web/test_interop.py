@@ -18,7 +18,14 @@ Peer = pytest.importorskip("peer", reason="the Python Peer is not there").Peer
 BROWSER_SIDE = """
 async ([room, expectFiles]) => {
   const { Peer } = await import('/static/rtc-peer.js');
-  const peer = new Peer(location.origin, room, { meta: { name: 'browser' } });
+  // A peerId in the middle of the alphabet, so that a Python peer can be drawn on either side.
+  let peer;
+  for (let i = 0; i < 40; i++) {
+    peer = new Peer(location.origin, room, { meta: { name: 'browser' } });
+    await peer.connect();
+    if (peer.id[0] >= 'G' && peer.id[0] <= 't') break;
+    await peer.close();
+  }
   window.got = []; window.files = []; window.events = [];
   peer.on('m', (from, data) => window.got.push(data instanceof Uint8Array ? { bytes: Array.from(data) } : data));
   peer.on('file', async (from, file) => {
@@ -26,7 +33,6 @@ async ([room, expectFiles]) => {
     window.files.push({ name: file.name, size: file.size, sha256: file.sha256, bytes: buf.byteLength });
   });
   for (const e of ['upgrade', 'downgrade', 'peer-joined']) peer.on(e, (id) => window.events.push([e, id]));
-  await peer.connect();
   window.rtcPeer = peer;
   return peer.id;
 }
@@ -42,10 +48,21 @@ async def wait_for(predicate: Any, timeout: float = 20.0) -> None:
         await asyncio.sleep(0.02)
 
 
-@pytest.mark.parametrize("webrtc", [True, False], ids=["webrtc", "relay"])
+@pytest.mark.parametrize(
+    ("webrtc", "engine", "python_offers"),
+    [
+        (True, "native", True), (True, "native", False),
+        (True, "aiortc", True), (True, "aiortc", False),
+        (False, "auto", None),
+    ],
+    ids=["native-offers", "native-answers", "aiortc-offers", "aiortc-answers", "relay"],
+)
 async def test_browser_and_python_peer_talk_both_ways(
-    server: RunningServer, browser: Any, tmp_path: Path, webrtc: bool
+    server: RunningServer, browser: Any, tmp_path: Path, webrtc: bool, engine: str,
+    python_offers: bool | None, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """``engine``: the Python Peer's RTC_PEER_ENGINE; the lower peerId offers."""
+    monkeypatch.setenv("RTC_PEER_ENGINE", engine)
     room = f"interop-{'rtc' if webrtc else 'relay'}"
     context = await browser.new_context()
     page = await context.new_page()
@@ -56,10 +73,16 @@ async def test_browser_and_python_peer_talk_both_ways(
 
     got: list[Any] = []
     files: list[Any] = []
-    python = Peer(server.url, room, meta={"name": "python"}, webrtc=webrtc, download_dir=tmp_path)
+    for _ in range(40):  # peerIds are random: draw until the wanted side offers
+        python = Peer(server.url, room, meta={"name": "python"}, webrtc=webrtc,
+                      download_dir=tmp_path)
+        await python.connect()
+        if python_offers is None or (python.id < browser_id) == python_offers:
+            break
+        await python.close()
+    assert python_offers is None or (python.id < browser_id) == python_offers, "no draw"
     python.on("m", lambda sender, data: got.append((sender, data)))
     python.on("file", lambda sender, received: files.append((sender, received)))
-    await python.connect()
     try:
         assert browser_id in python.peers
         expected = "webrtc" if webrtc else "relay"
@@ -69,6 +92,13 @@ async def test_browser_and_python_peer_talk_both_ways(
             timeout=30_000,
         )
         await wait_for(lambda: python.transport(browser_id) == expected)
+        if webrtc:
+            assert python_offers is None or (python.id < browser_id) == python_offers
+            negotiator = python._links[browser_id].negotiator
+            assert negotiator is not None
+            native = type(negotiator.peer_connection).__name__ == "NativePeerConnection"
+            assert native == (engine == "native")
+            assert python.path(browser_id)["candidate"] == "host"
 
         blob = bytes(range(256)) * 3
         await python.emit("m", {"n": 1, "text": "é ✓"}, to=browser_id)

@@ -1,0 +1,1 @@
+"""A native data-channel engine: libdatachannel through ctypes (see docs/python.md)."""

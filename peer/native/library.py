@@ -1,0 +1,220 @@
+"""A ctypes binding of libdatachannel's C API (``rtc/rtc.h``), loaded from ``pylibdatachannel``.
+
+The ``pylibdatachannel`` wheel bundles ``libdatachannel`` as a shared library
+that exports the whole C API. Its own pybind11 module is not used (no
+backpressure, and it holds the GIL in ``close()`` while the library's threads
+wait for it); ctypes releases the GIL around every foreign call and takes it
+in callbacks, so closing never waits on ourselves.
+
+The structures below are those of libdatachannel 0.22 (the same in every
+0.22.x). The library is used only when the version in its file name is 0.22.x:
+on any other, :func:`load` returns None and says why once, and the peer uses
+aiortc.
+
+``RTC_NATIVE_LOG=5`` (libdatachannel's log level, 0-6) prints the library's
+own log to stdout, for debugging; by default it logs nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger("peer.native")
+
+MADE_FOR = "0.22"
+"""The libdatachannel minor version whose ``rtc.h`` these declarations follow."""
+
+_LIB_NAME = re.compile(r"^libdatachannel(?:-[0-9a-f]+)?\.so\.(\d+)\.(\d+)\.(\d+)$")
+
+# rtcState, rtcGatheringState (enums are C ints)
+RTC_NEW, RTC_CONNECTING, RTC_CONNECTED, RTC_DISCONNECTED, RTC_FAILED, RTC_CLOSED = range(6)
+RTC_GATHERING_COMPLETE = 2
+RTC_LOG_NONE, RTC_LOG_WARNING = 0, 3
+RTC_TRANSPORT_POLICY_ALL = 0
+RTC_ERR_SUCCESS = 0
+RTC_ERR_NOT_AVAIL = -3
+RTC_ERR_TOO_SMALL = -4
+
+
+class RtcConfiguration(ctypes.Structure):
+    _fields_ = [
+        ("iceServers", ctypes.POINTER(ctypes.c_char_p)),
+        ("iceServersCount", ctypes.c_int),
+        ("proxyServer", ctypes.c_char_p),
+        ("bindAddress", ctypes.c_char_p),
+        ("certificateType", ctypes.c_int),
+        ("iceTransportPolicy", ctypes.c_int),
+        ("enableIceTcp", ctypes.c_bool),
+        ("enableIceUdpMux", ctypes.c_bool),
+        ("disableAutoNegotiation", ctypes.c_bool),
+        ("portRangeBegin", ctypes.c_uint16),
+        ("portRangeEnd", ctypes.c_uint16),
+        ("mtu", ctypes.c_int),
+        ("maxMessageSize", ctypes.c_int),
+    ]
+
+
+class RtcReliability(ctypes.Structure):
+    _fields_ = [
+        ("unordered", ctypes.c_bool),
+        ("unreliable", ctypes.c_bool),
+        ("maxPacketLifeTime", ctypes.c_uint),
+        ("maxRetransmits", ctypes.c_uint),
+    ]
+
+
+class RtcDataChannelInit(ctypes.Structure):
+    _fields_ = [
+        ("reliability", RtcReliability),
+        ("protocol", ctypes.c_char_p),
+        ("negotiated", ctypes.c_bool),
+        ("manualStream", ctypes.c_bool),
+        ("stream", ctypes.c_uint16),
+    ]
+
+
+class RtcSctpSettings(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_int) for name in (
+        "recvBufferSize", "sendBufferSize", "maxChunksOnQueue", "initialCongestionWindow",
+        "maxBurst", "congestionControlModule", "delayedSackTimeMs", "minRetransmitTimeoutMs",
+        "maxRetransmitTimeoutMs", "initialRetransmitTimeoutMs", "maxRetransmitAttempts",
+        "heartbeatIntervalMs",
+    )]
+
+
+_vp = ctypes.c_void_p
+_int = ctypes.c_int
+_str = ctypes.c_char_p
+# Strings arriving in callbacks are declared as void* and copied with
+# ctypes.string_at: a c_char_p argument would stop at the first NUL byte.
+DescriptionCallback = ctypes.CFUNCTYPE(None, _int, _vp, _vp, _vp)
+CandidateCallback = ctypes.CFUNCTYPE(None, _int, _vp, _vp, _vp)
+StateCallback = ctypes.CFUNCTYPE(None, _int, _int, _vp)
+DataChannelCallback = ctypes.CFUNCTYPE(None, _int, _int, _vp)
+IdCallback = ctypes.CFUNCTYPE(None, _int, _vp)
+ErrorCallback = ctypes.CFUNCTYPE(None, _int, _vp, _vp)
+MessageCallback = ctypes.CFUNCTYPE(None, _int, _vp, _int, _vp)
+LogCallback = ctypes.CFUNCTYPE(None, _int, _vp)
+
+_PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
+    "rtcInitLogger": (None, [_int, LogCallback]),
+    "rtcPreload": (None, []),
+    "rtcCleanup": (None, []),
+    "rtcSetSctpSettings": (_int, [ctypes.POINTER(RtcSctpSettings)]),
+    "rtcCreatePeerConnection": (_int, [ctypes.POINTER(RtcConfiguration)]),
+    "rtcClosePeerConnection": (_int, [_int]),
+    "rtcDeletePeerConnection": (_int, [_int]),
+    "rtcSetLocalDescriptionCallback": (_int, [_int, DescriptionCallback]),
+    "rtcSetLocalCandidateCallback": (_int, [_int, CandidateCallback]),
+    "rtcSetStateChangeCallback": (_int, [_int, StateCallback]),
+    "rtcSetGatheringStateChangeCallback": (_int, [_int, StateCallback]),
+    "rtcSetDataChannelCallback": (_int, [_int, DataChannelCallback]),
+    "rtcSetLocalDescription": (_int, [_int, _str]),
+    "rtcSetRemoteDescription": (_int, [_int, _str, _str]),
+    "rtcAddRemoteCandidate": (_int, [_int, _str, _str]),
+    "rtcGetLocalDescription": (_int, [_int, _vp, _int]),
+    "rtcGetSelectedCandidatePair": (_int, [_int, _vp, _int, _vp, _int]),
+    "rtcGetRemoteMaxMessageSize": (_int, [_int]),
+    "rtcCreateDataChannelEx": (_int, [_int, _str, ctypes.POINTER(RtcDataChannelInit)]),
+    "rtcDeleteDataChannel": (_int, [_int]),
+    "rtcGetDataChannelLabel": (_int, [_int, _vp, _int]),
+    "rtcSetOpenCallback": (_int, [_int, IdCallback]),
+    "rtcSetClosedCallback": (_int, [_int, IdCallback]),
+    "rtcSetErrorCallback": (_int, [_int, ErrorCallback]),
+    "rtcSetMessageCallback": (_int, [_int, MessageCallback]),
+    "rtcSetAvailableCallback": (_int, [_int, IdCallback]),
+    "rtcReceiveMessage": (_int, [_int, _vp, ctypes.POINTER(_int)]),
+    "rtcSetBufferedAmountLowCallback": (_int, [_int, IdCallback]),
+    "rtcSetBufferedAmountLowThreshold": (_int, [_int, _int]),
+    "rtcGetBufferedAmount": (_int, [_int]),
+    "rtcSendMessage": (_int, [_int, _vp, _int]),
+    "rtcMaxMessageSize": (_int, [_int]),
+    "rtcClose": (_int, [_int]),
+    "rtcIsOpen": (ctypes.c_bool, [_int]),
+}
+
+
+def library_path() -> Path | None:
+    """The bundled ``libdatachannel`` of the installed ``pylibdatachannel``, without importing it."""
+    try:
+        spec = importlib.util.find_spec("pylibdatachannel")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    package = Path(next(iter(spec.submodule_search_locations)))
+    libs = package.parent / "pylibdatachannel.libs"
+    found = sorted(libs.glob("libdatachannel*.so.*")) if libs.is_dir() else []
+    return found[0] if found else None
+
+
+def library_version(path: Path) -> str | None:
+    """``"0.22.2"`` from ``libdatachannel-<hash>.so.0.22.2``; None for any other name."""
+    match = _LIB_NAME.match(path.name)
+    return ".".join(match.groups()) if match else None
+
+
+def version_matches(version: str | None, made_for: str = MADE_FOR) -> bool:
+    return version is not None and version.startswith(made_for + ".")
+
+
+_lib: Any = None
+_tried = False
+
+
+def load() -> Any:
+    """The loaded library with its prototypes set, or None (said once in the log, then cached)."""
+    global _lib, _tried
+    if _tried:
+        return _lib
+    _tried = True
+    path = library_path()
+    if path is None:
+        logger.info("native data channels unavailable: pylibdatachannel is not installed")
+        return None
+    version = library_version(path)
+    if not version_matches(version):
+        logger.warning("native data channels not used: made for libdatachannel %s.x, found %s "
+                       "(%s); the peer uses aiortc", MADE_FOR, version, path.name)
+        return None
+    try:
+        # The wheel's own OpenSSL, by path first: the library names it by soname only.
+        for dependency in sorted(path.parent.glob("libcrypto*")) + sorted(
+            path.parent.glob("libssl*")
+        ):
+            ctypes.CDLL(str(dependency))
+        lib = ctypes.CDLL(str(path))
+        for name, (restype, argtypes) in _PROTOTYPES.items():
+            function = getattr(lib, name)
+            function.restype = restype
+            function.argtypes = argtypes
+    except (OSError, AttributeError) as exc:
+        logger.warning("native data channels not used: %s; the peer uses aiortc", exc)
+        return None
+    # Keep the library's global state (threads, usrsctp, OpenSSL) up until exit: by
+    # default it is torn down whenever the last connection goes and rebuilt for
+    # the next one, which races with connections made meanwhile (a failed
+    # DTLS handshake or description now and then when connections churn).
+    lib.rtcPreload()
+    lib.rtcInitLogger(int(os.environ.get("RTC_NATIVE_LOG", RTC_LOG_NONE)), LogCallback())
+    _lib = lib
+    return lib
+
+
+def read_string(getter: Any, *args: Any) -> str | None:
+    """Call a ``rtcGet...(..., buffer, size)`` function; None when it fails."""
+    size = 4096
+    while size <= 1 << 20:
+        buffer = ctypes.create_string_buffer(size)
+        result = getter(*args, buffer, size)
+        if result == RTC_ERR_TOO_SMALL:
+            size *= 4
+            continue
+        return buffer.value.decode("utf-8", "replace") if result >= 0 else None
+    return None
