@@ -57,6 +57,7 @@ from ..errors import ResumeExpired, RoomFull, Unavailable, public_cause
 from ..mailbox import MAX_BYTES, MAX_MESSAGES, Mailbox
 from . import redis_admin, redis_scripts
 from .base import Delivery, Departure, JoinResult, Member, Resumed, Sink
+from .redis_line import RedisLine
 from .redis_scripts import holds_bytes, pack, unpack
 from .redis_scripts import mail_item as _mail_item
 
@@ -160,6 +161,12 @@ class RedisBackend:
             health_check_interval=0,
         )
         self._redis = aioredis.Redis(connection_pool=pool)
+        # The relay's hot path has its own two connections (redis_line): one
+        # routes what this node sends away, one waits on and takes its inbox.
+        self._route_line, self._inbox_line = (
+            RedisLine(pool.connection_class, pool.connection_kwargs, timeout=max(3.0, node_ttl))
+            for _ in range(2)
+        )
         live_ms = int(max(LIVE_TTL, resume_grace + 2 * redis_scripts.SLACK_MS / 1000) * 1000)
         self._base_args: list[str | int] = [prefix, mailbox_messages, mailbox_bytes, self.node_id, live_ms]
         self._refresh_cursor = 0
@@ -223,6 +230,8 @@ class RedisBackend:
             with contextlib.suppress(*UNREACHABLE):
                 await self._redis.delete(f"{self._prefix}alive:{self.node_id}")
         await self._redis.aclose(close_connection_pool=True)  # our own pool
+        self._route_line.close()
+        self._inbox_line.close()
         self._sink = None
 
     async def unavailable_reason(self) -> str | None:
@@ -247,6 +256,17 @@ class RedisBackend:
             raise self._unavailable()
         try:
             return await self._scripts[name](args=[*self._base_args, *args])
+        except UNREACHABLE as exc:
+            self._mark_down(exc)
+            raise self._unavailable() from None
+
+    async def _run_on(self, line: RedisLine, name: str, *args: Any) -> Any:
+        """``_run`` on one of the hot path's own connections."""
+        if self._down is not None:
+            raise self._unavailable()
+        script = self._scripts[name]
+        try:
+            return await line.evalsha(script.sha, script.script, [*self._base_args, *args])
         except UNREACHABLE as exc:
             self._mark_down(exc)
             raise self._unavailable() from None
@@ -673,7 +693,7 @@ class RedisBackend:
                 b = index[key] = len(blobs)
             room = d.payload.get("room") if d.event in _CHECKED else None
             triples += [d.peer_id, b, d.size, room if isinstance(room, str) else ""]
-        held = await self._run("deliver", len(blobs), *blobs, *triples)
+        held = await self._run_on(self._route_line, "deliver", len(blobs), *blobs, *triples)
         if not held:
             return []
         if int(held[0]) == -1:
@@ -705,7 +725,10 @@ class RedisBackend:
                 # Under load each take finds more waiting: wait only once it is empty
                 # (a read from the start returns at once if anything came meanwhile).
                 if not await self._claim():
-                    await self._redis.xread({self._inbox: b"0-0"}, count=1, block=BLOCK_MS)
+                    await self._inbox_line.call(
+                        b"XREAD", b"COUNT", 1, b"BLOCK", BLOCK_MS, b"STREAMS", self._inbox, b"0-0",
+                        wait=BLOCK_MS / 1000,
+                    )
             except UNREACHABLE as exc:
                 self._mark_down(exc)
             except BackendUnavailable:
@@ -717,7 +740,7 @@ class RedisBackend:
     async def _claim(self) -> int:
         """Take what waits in this node's inbox to the sink; return how many entries are left."""
         async with self._locked():
-            left, entries = await self._run("claim", CLAIM_BATCH, CLAIM_BYTES)
+            left, entries = await self._run_on(self._inbox_line, "claim", CLAIM_BATCH, CLAIM_BYTES)
             out: list[Delivery] = []
             for entry in entries:
                 kind = entry[0]
@@ -765,6 +788,9 @@ class RedisBackend:
         # close() would then wait on this loop for ever.
         while not self._closing:
             await asyncio.sleep(interval)
+            now = asyncio.get_running_loop().time()
+            for line in (self._route_line, self._inbox_line):
+                line.check(now)  # a reply overdue ends its connection
             try:
                 await self._beat()
             except Exception:  # never let one bad round stop the heartbeat
@@ -775,6 +801,8 @@ class RedisBackend:
             if self._down is not None:
                 # Connections from before the outage are dead: start afresh.
                 await self._redis.connection_pool.disconnect()
+                self._route_line.close()
+                self._inbox_line.close()
             fresh, reaped, cursor = await self._scripts["sweep"](
                 args=[
                     *self._base_args,

@@ -1,0 +1,90 @@
+"""The relay's own Redis connection (``redis_line``), against a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+
+from signaling.backends.redis_line import RedisLine
+from tests.backends.conftest import NEEDS_REDIS
+from tests.helpers.redis_server import RedisServer
+
+pytestmark = [pytest.mark.redis, NEEDS_REDIS]
+
+COUNT = "return redis.call('INCR', ARGV[1])"
+COUNT_SHA = hashlib.sha1(COUNT.encode()).hexdigest()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    server = RedisServer()  # its own: a test here flushes scripts and stops it
+    server.start()
+    yield server
+    server.close()
+
+
+def line_for(url: str, timeout: float = 3.0) -> RedisLine:
+    pool = aioredis.ConnectionPool.from_url(url)
+    return RedisLine(pool.connection_class, pool.connection_kwargs, timeout=timeout)
+
+
+@pytest.fixture
+async def line(own_redis: RedisServer) -> AsyncIterator[RedisLine]:
+    made = line_for(own_redis.url)
+    yield made
+    made.close()
+
+
+async def test_concurrent_calls_are_answered_in_the_order_they_were_sent(line: RedisLine) -> None:
+    replies = await asyncio.wait_for(asyncio.gather(*(line.call("INCR", "n") for _ in range(300))), 10)
+    assert replies == list(range(1, 301))
+
+
+async def test_an_error_reply_is_raised_and_the_connection_goes_on(line: RedisLine) -> None:
+    await line.call("SET", "s", "text")
+    with pytest.raises(ResponseError, match="not an integer"):
+        await line.call("INCR", "s")
+    assert await line.call("GET", "s") == b"text"
+
+
+async def test_a_script_forgotten_by_redis_is_loaded_and_runs_once(line: RedisLine) -> None:
+    assert await line.evalsha(COUNT_SHA, COUNT, ["runs"]) == 1
+    await line.call("SCRIPT", "FLUSH")
+    assert await line.evalsha(COUNT_SHA, COUNT, ["runs"]) == 2  # NOSCRIPT: did not run, sent again
+    assert await line.call("GET", "runs") == b"2"
+
+
+async def test_the_urls_database_is_used(own_redis: RedisServer) -> None:
+    line = line_for(own_redis.url.rsplit("/", 1)[0] + "/3")
+    other = aioredis.Redis.from_url(own_redis.url.rsplit("/", 1)[0] + "/3")
+    try:
+        await line.call("SET", "where", "db3")
+        assert await other.get("where") == b"db3"
+    finally:
+        line.close()
+        await other.aclose()
+
+
+async def test_an_overdue_reply_ends_the_connection_and_the_next_call_opens_another(line: RedisLine) -> None:
+    assert await line.call("PING") == b"PONG"  # connected: the next call is written at once
+    blocked = asyncio.ensure_future(line.call("BLPOP", "never", 0))
+    await asyncio.sleep(0)  # let it write its command
+    line.check(asyncio.get_running_loop().time() + line.timeout + 1)
+    with pytest.raises(RedisConnectionError, match="did not answer"):
+        await asyncio.wait_for(blocked, 5)
+    assert await asyncio.wait_for(line.call("PING"), 5) == b"PONG"
+
+
+async def test_redis_gone_fails_the_call_instead_of_hanging(own_redis: RedisServer, line: RedisLine) -> None:
+    assert await line.call("PING") == b"PONG"
+    own_redis.stop()
+    with pytest.raises(RedisConnectionError):
+        await asyncio.wait_for(line.call("PING"), 5)
+    with pytest.raises(RedisConnectionError):  # and connecting again fails, too
+        await asyncio.wait_for(line.call("PING"), 5)
