@@ -161,12 +161,15 @@ class RedisBackend:
             health_check_interval=0,
         )
         self._redis = aioredis.Redis(connection_pool=pool)
-        # The relay's hot path has its own two connections (redis_line): one
-        # routes what this node sends away, one waits on and takes its inbox.
-        self._route_line, self._inbox_line = (
+        # The relay's hot path has its own connections (redis_line): one routes
+        # what this node sends away, one takes from its inbox, one hears when
+        # something lands in an empty inbox.
+        self._route_line, self._inbox_line, self._wake_line = (
             RedisLine(pool.connection_class, pool.connection_kwargs, timeout=max(3.0, node_ttl))
-            for _ in range(2)
+            for _ in range(3)
         )
+        self._wake = asyncio.Event()
+        self._listening = False  # subscribed to the inbox's wake-ups since Redis was last up
         live_ms = int(max(LIVE_TTL, resume_grace + 2 * redis_scripts.SLACK_MS / 1000) * 1000)
         self._base_args: list[str | int] = [prefix, mailbox_messages, mailbox_bytes, self.node_id, live_ms]
         self._refresh_cursor = 0
@@ -216,6 +219,7 @@ class RedisBackend:
         # waits out a blocked read that is cancelled.
         self._closing = True
         self._up.set()
+        self._wake.set()
         for task in self._tasks[:1]:
             task.cancel()
         for task in self._tasks:
@@ -232,6 +236,7 @@ class RedisBackend:
         await self._redis.aclose(close_connection_pool=True)  # our own pool
         self._route_line.close()
         self._inbox_line.close()
+        self._wake_line.close()
         self._sink = None
 
     async def unavailable_reason(self) -> str | None:
@@ -722,13 +727,21 @@ class RedisBackend:
                 await self._up.wait()
                 continue
             try:
-                # Under load each take finds more waiting: wait only once it is empty
-                # (a read from the start returns at once if anything came meanwhile).
+                if not self._wake_line.subscribed:
+                    if self._listening:  # its connection ended: Redis went away
+                        self._listening = False
+                        raise RedisConnectionError("the inbox's subscription ended")
+                    # Before the take: no wake-up is missed.
+                    await self._wake_line.subscribe(self._inbox, self._wake.set)
+                    self._listening = True
+                # Under load each take finds more waiting: wait only once it is
+                # empty, for the wake-up of the next entry (a wake-up that came
+                # during the take returns at once), and take at least every BLOCK_MS.
+                self._wake.clear()
                 if not await self._claim():
-                    await self._inbox_line.call(
-                        b"XREAD", b"COUNT", 1, b"BLOCK", BLOCK_MS, b"STREAMS", self._inbox, b"0-0",
-                        wait=BLOCK_MS / 1000,
-                    )
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(BLOCK_MS / 1000):
+                            await self._wake.wait()
             except UNREACHABLE as exc:
                 self._mark_down(exc)
             except BackendUnavailable:
@@ -789,7 +802,7 @@ class RedisBackend:
         while not self._closing:
             await asyncio.sleep(interval)
             now = asyncio.get_running_loop().time()
-            for line in (self._route_line, self._inbox_line):
+            for line in (self._route_line, self._inbox_line, self._wake_line):
                 line.check(now)  # a reply overdue ends its connection
             try:
                 await self._beat()
@@ -803,6 +816,8 @@ class RedisBackend:
                 await self._redis.connection_pool.disconnect()
                 self._route_line.close()
                 self._inbox_line.close()
+                self._wake_line.close()
+                self._listening = False
             fresh, reaped, cursor = await self._scripts["sweep"](
                 args=[
                     *self._base_args,

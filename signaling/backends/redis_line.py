@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl
+from collections.abc import Callable
 from typing import Any, cast
 
 import hiredis
@@ -61,6 +62,7 @@ class _Protocol(asyncio.Protocol):
         self.waiting: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
         self.transport: asyncio.Transport | None = None
         self.closed = False
+        self.on_message: Callable[[], None] | None = None  # once subscribed
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -76,6 +78,9 @@ class _Protocol(asyncio.Protocol):
                 return
             if reply is False:
                 return
+            if self.on_message is not None and isinstance(reply, list) and reply[:1] == [b"message"]:
+                self.on_message()
+                continue
             if not waiting:  # nothing asked for this: the stream is out of step
                 self.abort(RedisConnectionError("Redis sent a reply nobody asked for"))
                 return
@@ -85,6 +90,8 @@ class _Protocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self.on_message is not None:
+            self.on_message()  # the subscriber hears of the end too (``subscribed`` is now False)
         error = RedisConnectionError(f"connection to Redis lost: {exc or 'closed by the server'}")
         while self.waiting:
             future, _ = self.waiting.popleft()
@@ -196,6 +203,19 @@ class RedisLine:
         if isinstance(reply, hiredis.ReplyError):
             raise ResponseError(str(reply))
         return reply
+
+    async def subscribe(self, channel: bytes, on_message: Callable[[], None]) -> None:
+        """Make this connection a subscriber of ``channel``: ``on_message()`` for each
+        message published there, and once more when the connection ends (then
+        ``subscribed`` is False)."""
+        protocol = await self._connected()
+        protocol.on_message = on_message
+        await self.call("SUBSCRIBE", channel)
+
+    @property
+    def subscribed(self) -> bool:
+        protocol = self._protocol
+        return protocol is not None and not protocol.closed and protocol.on_message is not None
 
     def check(self, now: float) -> None:
         """Close the connection if its oldest reply is overdue (``now``: the loop's clock)."""

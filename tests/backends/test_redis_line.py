@@ -88,3 +88,20 @@ async def test_redis_gone_fails_the_call_instead_of_hanging(own_redis: RedisServ
         await asyncio.wait_for(line.call("PING"), 5)
     with pytest.raises(RedisConnectionError):  # and connecting again fails, too
         await asyncio.wait_for(line.call("PING"), 5)
+
+
+async def test_a_subscriber_hears_each_message_and_the_end_of_its_connection(
+    own_redis: RedisServer, line: RedisLine
+) -> None:
+    heard = asyncio.Queue[None]()
+    await line.subscribe(b"wake", lambda: heard.put_nowait(None))
+    assert line.subscribed
+    publisher = line_for(own_redis.url)
+    try:
+        assert await publisher.call("PUBLISH", "wake", "") == 1
+        await asyncio.wait_for(heard.get(), 5)
+        own_redis.stop()
+        await asyncio.wait_for(heard.get(), 5)
+        assert not line.subscribed
+    finally:
+        publisher.close()
