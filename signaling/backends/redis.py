@@ -10,7 +10,9 @@ Redis restarted empty).
 Delivery. A message for a peer held by this node goes straight to the sink.
 One for a peer on another node is appended to that node's inbox (a Redis
 Stream); each node reads its own inbox in order and hands the messages to
-its sink. One for a lost peer goes to its mailbox in Redis. When a peer's
+its sink. The relay's path (routing, waiting on and taking from the inbox)
+runs on the node's own lean connections (``redis_line``), the rest on
+redis-py's pool. One for a lost peer goes to its mailbox in Redis. When a peer's
 place changes (lost, resumed elsewhere, its node reaped), the script that
 changes it also moves whatever still waits for it in its old inbox, so
 per-sender order holds. A request whose route needs Redis while it is
@@ -215,8 +217,8 @@ class RedisBackend:
         ]
 
     async def close(self) -> None:
-        # The inbox reader stops at its next turn (at most BLOCK_MS): redis-py
-        # waits out a blocked read that is cancelled.
+        # The inbox reader stops at its next turn: woken now, or after the take
+        # under way (not cancelled halfway through handing messages on).
         self._closing = True
         self._up.set()
         self._wake.set()

@@ -4,7 +4,8 @@ once, replies read by hiredis, in order.
 redis-py's client costs ~125 us of CPU per command on this path (pool
 checkout, a timeout and a retry wrapper per call, response callbacks); a
 cross-node relay took three such commands (route, inbox wait, inbox take)
-when batches are small. Here a command is one ``transport.write`` and a
+when batches are small. A subscriber (``subscribe``) hears the wake-ups of
+its node's inbox on one such connection. Here a command is one ``transport.write`` and a
 future, ~30 us. Concurrent calls are pipelined on the one connection and
 answered in the order they were written.
 
@@ -178,13 +179,10 @@ class RedisLine:
         protocol.waiting.append((future, loop.time() + timeout))
         return future
 
-    async def call(self, *args: Any, wait: float = 0.0) -> Any:
-        """Send one command; its reply (Redis's error reply raised as ``ResponseError``).
-
-        ``wait``: seconds the command may block in Redis (``XREAD BLOCK``), on top of the timeout.
-        """
+    async def call(self, *args: Any) -> Any:
+        """Send one command; its reply (Redis's error reply raised as ``ResponseError``)."""
         protocol = await self._connected()
-        reply = await self._send(protocol, args, self.timeout + wait)
+        reply = await self._send(protocol, args, self.timeout)
         if isinstance(reply, hiredis.ReplyError):
             raise ResponseError(str(reply))
         return reply
