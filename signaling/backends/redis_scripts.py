@@ -133,7 +133,7 @@ def holds_bytes(blob: bytes) -> bool | None:
 def unpack(blob: bytes) -> Any:
     if blob[:1] == b"j" and _MARK_BYTES not in blob:
         try:
-            return orjson.loads(memoryview(blob)[1:])
+            return orjson.loads(blob[1:])  # a copy, yet faster than orjson on a memoryview
         except orjson.JSONDecodeError:
             pass  # NaN, lone surrogates: the stdlib reads them
     text = blob[1:].decode("utf-8", "surrogatepass")
