@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import subprocess
+import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -13,7 +16,7 @@ from redis.exceptions import ResponseError
 
 from signaling.backends.redis_line import RedisLine
 from tests.backends.conftest import NEEDS_REDIS
-from tests.helpers.redis_server import RedisServer
+from tests.helpers.redis_server import REDIS_SERVER, RedisServer
 
 pytestmark = [pytest.mark.redis, NEEDS_REDIS]
 
@@ -105,3 +108,38 @@ async def test_a_subscriber_hears_each_message_and_the_end_of_its_connection(
         assert not line.subscribed
     finally:
         publisher.close()
+
+
+@pytest.fixture
+def unix_redis(tmp_path: Path) -> Iterator[Path]:
+    """A redis-server on a Unix socket only, with a password."""
+    sock = tmp_path / "redis.sock"
+    process = subprocess.Popen(
+        [REDIS_SERVER, "--port", "0", "--unixsocket", str(sock), "--requirepass", "s3cret",
+         "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not sock.exists():
+            assert process.poll() is None and time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+        yield sock
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+async def test_a_unix_socket_with_a_password_and_a_database(unix_redis: Path) -> None:
+    line = line_for(f"unix://{unix_redis}?db=2&password=s3cret")
+    other = aioredis.Redis.from_url(f"unix://{unix_redis}?db=2&password=s3cret")
+    try:
+        await line.call("SET", "where", "db2")
+        assert await other.get("where") == b"db2"
+    finally:
+        line.close()
+        await other.aclose()
+    wrong = line_for(f"unix://{unix_redis}?password=wrong")
+    with pytest.raises(RedisConnectionError, match="refused the connection"):
+        await asyncio.wait_for(wrong.call("PING"), 5)
+    wrong.close()
