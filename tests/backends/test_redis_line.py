@@ -15,7 +15,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from signaling.backends.redis_line import RedisLine
+from signaling.tls import self_signed
 from tests.backends.conftest import NEEDS_REDIS
+from tests.helpers.ports import free_port
 from tests.helpers.redis_server import REDIS_SERVER, RedisServer
 
 pytestmark = [pytest.mark.redis, NEEDS_REDIS]
@@ -143,3 +145,42 @@ async def test_a_unix_socket_with_a_password_and_a_database(unix_redis: Path) ->
     with pytest.raises(RedisConnectionError, match="refused the connection"):
         await asyncio.wait_for(wrong.call("PING"), 5)
     wrong.close()
+
+
+@pytest.fixture
+def tls_redis(tmp_path: Path) -> Iterator[tuple[int, str]]:
+    """A redis-server on TLS only, with a self-signed certificate: (port, certificate file)."""
+    port = free_port()
+    with self_signed("127.0.0.1") as pair:
+        process = subprocess.Popen(
+            [REDIS_SERVER, "--port", "0", "--tls-port", str(port), "--tls-cert-file", pair.cert,
+             "--tls-key-file", pair.key, "--tls-ca-cert-file", pair.cert, "--tls-auth-clients", "no",
+             "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            yield port, pair.cert
+        finally:
+            process.terminate()
+            process.wait(10)
+
+
+async def test_tls_checks_the_servers_certificate(tls_redis: tuple[int, str]) -> None:
+    """``rediss://``: the line speaks TLS with redis-py's settings from the URL."""
+    port, cert = tls_redis
+    line = line_for(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={cert}")
+    untrusting = line_for(f"rediss://127.0.0.1:{port}/0")  # the system's CAs only
+    try:
+        deadline = time.monotonic() + 10
+        while True:  # until it listens
+            try:
+                assert await asyncio.wait_for(line.call("PING"), 5) == b"PONG"
+                break
+            except RedisConnectionError:
+                assert time.monotonic() < deadline, "the TLS redis-server did not start"
+                await asyncio.sleep(0.05)
+        with pytest.raises(RedisConnectionError, match="certificate"):
+            await asyncio.wait_for(untrusting.call("PING"), 5)
+    finally:
+        line.close()
+        untrusting.close()
