@@ -131,7 +131,12 @@ async def _watch_loop_lag(metrics: Metrics) -> None:
 async def _reap(service: SignalingService, settings: Settings) -> None:
     """Say goodbye for lost peers whose resume grace has run out."""
     interval = min(1.0, max(0.05, settings.resume_grace / 4))
-    while True:
+    task = asyncio.current_task()
+    # Not ``while True``: a cancel that lands inside redis-py can come out as a
+    # connection error (caught below, or turned into ``unavailable`` in the
+    # backend); shutdown, which cancels this task and awaits it, would then
+    # wait for ever (a bench node once hung so after SIGTERM).
+    while task is None or not task.cancelling():
         await asyncio.sleep(interval)
         try:
             await service.expire()

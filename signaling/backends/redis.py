@@ -10,7 +10,9 @@ Redis restarted empty).
 Delivery. A message for a peer held by this node goes straight to the sink.
 One for a peer on another node is appended to that node's inbox (a Redis
 Stream); each node reads its own inbox in order and hands the messages to
-its sink. One for a lost peer goes to its mailbox in Redis. When a peer's
+its sink. The relay's path (routing, waiting on and taking from the inbox)
+runs on the node's own lean connections (``redis_line``), the rest on
+redis-py's pool. One for a lost peer goes to its mailbox in Redis. When a peer's
 place changes (lost, resumed elsewhere, its node reaped), the script that
 changes it also moves whatever still waits for it in its old inbox, so
 per-sender order holds. A request whose route needs Redis while it is
@@ -57,6 +59,7 @@ from ..errors import ResumeExpired, RoomFull, Unavailable, kicked, public_cause
 from ..mailbox import MAX_BYTES, MAX_MESSAGES, Mailbox
 from . import redis_admin, redis_scripts
 from .base import Delivery, Departure, JoinResult, Member, Resumed, Sink
+from .redis_line import RedisLine
 from .redis_scripts import holds_bytes, pack, unpack
 from .redis_scripts import mail_item as _mail_item
 
@@ -160,6 +163,15 @@ class RedisBackend:
             health_check_interval=0,
         )
         self._redis = aioredis.Redis(connection_pool=pool)
+        # The relay's hot path has its own connections (redis_line): one routes
+        # what this node sends away, one takes from its inbox, one hears when
+        # something lands in an empty inbox.
+        self._route_line, self._inbox_line, self._wake_line = (
+            RedisLine(pool.connection_class, pool.connection_kwargs, timeout=max(3.0, node_ttl))
+            for _ in range(3)
+        )
+        self._wake = asyncio.Event()
+        self._listening = False  # subscribed to the inbox's wake-ups since Redis was last up
         live_ms = int(max(LIVE_TTL, resume_grace + 2 * redis_scripts.SLACK_MS / 1000) * 1000)
         self._base_args: list[str | int] = [prefix, mailbox_messages, mailbox_bytes, self.node_id, live_ms]
         self._refresh_cursor = 0
@@ -205,10 +217,11 @@ class RedisBackend:
         ]
 
     async def close(self) -> None:
-        # The inbox reader stops at its next turn (at most BLOCK_MS): redis-py
-        # waits out a blocked read that is cancelled.
+        # The inbox reader stops at its next turn: woken now, or after the take
+        # under way (not cancelled halfway through handing messages on).
         self._closing = True
         self._up.set()
+        self._wake.set()
         for task in self._tasks[:1]:
             task.cancel()
         for task in self._tasks:
@@ -223,6 +236,9 @@ class RedisBackend:
             with contextlib.suppress(*UNREACHABLE):
                 await self._redis.delete(f"{self._prefix}alive:{self.node_id}")
         await self._redis.aclose(close_connection_pool=True)  # our own pool
+        self._route_line.close()
+        self._inbox_line.close()
+        self._wake_line.close()
         self._sink = None
 
     async def unavailable_reason(self) -> str | None:
@@ -247,6 +263,17 @@ class RedisBackend:
             raise self._unavailable()
         try:
             return await self._scripts[name](args=[*self._base_args, *args])
+        except UNREACHABLE as exc:
+            self._mark_down(exc)
+            raise self._unavailable() from None
+
+    async def _run_on(self, line: RedisLine, name: str, *args: Any) -> Any:
+        """``_run`` on one of the hot path's own connections."""
+        if self._down is not None:
+            raise self._unavailable()
+        script = self._scripts[name]
+        try:
+            return await line.evalsha(script.sha, script.script, [*self._base_args, *args])
         except UNREACHABLE as exc:
             self._mark_down(exc)
             raise self._unavailable() from None
@@ -679,7 +706,7 @@ class RedisBackend:
                 b = index[key] = len(blobs)
             room = d.payload.get("room") if d.event in _CHECKED else None
             triples += [d.peer_id, b, d.size, room if isinstance(room, str) else ""]
-        held = await self._run("deliver", len(blobs), *blobs, *triples)
+        held = await self._run_on(self._route_line, "deliver", len(blobs), *blobs, *triples)
         if not held:
             return []
         if int(held[0]) == -1:
@@ -708,10 +735,21 @@ class RedisBackend:
                 await self._up.wait()
                 continue
             try:
-                # Under load each take finds more waiting: wait only once it is empty
-                # (a read from the start returns at once if anything came meanwhile).
+                if not self._wake_line.subscribed:
+                    if self._listening:  # its connection ended: Redis went away
+                        self._listening = False
+                        raise RedisConnectionError("the inbox's subscription ended")
+                    # Before the take: no wake-up is missed.
+                    await self._wake_line.subscribe(self._inbox, self._wake.set)
+                    self._listening = True
+                # Under load each take finds more waiting: wait only once it is
+                # empty, for the wake-up of the next entry (a wake-up that came
+                # during the take returns at once), and take at least every BLOCK_MS.
+                self._wake.clear()
                 if not await self._claim():
-                    await self._redis.xread({self._inbox: b"0-0"}, count=1, block=BLOCK_MS)
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(BLOCK_MS / 1000):
+                            await self._wake.wait()
             except UNREACHABLE as exc:
                 self._mark_down(exc)
             except BackendUnavailable:
@@ -723,7 +761,7 @@ class RedisBackend:
     async def _claim(self) -> int:
         """Take what waits in this node's inbox to the sink; return how many entries are left."""
         async with self._locked():
-            left, entries = await self._run("claim", CLAIM_BATCH, CLAIM_BYTES)
+            left, entries = await self._run_on(self._inbox_line, "claim", CLAIM_BATCH, CLAIM_BYTES)
             out: list[Delivery] = []
             for entry in entries:
                 kind = entry[0]
@@ -803,6 +841,9 @@ class RedisBackend:
         # close() would then wait on this loop for ever.
         while not self._closing:
             await asyncio.sleep(interval)
+            now = asyncio.get_running_loop().time()
+            for line in (self._route_line, self._inbox_line, self._wake_line):
+                line.check(now)  # a reply overdue ends its connection
             try:
                 await self._beat()
             except Exception:  # never let one bad round stop the heartbeat
@@ -813,6 +854,10 @@ class RedisBackend:
             if self._down is not None:
                 # Connections from before the outage are dead: start afresh.
                 await self._redis.connection_pool.disconnect()
+                self._route_line.close()
+                self._inbox_line.close()
+                self._wake_line.close()
+                self._listening = False
             fresh, reaped, cursor = await self._scripts["sweep"](
                 args=[
                     *self._base_args,

@@ -137,7 +137,7 @@ def holds_bytes(blob: bytes) -> bool | None:
 def unpack(blob: bytes) -> Any:
     if blob[:1] == b"j" and _MARK_BYTES not in blob:
         try:
-            return orjson.loads(memoryview(blob)[1:])
+            return orjson.loads(blob[1:])  # a copy, yet faster than orjson on a memoryview
         except orjson.JSONDecodeError:
             pass  # NaN, lone surrogates: the stdlib reads them
     text = blob[1:].decode("utf-8", "surrogatepass")
@@ -314,14 +314,22 @@ local POST_FIELDS = 1800  -- 300 messages an entry at most (Lua's unpack limit)
 local POST_MAX_BYTES = """ + str(ENTRY_BYTES) + r"""
 local INBOX_MAX = """ + str(INBOX_MAX_ENTRIES) + r"""
 
+-- Append one entry to a node's inbox; the first in an empty inbox wakes
+-- that node's reader (it waits for a message on the channel named like the
+-- inbox once it found the inbox empty).
+local function append(node, ...)
+  local inbox = inboxk(node)
+  redis.call('XADD', inbox, '*', ...)
+  redis.call('PEXPIRE', inbox, LIVE)
+  if redis.call('XLEN', inbox) == 1 then redis.call('PUBLISH', inbox, '') end
+end
+
 local function flush_node(node)
   local q = POSTS[node]
   if not q then return end
   POSTS[node] = nil
   POST_BYTES[node] = 0
-  local inbox = inboxk(node)
-  redis.call('XADD', inbox, '*', unpack(q))
-  redis.call('PEXPIRE', inbox, LIVE)
+  append(node, unpack(q))
 end
 
 local function flush_posts()
@@ -348,9 +356,7 @@ end
 
 local function control(node, word, pid)
   flush_node(node)  -- after what this script sent there already
-  local inbox = inboxk(node)
-  redis.call('XADD', inbox, '*', 'c', word, 'p', pid)
-  redis.call('PEXPIRE', inbox, LIVE)
+  append(node, 'c', word, 'p', pid)
 end
 
 -- Call fn(pids, size, blob) for each message of an inbox entry, in order.

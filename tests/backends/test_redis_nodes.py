@@ -83,6 +83,26 @@ async def test_cross_node_order_and_binary(redis_nodes: Nodes) -> None:
     assert (await one.sink.wait("c", 1))[0].payload == shared
 
 
+async def test_route_batches_keep_each_senders_order(redis_nodes: Nodes) -> None:
+    """One caller's deliveries back to back (each finds the flusher that sent
+    the last one just ending), and many callers at once: each goes out, in
+    its sender's order."""
+    one, two = await two_in_room(redis_nodes)
+    for n in range(20):
+        await asyncio.wait_for(one.backend.deliver([relay("a", "b", n)]), 5)
+    senders = [f"s{i}" for i in range(10)]
+
+    async def send(sender: str) -> None:
+        for n in range(20, 60):
+            await one.backend.deliver([relay(sender, "b", n)])
+
+    await asyncio.wait_for(asyncio.gather(*(send(s) for s in senders)), 20)
+    got = await two.sink.wait("b", 20 + 40 * len(senders))
+    assert [d.payload["data"]["n"] for d in got[:20]] == list(range(20))
+    for sender in senders:
+        assert [d.payload["data"]["n"] for d in got if d.payload["from"] == sender] == list(range(20, 60))
+
+
 async def test_join_race_across_nodes(redis_nodes: Nodes) -> None:
     one, two = await redis_nodes(), await redis_nodes()
     backends = [one.backend, two.backend]
