@@ -202,10 +202,12 @@ class PeerLink:
     # -- the timer ----------------------------------------------------------------
 
     def _schedule(self) -> None:
+        deadline = self.session.next_deadline()
         if self._timer is not None:
+            if deadline is not None and self._timer.when() == deadline and not self.gone:
+                return  # already set for it: most receives leave the deadline as it was
             self._timer.cancel()
             self._timer = None
-        deadline = self.session.next_deadline()
         if deadline is not None and not self.gone:
             self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
 
