@@ -46,6 +46,10 @@ MAX_HEADER_BYTES = 4096
 MAX_PAYLOAD_BYTES = 65536
 DEFAULT_CHUNK_BYTES = 16384
 """Message fragments and file chunks: small enough for any data channel."""
+PEER_CHUNK_BYTES = 65536 - 1024
+"""What :class:`peer.Peer` cuts messages and files into: the largest part whose frame,
+with any header the peer writes (well under 1 KiB), still fits one 64 KiB data-channel
+message, so a 64 KiB message is two frames instead of four, a file 4x fewer chunks."""
 MAX_DATAGRAM_BYTES = 65536
 """A datagram is one data-channel message: what every WebRTC stack accepts."""
 MAX_SEQ = 2**53 - 1

@@ -35,7 +35,7 @@ from aiortc.rtcdatachannel import RTCDataChannelParameters
 from .channel import Channel, Outbox
 from .constants import DATA_CHANNEL_HIGH_WATER_BYTES, LOSSY_CHANNEL_ID, LOSSY_CHANNEL_LABEL
 from .errors import FrameError, PeerGone, SendBufferFull, SessionError
-from .framing import Datagram, FileBody, decode_datagram, encode_datagram
+from .framing import PEER_CHUNK_BYTES, Datagram, FileBody, decode_datagram, encode_datagram
 from .native.connection import NativeError, NativePeerConnection
 from .negotiation import Negotiator
 from .relay_channel import RelayChannel
@@ -101,7 +101,8 @@ class PeerLink:
 
     def _new_session(self) -> Session:
         count, size = self._window
-        return Session(max_unhandled_messages=count, max_unhandled_bytes=size)
+        return Session(fragment_bytes=PEER_CHUNK_BYTES, max_unhandled_messages=count,
+                       max_unhandled_bytes=size)
 
     @property
     def path(self) -> Transport:
