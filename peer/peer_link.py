@@ -92,7 +92,9 @@ class PeerLink:
         self._on_datagram = on_datagram
         self.lossy: RTCDataChannel | None = None
         """The unordered, unreliable channel beside the data channel (``reliable=False``)."""
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None
+        self._timer_at: float | None = None
+        """The deadline ``_timer`` was set for (uvloop's ``call_at`` of a past time has no ``when()``)."""
         self._progress: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._backlog: list[FileBody] = []
         self.requests = Pending()
@@ -205,12 +207,13 @@ class PeerLink:
     def _schedule(self) -> None:
         deadline = self.session.next_deadline()
         if self._timer is not None:
-            if deadline is not None and self._timer.when() == deadline and not self.gone:
+            if deadline is not None and self._timer_at == deadline and not self.gone:
                 return  # already set for it: most receives leave the deadline as it was
             self._timer.cancel()
             self._timer = None
         if deadline is not None and not self.gone:
             self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+            self._timer_at = deadline
 
     def _on_timer(self) -> None:
         self._timer = None
