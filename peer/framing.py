@@ -46,6 +46,10 @@ MAX_HEADER_BYTES = 4096
 MAX_PAYLOAD_BYTES = 65536
 DEFAULT_CHUNK_BYTES = 16384
 """Message fragments and file chunks: small enough for any data channel."""
+PEER_CHUNK_BYTES = 65536 - 1024
+"""What :class:`peer.Peer` cuts messages and files into: the largest part whose frame,
+with any header the peer writes (well under 1 KiB), still fits one 64 KiB data-channel
+message, so a 64 KiB message is two frames instead of four, a file 4x fewer chunks."""
 MAX_DATAGRAM_BYTES = 65536
 """A datagram is one data-channel message: what every WebRTC stack accepts."""
 MAX_SEQ = 2**53 - 1
@@ -54,6 +58,8 @@ MAX_NAME_CHARS = 255
 MAX_REASON_CHARS = 256
 
 _PREFIX = struct.Struct(">BHI")
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+"""One encoder for every header: ``json.dumps`` with options builds a new one per call."""
 _FILE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 _ERROR_CODE = re.compile(r"[a-z0-9-]{1,64}\Z")
@@ -156,14 +162,14 @@ def encode_frame(frame: Frame) -> bytes:
     """Encode one frame; raises FrameError for a frame the decoder would refuse."""
     kind, header, payload = _to_wire(frame)
     try:
-        raw = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+        raw = _ENCODER.encode(header).encode()
     except (TypeError, ValueError) as exc:  # UnicodeEncodeError: lone surrogates
         raise FrameError(f"header cannot be encoded: {exc}") from None
     if len(raw) > MAX_HEADER_BYTES or len(payload) > MAX_PAYLOAD_BYTES:
         raise FrameError("frame header or payload over the size limits")
-    encoded = _PREFIX.pack(kind, len(raw), len(payload)) + raw + payload
-    decode_frames(encoded)
-    return encoded
+    # What decode_frames would check of this frame, without copying the payload back.
+    _from_wire(kind, _parse_header(memoryview(raw)), payload)
+    return b"".join((_PREFIX.pack(kind, len(raw), len(payload)), raw, payload))
 
 
 def decode_frames(data: bytes, *, max_payload: int = MAX_PAYLOAD_BYTES) -> list[Frame]:
@@ -194,7 +200,7 @@ def decode_frames(data: bytes, *, max_payload: int = MAX_PAYLOAD_BYTES) -> list[
 def encode_datagram(datagram: Datagram) -> bytes:
     """One lossy-channel message; raises FrameError for a bad event or one over the size limit."""
     kind = DATAGRAM_BINARY if datagram.binary else DATAGRAM_JSON
-    raw = json.dumps({"event": datagram.event}, separators=(",", ":"), ensure_ascii=False).encode()
+    raw = _ENCODER.encode({"event": datagram.event}).encode()
     encoded = _PREFIX.pack(kind, len(raw), len(datagram.payload)) + raw + datagram.payload
     decode_datagram(encoded)
     return encoded
@@ -269,7 +275,7 @@ def _to_wire(frame: Frame) -> tuple[int, dict[str, Any], bytes]:
 
 def _parse_header(raw: memoryview) -> Mapping[str, Any]:
     try:
-        header = json.loads(bytes(raw).decode(), parse_constant=_no_constant)
+        header = _DECODER.decode(bytes(raw).decode())
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise FrameError(f"header is not JSON: {exc}") from None
     if not isinstance(header, dict):
@@ -279,6 +285,10 @@ def _parse_header(raw: memoryview) -> Mapping[str, Any]:
 
 def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+"""One decoder for every header: ``json.loads`` with options builds a new one per call."""
 
 
 def _from_wire(kind: int, head: Mapping[str, Any], payload: bytes) -> Frame:

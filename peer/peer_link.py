@@ -35,7 +35,7 @@ from aiortc.rtcdatachannel import RTCDataChannelParameters
 from .channel import Channel, Outbox
 from .constants import DATA_CHANNEL_HIGH_WATER_BYTES, LOSSY_CHANNEL_ID, LOSSY_CHANNEL_LABEL
 from .errors import FrameError, PeerGone, SendBufferFull, SessionError
-from .framing import Datagram, FileBody, decode_datagram, encode_datagram
+from .framing import PEER_CHUNK_BYTES, Datagram, FileBody, decode_datagram, encode_datagram
 from .native.connection import NativeError, NativePeerConnection
 from .negotiation import Negotiator
 from .relay_channel import RelayChannel
@@ -92,7 +92,9 @@ class PeerLink:
         self._on_datagram = on_datagram
         self.lossy: RTCDataChannel | None = None
         """The unordered, unreliable channel beside the data channel (``reliable=False``)."""
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None
+        self._timer_at: float | None = None
+        """The deadline ``_timer`` was set for (uvloop's ``call_at`` of a past time has no ``when()``)."""
         self._progress: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._backlog: list[FileBody] = []
         self.requests = Pending()
@@ -101,7 +103,8 @@ class PeerLink:
 
     def _new_session(self) -> Session:
         count, size = self._window
-        return Session(max_unhandled_messages=count, max_unhandled_bytes=size)
+        return Session(fragment_bytes=PEER_CHUNK_BYTES, max_unhandled_messages=count,
+                       max_unhandled_bytes=size)
 
     @property
     def path(self) -> Transport:
@@ -202,12 +205,15 @@ class PeerLink:
     # -- the timer ----------------------------------------------------------------
 
     def _schedule(self) -> None:
+        deadline = self.session.next_deadline()
         if self._timer is not None:
+            if deadline is not None and self._timer_at == deadline and not self.gone:
+                return  # already set for it: most receives leave the deadline as it was
             self._timer.cancel()
             self._timer = None
-        deadline = self.session.next_deadline()
         if deadline is not None and not self.gone:
             self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+            self._timer_at = deadline
 
     def _on_timer(self) -> None:
         self._timer = None

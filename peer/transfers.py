@@ -45,13 +45,23 @@ from .files import (
     numbered_names,
     safe_filename,
 )
-from .framing import FileBody, FileCancel, FileChunk, FileEnd, FileOffer, FileResult
+from .framing import (
+    PEER_CHUNK_BYTES,
+    FileBody,
+    FileCancel,
+    FileChunk,
+    FileEnd,
+    FileOffer,
+    FileResult,
+)
 from .peer_link import PeerLink
 
 logger = logging.getLogger(__name__)
 
 READ_AHEAD_BYTES = 1024 * 1024
-"""Bytes read from the file at once (then cut into chunks)."""
+"""Bytes read from the file at once (then cut into chunks), about."""
+READ_BYTES = PEER_CHUNK_BYTES * max(1, READ_AHEAD_BYTES // PEER_CHUNK_BYTES)
+"""What is read at once: whole chunks, so no chunk straddles two reads."""
 
 MAX_NAME_TRIES = 10_000
 """Numbered names tried before a received file is refused."""
@@ -226,7 +236,8 @@ class FileTransfers:
                 on_progress(done, total)
             events(done, total)
 
-        sender = FileSender(file_id, source.name, size, on_progress=progress)
+        sender = FileSender(file_id, source.name, size, chunk_size=PEER_CHUNK_BYTES,
+                            on_progress=progress)
         result: asyncio.Future[FileResult] = asyncio.get_running_loop().create_future()
         key = (peer_id, file_id)
         self._outgoing[key] = result
@@ -236,7 +247,7 @@ class FileTransfers:
                 block, offset = b"", 0
                 while count := sender.next_read:
                     if offset >= len(block):
-                        block, offset = await asyncio.to_thread(handle.read, READ_AHEAD_BYTES), 0
+                        block, offset = await asyncio.to_thread(handle.read, READ_BYTES), 0
                     piece = block[offset : offset + count]
                     offset += len(piece)
                     await link.send_body(sender.chunk(piece))

@@ -8,9 +8,12 @@ from typing import Any
 
 import pytest
 
+from peer.constants import DATA_CHANNEL_MESSAGE_BYTES
 from peer.errors import FrameError
 from peer.framing import (
     MAX_PAYLOAD_BYTES,
+    MAX_SEQ,
+    PEER_CHUNK_BYTES,
     RELAY_EVENT,
     Ack,
     FileCancel,
@@ -127,3 +130,16 @@ def test_pack_groups_frames_up_to_the_limit_in_order() -> None:
     assert [f for m in messages for f in decode_frames(m)] == [Ack(i) for i in range(10)]
     assert pack([b"x" * 50], 10) == [b"x" * 50]
     assert pack([], 10) == []
+
+
+def test_a_peer_chunk_with_the_largest_header_fits_one_data_channel_message() -> None:
+    # The longest header a Peer writes: 64 four-byte characters of event, every
+    # optional key at its largest (or a file chunk with a 64-character id).
+    event = "\U0001f600" * 64
+    part = MessagePart(event, bytes(PEER_CHUNK_BYTES), True, True, None, MAX_SEQ, "e" * 64)
+    request = MessagePart(event, bytes(PEER_CHUNK_BYTES), True, True, MAX_SEQ, None, None)
+    chunk = FileChunk("i" * 64, MAX_SEQ, bytes(PEER_CHUNK_BYTES))
+    for body in (part, request, chunk):
+        encoded = encode_frame(Sequenced(MAX_SEQ, body))
+        assert len(encoded) <= DATA_CHANNEL_MESSAGE_BYTES
+        assert pack([encoded, encoded], DATA_CHANNEL_MESSAGE_BYTES) == [encoded, encoded]
