@@ -59,6 +59,7 @@ from aiortc.sdp import candidate_from_sdp
 
 from . import aioice_fixes, dtls_any_certificate
 from .channel import PathClosed
+from .constants import LOSSY_CHANNEL_ID, LOSSY_CHANNEL_LABEL
 from .errors import SignalingError
 from .media import KINDS, LocalMedia
 from .native import engine
@@ -455,6 +456,13 @@ class Negotiator:
         pc: Connection
         if lib is not None:
             pc = NativePeerConnection(lib, self._configuration.iceServers)
+            # The lossy channel is negotiated out of band. Created here, before the
+            # association exists, on both sides: created at upgrade, a datagram
+            # could reach a side that had not made it yet, and libdatachannel then
+            # closed the lossy channel at both ends (one connection in six).
+            pc.lossy = pc.createDataChannel(
+                LOSSY_CHANNEL_LABEL, ordered=False, maxRetransmits=0, negotiated=True, id=LOSSY_CHANNEL_ID,
+            )
         else:
             pc = RTCPeerConnection(self._configuration)
         self._pc = pc

@@ -250,6 +250,10 @@ class PeerLink:
         if self.lossy is not None and self.lossy.transport is channel.transport:
             return
         if isinstance(channel.transport, NativePeerConnection):
+            if channel.transport.lossy is not None:  # made with the connection
+                self.lossy = channel.transport.lossy
+                self.lossy.on("message", self._on_lossy_message)
+                return
             try:
                 self.lossy = channel.transport.createDataChannel(
                     LOSSY_CHANNEL_LABEL, ordered=False, maxRetransmits=0,

@@ -350,6 +350,8 @@ class NativePeerConnection(_Emitter):
         self.remoteDescription: RTCSessionDescription | None = None
         self.deleted = False
         self.max_message_size = 0
+        self.lossy: NativeDataChannel | None = None
+        """The Peer's lossy channel, made with the connection (see peer.negotiation)."""
         self._closing: asyncio.Future[None] | None = None
         urls = [url.encode() for url in ice_server_urls(ice_servers or [])]
         array = (ctypes.c_char_p * max(1, len(urls)))(*urls)
