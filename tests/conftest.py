@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator
 
 import pytest
@@ -34,6 +35,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # only hands out indices. A worker's config has ``workerinput``.
     if hasattr(config, "workerinput"):
         items.sort(key=_start_rank)  # stable: the order within a rank stays
+    for item in items:
+        if _in_browser_loop(item):
+            item.add_marker(pytest.mark.asyncio(loop_scope="session"), append=False)
+
+
+# Tests near the browser run in one event loop per worker, the loop of the
+# worker's one Chromium (tests/web/conftest.py: ``shared_chromium``), with their
+# async fixtures (``server``, ``browser``, ``coturn``) made for that loop.
+BROWSER_LOOP = ("tests/web/", "tests/media/", "tests/ops/test_check_page.py")
+
+
+def _in_browser_loop(item: pytest.Item) -> bool:
+    function = getattr(item, "obj", None)
+    return item.nodeid.startswith(BROWSER_LOOP) and inspect.iscoroutinefunction(function)
 
 
 @pytest.fixture

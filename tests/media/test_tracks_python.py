@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+import pytest_asyncio
 from aiortc import AudioStreamTrack, VideoStreamTrack
 
 from peer import Peer
@@ -19,7 +20,7 @@ async def upgraded(a: Peer, b: Peer) -> None:
             await asyncio.sleep(0.05)
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="session")  # the loop of the browser tests (tests/conftest.py)
 async def roles(server: RunningServer) -> AsyncIterator[tuple[Peer, Peer]]:
     """(offerer, answerer) of a pair that has a data channel."""
     a = Peer(server.url, "media")

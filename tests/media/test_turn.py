@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from aiortc import VideoStreamTrack
 
 from peer import Peer
@@ -27,7 +28,7 @@ from tests.media.support import WAIT, Tracks, frames
 from tests.web.pages import blank_page
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="session")  # the loop of the browser tests (tests/conftest.py)
 async def coturn(tmp_path: Path) -> AsyncIterator[Coturn]:
     async with running_coturn(tmp_path) as running:
         yield running

@@ -15,7 +15,7 @@ from aiohttp import web
 from tests.cluster.conftest import connect, redis_server  # noqa: F401 (fixtures reused here)
 from tests.interop.conftest import node_client_dir  # noqa: F401 (fixture reused here)
 from tests.ops.deploy import Certificate, make_certificate
-from tests.web.conftest import browser  # noqa: F401 (fixture reused here)
+from tests.web.conftest import browser, shared_chromium  # noqa: F401 (fixtures reused here)
 
 TOKEN = "admin-token-for-tests-0123456789"
 WAIT = 10.0

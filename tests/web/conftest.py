@@ -10,10 +10,13 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from tests.helpers.bounded import within
+from tests.helpers.server import RunningServer, running_server
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -40,8 +43,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(pytest.mark.skip(reason=f"{CHROMIUM} is missing (apt-get install chromium)"))
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[object]:
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def shared_chromium() -> AsyncIterator[Any]:
+    """One headless Chromium per worker process: a launch costs about a second
+    of CPU (Playwright's driver and the browser), and there are ~50 browser tests.
+    Each test gets fresh contexts; what it leaves open is closed after it."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
@@ -52,6 +58,24 @@ async def browser() -> AsyncIterator[object]:
             yield chromium
         finally:
             await within(chromium.close(), "closing headless Chromium", 30)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def browser(shared_chromium: Any) -> AsyncIterator[Any]:
+    if not shared_chromium.is_connected():
+        pytest.fail("this worker's Chromium is gone (crashed in an earlier test?)")
+    try:
+        yield shared_chromium
+    finally:
+        for context in list(shared_chromium.contexts):
+            await within(context.close(), "closing a browser context a test left open", 30)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def server() -> AsyncIterator[RunningServer]:
+    """The root ``server`` fixture, in the event loop these tests share with Chromium."""
+    async with running_server() as running:
+        yield running
 
 
 @pytest.fixture
