@@ -229,10 +229,16 @@ class Negotiator:
             except (PathClosed, SignalingError) as exc:
                 logger.info("negotiation with %s: signaling failed: %s", self.remote_id, exc)
                 await self._attempt_failed()
+            except NativeError as exc:
+                # Recovered by the next attempt; seen when an answer to an earlier
+                # offer meets a rebuilt connection (answers name no offer, and a
+                # data-only one cannot be told apart by its media): not a warning.
+                logger.info("negotiation with %s failed on the native engine, retrying: %r",
+                            self.remote_id, exc)
+                await self._attempt_failed()
             except (
                 InternalError, InvalidAccessError, InvalidStateError, OperationError,
                 ValueError, TypeError, KeyError, IndexError, AssertionError, OSError,
-                NativeError,
             ) as exc:
                 # aiortc raises these for SDP it cannot use (it asserts on some).
                 logger.warning("negotiation with %s failed: %r", self.remote_id, exc)
