@@ -273,33 +273,10 @@ def test_ice_server_urls_carry_encoded_credentials() -> None:
 EXIT_WITH_TRAFFIC = """
 import asyncio
 from peer.native import library
-from peer.native.connection import NativeError, NativePeerConnection
-from peer.negotiation import dtls_client_offer
-
-async def connected(lib):
-    # Up to three set-ups: libdatachannel 0.22 fails one now and then (the
-    # DTLS-client race in docs/python.md); the Peer retries the same way.
-    for _ in range(3):
-        a, b = NativePeerConnection(lib), NativePeerConnection(lib)
-        channel = a.createDataChannel("x")
-        opened = asyncio.Event()
-        channel.on("open", opened.set)
-        b.on("datachannel", lambda remote: remote.on("message", lambda m: None))
-        try:
-            await a.setLocalDescription(await a.createOffer())
-            offer = a.localDescription
-            offer.sdp = dtls_client_offer(offer.sdp)
-            await b.setRemoteDescription(offer)
-            await b.setLocalDescription(await b.createAnswer())
-            await a.setRemoteDescription(b.localDescription)
-            await asyncio.wait_for(opened.wait(), 15)
-            return a, b, channel
-        except (NativeError, TimeoutError):
-            await asyncio.gather(a.close(), b.close())
-    raise SystemExit("no native connection opened in three attempts")
+from tests.peer.test_native_engine import open_pair
 
 async def main():
-    a, b, channel = await connected(library.load())
+    a, b, channel = await open_pair(library.load())
     for _ in range(200):
         channel.send(b"y" * 65536)
     print("open", flush=True)
