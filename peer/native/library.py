@@ -1,15 +1,24 @@
-"""A ctypes binding of libdatachannel's C API (``rtc/rtc.h``), loaded from ``pylibdatachannel``.
+"""A ctypes binding of libdatachannel's C API (``rtc/rtc.h``), loaded from an installed wheel.
 
-The ``pylibdatachannel`` wheel bundles ``libdatachannel`` as a shared library
-that exports the whole C API. Its own pybind11 module is not used (no
-backpressure, and it holds the GIL in ``close()`` while the library's threads
-wait for it); ctypes releases the GIL around every foreign call and takes it
-in callbacks, so closing never waits on ourselves.
+Two PyPI wheels bundle ``libdatachannel`` as a plain shared library that
+exports the whole C API; their own Python layers are not used:
 
-The structures below are those of libdatachannel 0.22 (the same in every
-0.22.x). The library is used only when the version in its file name is 0.22.x:
-on any other, :func:`load` returns None and says why once, and the peer uses
-aiortc.
+- ``aiolibdatachannel`` 2026.4.21 (``aiolibdatachannel/_lib/libdatachannel.so.0.24.2``):
+  an optimised build, preferred. Its Python code needs CPython 3.12, the
+  library does not: on 3.11 it is installed with ``pip install --no-deps
+  --ignore-requires-python`` (scripts/test does).
+- ``pylibdatachannel`` 0.2.0 (``pylibdatachannel.libs/libdatachannel-<hash>.so.0.22.2``):
+  the fallback. Its usrsctp was compiled without optimisation, which halves
+  the engine's throughput (docs/benchmarks.md).
+
+``RTC_NATIVE_LIBRARY=/path/to/libdatachannel.so.X.Y.Z`` picks a file instead
+(a system build, say). ctypes releases the GIL around every foreign call and
+takes it in callbacks, so closing never waits on ourselves.
+
+The structures below are those of ``rtc.h`` in libdatachannel 0.22 and 0.24,
+which are the same for everything bound here. A library is used only when the
+version in its file name is one of those: on any other, :func:`load` returns
+None and says why once, and the peer uses aiortc.
 
 ``RTC_NATIVE_LOG=5`` (libdatachannel's log level, 0-6) prints the library's
 own log to stdout, for debugging; by default it logs nothing.
@@ -27,8 +36,8 @@ from typing import Any
 
 logger = logging.getLogger("peer.native")
 
-MADE_FOR = "0.22"
-"""The libdatachannel minor version whose ``rtc.h`` these declarations follow."""
+MADE_FOR = ("0.22", "0.24")
+"""The libdatachannel minor versions whose ``rtc.h`` these declarations follow."""
 
 _LIB_NAME = re.compile(r"^libdatachannel(?:-[0-9a-f]+)?\.so\.(\d+)\.(\d+)\.(\d+)$")
 
@@ -53,6 +62,7 @@ class RtcConfiguration(ctypes.Structure):
         ("enableIceTcp", ctypes.c_bool),
         ("enableIceUdpMux", ctypes.c_bool),
         ("disableAutoNegotiation", ctypes.c_bool),
+        ("forceMediaTransport", ctypes.c_bool),
         ("portRangeBegin", ctypes.c_uint16),
         ("portRangeEnd", ctypes.c_uint16),
         ("mtu", ctypes.c_int),
@@ -140,17 +150,35 @@ _PROTOTYPES: dict[str, tuple[Any, list[Any]]] = {
 }
 
 
-def library_path() -> Path | None:
-    """The bundled ``libdatachannel`` of the installed ``pylibdatachannel``, without importing it."""
+def _package_dir(name: str) -> Path | None:
+    """Where an installed package lives, without importing it."""
     try:
-        spec = importlib.util.find_spec("pylibdatachannel")
+        spec = importlib.util.find_spec(name)
     except (ImportError, ValueError):
         return None
     if spec is None or not spec.submodule_search_locations:
         return None
-    package = Path(next(iter(spec.submodule_search_locations)))
-    libs = package.parent / "pylibdatachannel.libs"
-    found = sorted(libs.glob("libdatachannel*.so.*")) if libs.is_dir() else []
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def installed_libraries() -> list[Path]:
+    """Every bundled ``libdatachannel`` of the wheels above, preferred first."""
+    found: list[Path] = []
+    aio = _package_dir("aiolibdatachannel")
+    if aio is not None:
+        found += sorted((aio / "_lib").glob("libdatachannel.so.*.*.*"))
+    pylib = _package_dir("pylibdatachannel")
+    if pylib is not None:
+        found += sorted((pylib.parent / "pylibdatachannel.libs").glob("libdatachannel*.so.*"))
+    return found
+
+
+def library_path() -> Path | None:
+    """The library to load: ``RTC_NATIVE_LIBRARY``, else the first of :func:`installed_libraries`."""
+    chosen = os.environ.get("RTC_NATIVE_LIBRARY")
+    if chosen:
+        return Path(chosen)
+    found = installed_libraries()
     return found[0] if found else None
 
 
@@ -160,8 +188,8 @@ def library_version(path: Path) -> str | None:
     return ".".join(match.groups()) if match else None
 
 
-def version_matches(version: str | None, made_for: str = MADE_FOR) -> bool:
-    return version is not None and version.startswith(made_for + ".")
+def version_matches(version: str | None, made_for: tuple[str, ...] = MADE_FOR) -> bool:
+    return version is not None and any(version.startswith(minor + ".") for minor in made_for)
 
 
 _lib: Any = None
@@ -176,15 +204,18 @@ def load() -> Any:
     _tried = True
     path = library_path()
     if path is None:
-        logger.info("native data channels unavailable: pylibdatachannel is not installed")
+        logger.info("native data channels unavailable: neither aiolibdatachannel nor "
+                    "pylibdatachannel is installed")
         return None
     version = library_version(path)
     if not version_matches(version):
-        logger.warning("native data channels not used: made for libdatachannel %s.x, found %s "
-                       "(%s); the peer uses aiortc", MADE_FOR, version, path.name)
+        logger.warning("native data channels not used: made for libdatachannel %s, found %s "
+                       "(%s); the peer uses aiortc", " or ".join(f"{v}.x" for v in MADE_FOR),
+                       version, path.name)
         return None
     try:
-        # The wheel's own OpenSSL, by path first: the library names it by soname only.
+        # pylibdatachannel's OpenSSL, by path first: its library names it by soname only
+        # (aiolibdatachannel's finds its own through its RPATH).
         for dependency in sorted(path.parent.glob("libcrypto*")) + sorted(
             path.parent.glob("libssl*")
         ):

@@ -210,7 +210,8 @@ def test_library_of_another_version_is_not_used_and_said_once(
         assert library.load() is None
         assert library.load() is None
         assert engine.native_library("auto", media=False, transport_policy="all") is None
-    warnings = [r for r in caplog.records if "made for libdatachannel 0.22" in r.getMessage()]
+    warnings = [r for r in caplog.records
+                if "made for libdatachannel 0.22.x or 0.24.x" in r.getMessage()]
     assert len(warnings) == 1
     assert "0.23.1" in warnings[0].getMessage()
 
@@ -219,10 +220,91 @@ def test_library_version_from_its_file_name() -> None:
     assert library.library_version(Path("libdatachannel-ad68f30b.so.0.22.2")) == "0.22.2"
     assert library.library_version(Path("libdatachannel.so.0.22.6")) == "0.22.6"
     assert library.library_version(Path("libdatachannel.so")) is None
+    assert library.library_version(Path("libdatachannel.so.0.24.2")) == "0.24.2"
     assert library.version_matches("0.22.2")
+    assert library.version_matches("0.24.2")
     assert not library.version_matches("0.23.0")
+    assert not library.version_matches("0.25.0")
     assert not library.version_matches("0.2.22")
     assert not library.version_matches(None)
+
+
+def test_the_optimised_build_is_preferred_and_the_setting_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """aiolibdatachannel's 0.24 before pylibdatachannel's 0.22; RTC_NATIVE_LIBRARY before both."""
+    (tmp_path / "aiolibdatachannel" / "_lib").mkdir(parents=True)
+    (tmp_path / "pylibdatachannel").mkdir()
+    (tmp_path / "pylibdatachannel.libs").mkdir()
+    for name in ("aiolibdatachannel/_lib/libdatachannel.so.0.24.2",
+                 "aiolibdatachannel/_lib/libdatachannel.so",  # the links beside it are skipped
+                 "pylibdatachannel.libs/libdatachannel-ad68f30b.so.0.22.2"):
+        (tmp_path / name).touch()
+    monkeypatch.setattr(library, "_package_dir", lambda name: tmp_path / name)
+    monkeypatch.delenv("RTC_NATIVE_LIBRARY", raising=False)
+    assert [p.name for p in library.installed_libraries()] == [
+        "libdatachannel.so.0.24.2", "libdatachannel-ad68f30b.so.0.22.2"]
+    assert library.library_path() == tmp_path / "aiolibdatachannel/_lib/libdatachannel.so.0.24.2"
+    monkeypatch.setattr(library, "_package_dir",
+                        lambda name: None if name == "aiolibdatachannel" else tmp_path / name)
+    assert library.library_path() == tmp_path / "pylibdatachannel.libs/libdatachannel-ad68f30b.so.0.22.2"
+    monkeypatch.setenv("RTC_NATIVE_LIBRARY", "/opt/lib/libdatachannel.so.0.24.1")
+    assert library.library_path() == Path("/opt/lib/libdatachannel.so.0.24.1")
+
+
+def test_scripts_test_installs_the_pinned_optimised_build() -> None:
+    """scripts/test's aiolibdatachannel for Python 3.11 is the one [peer] pins for 3.12+."""
+    import re
+    import tomllib
+
+    from tests.helpers.server import ROOT
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    pins = {r.split(";")[0].strip() for r in extras["peer"] if r.startswith("aiolibdatachannel")}
+    script = re.findall(r'^AIOLIBDATACHANNEL="([^"]+)"', (ROOT / "scripts/test").read_text(), re.M)
+    assert pins == set(script) and len(pins) == 1
+
+
+ONE_MESSAGE = """
+import asyncio
+from peer.native import library
+from tests.peer.test_native_engine import open_pair
+
+async def main():
+    lib = library.load()
+    a, b, channel = await open_pair(lib)
+    got = asyncio.get_running_loop().create_future()
+    channel.on("message", got.set_result)
+    async with asyncio.timeout(10):
+        while not b._channels:  # b's side of the channel opens on its own thread
+            await asyncio.sleep(0.01)
+    next(iter(b._channels.values())).send(b"pong")
+    print(library.library_version(library.library_path()), (await asyncio.wait_for(got, 10)).decode())
+    await asyncio.gather(a.close(), b.close())
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("path", library.installed_libraries(), ids=lambda path: path.name)
+async def test_every_installed_library_carries_data(path: Path) -> None:
+    """Each bundled build (the preferred one and its fallback) connects and carries a message."""
+    import sys
+
+    from tests.helpers.server import ROOT
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", ONE_MESSAGE, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "RTC_NATIVE_LIBRARY": str(path)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert out.decode().split() == [library.library_version(path), "pong"], err.decode()
+    assert process.returncode == 0, err.decode(errors="replace")
 
 
 async def test_engine_setting_values(server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> None:
