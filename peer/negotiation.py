@@ -77,6 +77,8 @@ MAX_SLOTS_PER_KIND = 4
 """Receive slots per kind an answerer can ask for: bounds what one remote peer costs."""
 RETRY_FIRST = 2.0
 RETRY_CAP = 60.0
+NATIVE_RETRY = 0.05
+"""The first failed native set-up is retried this soon: see :func:`dtls_client_offer`."""
 
 _SDP_SESSION = re.compile(r"^o=\S+ (\S+)", re.MULTILINE)
 _SDP_ORIGIN = re.compile(r"^o=(\S+) \S+ ", re.MULTILINE)
@@ -176,6 +178,7 @@ class Negotiator:
         self._attempt = 0
         self._established = False
         self._failures = 0
+        self._quick_retry_used = False
         self._remote_session: tuple[str | None, str | None] | None = None
         self._early_candidates: list[Any] = []
         self._timers: list[asyncio.TimerHandle] = []
@@ -235,7 +238,7 @@ class Negotiator:
                 # data-only one cannot be told apart by its media): not a warning.
                 logger.info("negotiation with %s failed on the native engine, retrying: %r",
                             self.remote_id, exc)
-                await self._attempt_failed()
+                await self._attempt_failed(native=True)
             except (
                 InternalError, InvalidAccessError, InvalidStateError, OperationError,
                 ValueError, TypeError, KeyError, IndexError, AssertionError, OSError,
@@ -267,7 +270,7 @@ class Negotiator:
             was_established = self._established
             await self._close_pc()
             if not was_established:
-                await self._attempt_failed()
+                await self._attempt_failed(native=isinstance(arg, NativePeerConnection))
             elif self.offerer:
                 await self._offer()
             else:
@@ -497,6 +500,7 @@ class Negotiator:
             if pc is self._pc and not self._established:
                 self._established = True
                 self._failures = 0
+                self._quick_retry_used = False
                 self._on_channel(channel)
 
         channel.on("open", opened)
@@ -518,9 +522,15 @@ class Negotiator:
             closing.add_done_callback(self._closing.discard)
             await asyncio.shield(closing)
 
-    async def _attempt_failed(self) -> None:
+    async def _attempt_failed(self, *, native: bool = False) -> None:
         await self._close_pc()
         if not self.offerer:
+            return
+        if native and not self._quick_retry_used:
+            # Once per connection made: libdatachannel's set-up race, or an answer
+            # to an earlier offer meeting a rebuilt connection, is over by now.
+            self._quick_retry_used = True
+            self._after(NATIVE_RETRY, ("attempt", None))
             return
         delay = min(RETRY_CAP, RETRY_FIRST * 2**self._failures)
         self._failures += 1
@@ -537,11 +547,12 @@ def dtls_client_offer(sdp: str) -> str:
     setup drops from ~1 s to milliseconds. RFC 8842 allows ``active`` in an
     offer; aiortc and browsers answer ``passive``.
 
-    The cost: libdatachannel 0.22 checks the answerer's certificate against
-    the stored answer, and when ICE connects while ``setRemoteDescription``
-    is still under way the check finds none and the handshake fails. Then the
-    attempt fails like any other and is retried (after ``RETRY_FIRST``): seen
-    about once in 40 connections made back to back in one process.
+    The cost: libdatachannel (0.22 and 0.24) checks the answerer's certificate
+    against the stored answer, and when ICE connects while
+    ``setRemoteDescription`` is still under way the check finds none and the
+    handshake fails. Then the attempt fails and the first such failure is
+    retried at once (``NATIVE_RETRY``), later ones like any other: seen about
+    once in 40 connections made back to back in one process on 0.22.
     """
     return sdp.replace("a=setup:actpass", "a=setup:active")
 

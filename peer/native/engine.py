@@ -1,9 +1,7 @@
 """Which engine carries a connection: libdatachannel (native) or aiortc.
 
-``RTC_PEER_ENGINE`` in the environment: ``auto`` uses the native engine for
-every connection it can carry, ``aiortc`` (the default for now: about one
-native set-up in 40 fails on libdatachannel 0.22's DTLS-client race and is
-retried, which made the suite's timing-bound tests flaky) never uses it,
+``RTC_PEER_ENGINE`` in the environment: ``auto`` (the default) uses the
+native engine for every connection it can carry, ``aiortc`` never uses it,
 ``native`` requires the library (``Peer()`` raises when it cannot be loaded).
 The native engine carries data only, with ICE
 transport policy "all": a connection with local tracks, or an offer with
@@ -20,7 +18,7 @@ from .library import load
 
 ENV = "RTC_PEER_ENGINE"
 SETTINGS = ("auto", "aiortc", "native")
-DEFAULT = "aiortc"
+DEFAULT = "auto"
 
 
 class EngineUnavailable(RuntimeError):

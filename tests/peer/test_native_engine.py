@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from aiortc import RTCPeerConnection
 
-from peer import Peer
+from peer import Peer, negotiation
 from peer.constants import DATA_CHANNEL_HIGH_WATER_BYTES, DATA_CHANNEL_MESSAGE_BYTES
 from peer.native import engine, library
 from peer.native.connection import NativeError, NativePeerConnection, ice_server_urls
@@ -158,6 +158,28 @@ async def test_remote_close_downgrades_and_reupgrades_without_loss(
             await a.emit("n", n, to=b.id)
         await asyncio.wait_for(at_b.done.wait(), WAIT)
     assert at_b.got == list(range(300))
+
+
+async def test_a_failed_native_set_up_is_retried_at_once(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first failure of a native set-up (see ``dtls_client_offer``) waits no retry delay."""
+    monkeypatch.setattr(negotiation, "RETRY_FIRST", 60.0)  # a usual retry outlasts WAIT
+    real = NativePeerConnection.setRemoteDescription
+    failed: list[str] = []
+
+    async def fail_once(self: NativePeerConnection, description: Any) -> None:
+        if description.type == "answer" and not failed:
+            failed.append(description.sdp)
+            raise NativeError("setRemoteDescription failed, as in libdatachannel's set-up race")
+        await real(self, description)
+
+    monkeypatch.setattr(NativePeerConnection, "setRemoteDescription", fail_once)
+    a = make_peer(server.url, "race", "native", monkeypatch)
+    b = make_peer(server.url, "race", "native", monkeypatch)
+    async with a, b:
+        await upgraded(a, b)
+    assert len(failed) == 1
 
 
 async def open_pair(lib: Any) -> tuple[NativePeerConnection, NativePeerConnection, Any]:
