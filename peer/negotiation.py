@@ -78,7 +78,9 @@ MAX_SLOTS_PER_KIND = 4
 RETRY_FIRST = 2.0
 RETRY_CAP = 60.0
 NATIVE_RETRY = 0.05
-"""The first failed native set-up is retried this soon: see :func:`dtls_client_offer`."""
+NATIVE_QUICK_RETRIES = 3
+"""Failed native set-ups retried after ``NATIVE_RETRY`` before the usual back-off
+begins: see :func:`dtls_client_offer`."""
 
 _SDP_SESSION = re.compile(r"^o=\S+ (\S+)", re.MULTILINE)
 _SDP_ORIGIN = re.compile(r"^o=(\S+) \S+ ", re.MULTILINE)
@@ -178,7 +180,7 @@ class Negotiator:
         self._attempt = 0
         self._established = False
         self._failures = 0
-        self._quick_retry_used = False
+        self._quick_retries = 0
         self._remote_session: tuple[str | None, str | None] | None = None
         self._early_candidates: list[Any] = []
         self._timers: list[asyncio.TimerHandle] = []
@@ -500,7 +502,7 @@ class Negotiator:
             if pc is self._pc and not self._established:
                 self._established = True
                 self._failures = 0
-                self._quick_retry_used = False
+                self._quick_retries = 0
                 self._on_channel(channel)
 
         channel.on("open", opened)
@@ -526,10 +528,10 @@ class Negotiator:
         await self._close_pc()
         if not self.offerer:
             return
-        if native and not self._quick_retry_used:
-            # Once per connection made: libdatachannel's set-up race, or an answer
-            # to an earlier offer meeting a rebuilt connection, is over by now.
-            self._quick_retry_used = True
+        if native and self._quick_retries < NATIVE_QUICK_RETRIES:
+            # libdatachannel's set-up race, or an answer to an earlier offer meeting
+            # a rebuilt connection: over by now, and each try costs milliseconds.
+            self._quick_retries += 1
             self._after(NATIVE_RETRY, ("attempt", None))
             return
         delay = min(RETRY_CAP, RETRY_FIRST * 2**self._failures)
@@ -549,10 +551,16 @@ def dtls_client_offer(sdp: str) -> str:
 
     The cost: libdatachannel (0.22 and 0.24) checks the answerer's certificate
     against the stored answer, and when ICE connects while
-    ``setRemoteDescription`` is still under way the check finds none and the
-    handshake fails. Then the attempt fails and the first such failure is
-    retried at once (``NATIVE_RETRY``), later ones like any other: seen about
-    once in 40 connections made back to back in one process on 0.22.
+    ``setRemoteDescription`` is still under way (the answerer's checks arrive
+    first; its answer carries its candidates) the check finds none and the
+    handshake fails. The window is microseconds long, so the race needs a
+    loopback path and a busy machine that preempts this thread inside it
+    (about one set-up in 40 back to back; more under heavy load). Such a
+    failure is seen within milliseconds and retried after ``NATIVE_RETRY``, up
+    to ``NATIVE_QUICK_RETRIES`` times, before the usual back-off. Holding the
+    candidates back until the answer is stored closes the window but costs
+    every set-up about 50 ms (libjuice paces its triggered checks), more than
+    the race costs.
     """
     return sdp.replace("a=setup:actpass", "a=setup:active")
 

@@ -163,7 +163,7 @@ async def test_remote_close_downgrades_and_reupgrades_without_loss(
 async def test_a_failed_native_set_up_is_retried_at_once(
     server: RunningServer, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The first failure of a native set-up (see ``dtls_client_offer``) waits no retry delay."""
+    """A failed native set-up (see ``dtls_client_offer``) is retried without the usual delay."""
     monkeypatch.setattr(negotiation, "RETRY_FIRST", 60.0)  # a usual retry outlasts WAIT
     real = NativePeerConnection.setRemoteDescription
     failed: list[str] = []
@@ -283,7 +283,7 @@ def test_scripts_test_installs_the_pinned_optimised_build() -> None:
 
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     pins = {r.split(";")[0].strip() for r in extras["peer"] if r.startswith("aiolibdatachannel")}
-    script = re.findall(r'^AIOLIBDATACHANNEL="([^"]+)"', (ROOT / "scripts/test").read_text(), re.M)
+    script = re.findall(r'^AIOLIBDATACHANNEL="([^"]+)"', (ROOT / "scripts/test").read_text(), re.MULTILINE)
     assert pins == set(script) and len(pins) == 1
 
 
