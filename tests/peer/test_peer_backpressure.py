@@ -62,13 +62,8 @@ class SlowInbox:
 
 @pytest.mark.parametrize("path", ["relay", "webrtc", "downgrade"])
 async def test_a_slow_handler_holds_the_sender_back(
-    server: RunningServer, path: str, monkeypatch: pytest.MonkeyPatch
+    server: RunningServer, path: str
 ) -> None:
-    if path == "downgrade":
-        # Known gap: on the native engine, a channel closed locally while its send
-        # buffer is full may stay "closing" past the 30 s wait (seen once in ~6 runs);
-        # the hold across a downgrade is the session's, tested here on aiortc.
-        monkeypatch.setenv("RTC_PEER_ENGINE", "aiortc")
     webrtc = path != "relay"
     room = f"backpressure-{path}"
     a = Peer(server.url, room, webrtc=webrtc)
