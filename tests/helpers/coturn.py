@@ -39,7 +39,10 @@ class Coturn:
         return f"turn:127.0.0.1:{self.port}?transport=udp"
 
     def server_flags(self, *extra: str) -> tuple[str, ...]:
-        """The signaling server's flags that hand out this TURN server."""
+        """The signaling server's flags that hand out this TURN server.
+
+        ``--turn-secret=...`` in one argument: a random secret may start with "-",
+        which argparse would take for an option (one test run in 64 failed so)."""
         return ("--turn-url", self.url, f"--turn-secret={self.secret}", *extra)
 
 

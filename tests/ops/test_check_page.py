@@ -40,8 +40,7 @@ async def checks(browser: Any, url: str, *, camera: bool = False) -> dict[str, s
 
 async def test_healthy_server_with_coturn(browser: Any, tmp_path: Path) -> None:
     async with running_coturn(tmp_path) as coturn, running_server(
-            "--stun", f"stun:127.0.0.1:{coturn.port}", "--turn-url", coturn.url,
-            "--turn-secret", coturn.secret) as server:
+            *coturn.server_flags("--stun", f"stun:127.0.0.1:{coturn.port}")) as server:
         got = await checks(browser, f"{server.url}/check.html", camera=True)
     for name in ("websocket", "polling", "join", "stun", "turn", "camera"):
         assert got[name].startswith("ok"), got

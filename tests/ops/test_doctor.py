@@ -35,8 +35,7 @@ def status(checks: dict[str, str]) -> dict[str, str]:
 
 async def test_healthy_server_with_stun_and_turn(tmp_path: Path) -> None:
     async with running_coturn(tmp_path) as coturn:
-        flags = ("--stun", f"stun:127.0.0.1:{coturn.port}", "--turn-url", coturn.url,
-                 "--turn-secret", coturn.secret)
+        flags = coturn.server_flags("--stun", f"stun:127.0.0.1:{coturn.port}")
         async with running_server(*flags) as server:
             code, checks = await doctor(server.url, "--turn")
     assert status(checks) == {name: "ok" for name in
@@ -47,7 +46,7 @@ async def test_healthy_server_with_stun_and_turn(tmp_path: Path) -> None:
 
 async def test_a_wrong_turn_secret_fails_with_the_fix(tmp_path: Path) -> None:
     async with running_coturn(tmp_path) as coturn, running_server(
-            "--turn-url", coturn.url, "--turn-secret", "not-" + coturn.secret) as server:
+            "--turn-url", coturn.url, f"--turn-secret=not-{coturn.secret}") as server:
         code, checks = await doctor(server.url, "--turn")
     assert code == 1
     assert checks["turn"].startswith("FAIL") and "static-auth-secret" in checks["turn"]
