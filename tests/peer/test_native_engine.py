@@ -287,6 +287,26 @@ def test_scripts_test_installs_the_pinned_optimised_build() -> None:
     assert pins == set(script) and len(pins) == 1
 
 
+async def run_child(script: str, **env: str) -> tuple[int, str, str]:
+    """``python -c script`` from the checkout (bounded at 60 s): exit status, stdout, stderr."""
+    import sys
+
+    from tests.helpers.server import ROOT
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    return process.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+
 ONE_MESSAGE = """
 import asyncio
 from peer.native import library
@@ -311,22 +331,9 @@ asyncio.run(main())
 @pytest.mark.parametrize("path", library.installed_libraries(), ids=lambda path: path.name)
 async def test_every_installed_library_carries_data(path: Path) -> None:
     """Each bundled build (the preferred one and its fallback) connects and carries a message."""
-    import sys
-
-    from tests.helpers.server import ROOT
-
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", ONE_MESSAGE, cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "RTC_NATIVE_LIBRARY": str(path)},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), 60)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert out.decode().split() == [library.library_version(path), "pong"], err.decode()
-    assert process.returncode == 0, err.decode(errors="replace")
+    code, out, err = await run_child(ONE_MESSAGE, RTC_NATIVE_LIBRARY=str(path))
+    assert out.split() == [library.library_version(path), "pong"], err
+    assert code == 0, err
 
 
 async def test_engine_setting_values(server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -391,20 +398,7 @@ asyncio.run(main())  # returns with both connections open and data in flight
 
 async def test_exit_with_open_connections_is_clean() -> None:
     """Nobody closed them: the exit handler stops the library before Python finalizes."""
-    import sys
-
-    from tests.helpers.server import ROOT
-
     for _ in range(3):
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", EXIT_WITH_TRAFFIC, cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        try:
-            out, err = await asyncio.wait_for(process.communicate(), 60)
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-        assert out.decode().strip() == "open", err.decode(errors="replace")
-        assert process.returncode == 0, err.decode(errors="replace")
+        code, out, err = await run_child(EXIT_WITH_TRAFFIC)
+        assert out.strip() == "open", err
+        assert code == 0, err
