@@ -166,10 +166,11 @@ class RedisBackend:
         # The relay's hot path has its own connections (redis_line): one routes
         # what this node sends away, one takes from its inbox, one hears when
         # something lands in an empty inbox.
-        self._route_line, self._inbox_line, self._wake_line = (
+        self._lines = tuple(
             RedisLine(pool.connection_class, pool.connection_kwargs, timeout=max(3.0, node_ttl))
             for _ in range(3)
         )
+        self._route_line, self._inbox_line, self._wake_line = self._lines
         self._wake = asyncio.Event()
         self._listening = False  # subscribed to the inbox's wake-ups since Redis was last up
         live_ms = int(max(LIVE_TTL, resume_grace + 2 * redis_scripts.SLACK_MS / 1000) * 1000)
@@ -236,9 +237,8 @@ class RedisBackend:
             with contextlib.suppress(*UNREACHABLE):
                 await self._redis.delete(f"{self._prefix}alive:{self.node_id}")
         await self._redis.aclose(close_connection_pool=True)  # our own pool
-        self._route_line.close()
-        self._inbox_line.close()
-        self._wake_line.close()
+        for line in self._lines:
+            line.close()
         self._sink = None
 
     async def unavailable_reason(self) -> str | None:
@@ -259,24 +259,12 @@ class RedisBackend:
 
     async def _run(self, name: str, *args: Any) -> Any:
         """Run one script; Redis unreachable becomes ``BackendUnavailable``."""
-        if self._down is not None:
-            raise self._unavailable()
-        try:
-            return await self._scripts[name](args=[*self._base_args, *args])
-        except UNREACHABLE as exc:
-            self._mark_down(exc)
-            raise self._unavailable() from None
+        return await self._call(self._scripts[name], args=[*self._base_args, *args])
 
     async def _run_on(self, line: RedisLine, name: str, *args: Any) -> Any:
         """``_run`` on one of the hot path's own connections."""
-        if self._down is not None:
-            raise self._unavailable()
         script = self._scripts[name]
-        try:
-            return await line.evalsha(script.sha, script.script, [*self._base_args, *args])
-        except UNREACHABLE as exc:
-            self._mark_down(exc)
-            raise self._unavailable() from None
+        return await self._call(line.evalsha, script.sha, script.script, [*self._base_args, *args])
 
     async def _call(self, method: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
         if self._down is not None:
@@ -842,7 +830,7 @@ class RedisBackend:
         while not self._closing:
             await asyncio.sleep(interval)
             now = asyncio.get_running_loop().time()
-            for line in (self._route_line, self._inbox_line, self._wake_line):
+            for line in self._lines:
                 line.check(now)  # a reply overdue ends its connection
             try:
                 await self._beat()
@@ -854,9 +842,8 @@ class RedisBackend:
             if self._down is not None:
                 # Connections from before the outage are dead: start afresh.
                 await self._redis.connection_pool.disconnect()
-                self._route_line.close()
-                self._inbox_line.close()
-                self._wake_line.close()
+                for line in self._lines:
+                    line.close()
                 self._listening = False
             fresh, reaped, cursor = await self._scripts["sweep"](
                 args=[

@@ -93,20 +93,20 @@ class _Protocol(asyncio.Protocol):
         self.closed = True
         if self.on_message is not None:
             self.on_message()  # the subscriber hears of the end too (``subscribed`` is now False)
-        error = RedisConnectionError(f"connection to Redis lost: {exc or 'closed by the server'}")
-        while self.waiting:
-            future, _ = self.waiting.popleft()
-            if not future.done():
-                future.set_exception(error)
+        self._fail_waiting(
+            RedisConnectionError(f"connection to Redis lost: {exc or 'closed by the server'}"))
 
     def abort(self, error: Exception) -> None:
         self.closed = True
+        self._fail_waiting(error)
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _fail_waiting(self, error: Exception) -> None:
         while self.waiting:
             future, _ = self.waiting.popleft()
             if not future.done():
                 future.set_exception(error)
-        if self.transport is not None:
-            self.transport.abort()
 
 
 class RedisLine:
