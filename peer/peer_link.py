@@ -250,19 +250,11 @@ class PeerLink:
         if self.lossy is not None and self.lossy.transport is channel.transport:
             return
         if isinstance(channel.transport, NativePeerConnection):
-            if channel.transport.lossy is not None:  # made with the connection
-                self.lossy = channel.transport.lossy
+            # Made with the connection (Negotiator._new_pc), before its association:
+            # a native lossy channel made only now could miss the first datagrams.
+            self.lossy = channel.transport.lossy
+            if self.lossy is not None:
                 self.lossy.on("message", self._on_lossy_message)
-                return
-            try:
-                self.lossy = channel.transport.createDataChannel(
-                    LOSSY_CHANNEL_LABEL, ordered=False, maxRetransmits=0,
-                    negotiated=True, id=LOSSY_CHANNEL_ID,
-                )
-            except NativeError as exc:
-                logger.debug("no lossy channel to %s: %s", self.info.peer_id, exc)
-                return
-            self.lossy.on("message", self._on_lossy_message)
             return
         parameters = RTCDataChannelParameters(
             label=LOSSY_CHANNEL_LABEL, ordered=False, maxRetransmits=0,

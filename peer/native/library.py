@@ -215,11 +215,13 @@ def load() -> Any:
         return None
     try:
         # pylibdatachannel's OpenSSL, by path first: its library names it by soname only
-        # (aiolibdatachannel's finds its own through its RPATH).
-        for dependency in sorted(path.parent.glob("libcrypto*")) + sorted(
-            path.parent.glob("libssl*")
-        ):
-            ctypes.CDLL(str(dependency))
+        # (aiolibdatachannel's finds its own through its RPATH, a system build the
+        # system's). Only from a wheel's ``*.libs`` folder, never from a system one.
+        if path.parent.name.endswith(".libs"):
+            for dependency in sorted(path.parent.glob("libcrypto*")) + sorted(
+                path.parent.glob("libssl*")
+            ):
+                ctypes.CDLL(str(dependency))
         lib = ctypes.CDLL(str(path))
         for name, (restype, argtypes) in _PROTOTYPES.items():
             function = getattr(lib, name)
