@@ -65,15 +65,20 @@ async def test_a_script_forgotten_by_redis_is_loaded_and_runs_once(line: RedisLi
     assert await line.call("GET", "runs") == b"2"
 
 
-async def test_the_urls_database_is_used(own_redis: RedisServer) -> None:
-    line = line_for(own_redis.url.rsplit("/", 1)[0] + "/3")
-    other = aioredis.Redis.from_url(own_redis.url.rsplit("/", 1)[0] + "/3")
+async def written_where_redis_py_reads(url: str, value: str) -> None:
+    """A line to ``url`` sets a key that redis-py, connected to the same ``url``, reads back."""
+    line = line_for(url)
+    other = aioredis.Redis.from_url(url)
     try:
-        await line.call("SET", "where", "db3")
-        assert await other.get("where") == b"db3"
+        await line.call("SET", "where", value)
+        assert await other.get("where") == value.encode()
     finally:
         line.close()
         await other.aclose()
+
+
+async def test_the_urls_database_is_used(own_redis: RedisServer) -> None:
+    await written_where_redis_py_reads(own_redis.url.rsplit("/", 1)[0] + "/3", "db3")
 
 
 async def test_an_overdue_reply_ends_the_connection_and_the_next_call_opens_another(line: RedisLine) -> None:
@@ -133,14 +138,7 @@ def unix_redis(tmp_path: Path) -> Iterator[Path]:
 
 
 async def test_a_unix_socket_with_a_password_and_a_database(unix_redis: Path) -> None:
-    line = line_for(f"unix://{unix_redis}?db=2&password=s3cret")
-    other = aioredis.Redis.from_url(f"unix://{unix_redis}?db=2&password=s3cret")
-    try:
-        await line.call("SET", "where", "db2")
-        assert await other.get("where") == b"db2"
-    finally:
-        line.close()
-        await other.aclose()
+    await written_where_redis_py_reads(f"unix://{unix_redis}?db=2&password=s3cret", "db2")
     wrong = line_for(f"unix://{unix_redis}?password=wrong")
     with pytest.raises(RedisConnectionError, match="refused the connection"):
         await asyncio.wait_for(wrong.call("PING"), 5)
