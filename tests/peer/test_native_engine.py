@@ -182,6 +182,38 @@ async def test_a_failed_native_set_up_is_retried_at_once(
     assert len(failed) == 1
 
 
+async def test_quick_retries_are_bounded_then_the_back_off_applies(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A remote whose answers always fail costs NATIVE_QUICK_RETRIES quick tries, then RETRY_FIRST."""
+    real_after = negotiation.Negotiator._after
+    delays: list[float] = []
+    backed_off = asyncio.Event()
+
+    def after(self: negotiation.Negotiator, delay: float, command: tuple[str, Any]) -> None:
+        if command[0] == "attempt":
+            delays.append(delay)
+            if delay == negotiation.RETRY_FIRST:
+                backed_off.set()
+        real_after(self, delay, command)
+
+    real_set = NativePeerConnection.setRemoteDescription
+
+    async def answers_fail(self: NativePeerConnection, description: Any) -> None:
+        if description.type == "answer":
+            raise NativeError("setRemoteDescription failed")
+        await real_set(self, description)
+
+    monkeypatch.setattr(negotiation.Negotiator, "_after", after)
+    monkeypatch.setattr(NativePeerConnection, "setRemoteDescription", answers_fail)
+    a = make_peer(server.url, "hostile", "native", monkeypatch)
+    b = make_peer(server.url, "hostile", "native", monkeypatch)
+    async with a, b:
+        await asyncio.wait_for(backed_off.wait(), WAIT)
+    quick = [negotiation.NATIVE_RETRY] * negotiation.NATIVE_QUICK_RETRIES
+    assert delays == [*quick, negotiation.RETRY_FIRST]
+
+
 async def open_pair(lib: Any) -> tuple[NativePeerConnection, NativePeerConnection, Any]:
     """Two connected native connections in this process and the offerer's open channel.
 
